@@ -1,0 +1,48 @@
+"""Shared fixtures: a fresh graph and session per test, and the real default model once."""
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+tf.compat.v1.disable_eager_execution()
+
+
+def new_session(graph=None):
+    """A session on its own graph, with thread counts small enough for 2-core CI."""
+    config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=2,
+                                      inter_op_parallelism_threads=1)
+    return tf.compat.v1.Session(graph=graph or tf.Graph(), config=config)
+
+
+@pytest.fixture
+def sess():
+    """A fresh graph, made the default for the test, and a session on it."""
+    session = new_session()
+    with session.graph.as_default():
+        yield session
+    session.close()
+
+
+@pytest.fixture(scope="session")
+def default_model():
+    """The real bundled default model, built once per test run: (model, sess)."""
+    from hw3_utils import get_model
+    session = new_session()
+    with session.graph.as_default():
+        model = get_model(session, "efficientnet_lite0")
+    yield model, session
+    session.close()
+
+
+@pytest.fixture(scope="session")
+def sample_data(default_model):
+    """The bundled sample photographs with the default model's predictions."""
+    from hw3_utils import load_ImageNet
+    model, session = default_model
+    with session.graph.as_default():
+        return load_ImageNet(model=model, sess=session)
