@@ -62,14 +62,14 @@ def _has_channels(arr, batched):
 
     4-D is always ``[N, H, W, C]`` and 2-D never has channels. 3-D is ``[H, W, C]`` when
     ``batched`` is False, ``[N, H, W]`` when it is True, and when it is None the last
-    axis counts as channels if it has 1, 3 or 4 entries (an ``[N, H, W]`` batch of maps
+    axis counts as channels if it has 1 or 3 entries (an ``[N, H, W]`` batch of maps
     3 pixels wide is the rare case that needs ``batched=True``).
     """
     if arr.ndim == 4:
         return True
     if arr.ndim == 3:
         if batched is None:
-            return arr.shape[-1] in (1, 3, 4)
+            return arr.shape[-1] in (1, 3)
         return not batched
     return False
 
@@ -222,7 +222,8 @@ def point_cloud(attribution, keep=CLOUD_KEEP, clip=CLOUD_CLIP, background="black
 
     The attribution is summed over channels, its magnitude (or positive part) taken,
     and only the ``keep`` fraction of pixels with the largest magnitude is drawn, each
-    with a brightness proportional to its magnitude; the rest is background.
+    with a brightness proportional to its magnitude (no min-max shift, so a zero
+    attribution is never drawn); the rest is background.
 
     Args:
         attribution: ``[H, W, C]`` or ``[H, W]`` (one image; loop for a batch).
@@ -249,7 +250,8 @@ def point_cloud(attribution, keep=CLOUD_KEEP, clip=CLOUD_CLIP, background="black
     if background not in ("black", "white"):
         raise ValueError(CHOICE_ERROR.format(arg="background", expected="'black', 'white'",
                                              actual=background))
-    mag = _magnitude(attr, positive_only)
+    agg = aggregate_attribution(attr, batched=False)
+    mag = np.maximum(agg, 0.0) if positive_only else np.abs(agg)   # not min-max: 0 stays 0
     flat = mag.ravel()
     k = min(int(round(keep * flat.size)), int(np.count_nonzero(flat)))
     cloud = np.zeros_like(flat)
@@ -526,5 +528,5 @@ def save_figure(fig, path, dpi=100):
 def _close(fig):
     # Figures from plot_* have no pyplot manager; close pyplot ones only if pyplot is in use.
     pyplot = sys.modules.get("matplotlib.pyplot")
-    if pyplot is not None:
+    if pyplot is not None and isinstance(fig, Figure):
         pyplot.close(fig)
