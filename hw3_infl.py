@@ -22,8 +22,8 @@ from collections import namedtuple
 import numpy as np
 import tensorflow as tf
 
-from hw3_attribution import (AttributionMethod, as_batch, check_model, check_positive_int,
-                             check_targets, num_classes, unbatch)
+from hw3_attribution import (AttributionMethod, as_batch, check_model, check_targets,
+                             num_classes, unbatch)
 
 tf1 = tf.compat.v1
 
@@ -276,7 +276,8 @@ class InflDirected(AttributionMethod):
 
     def _fn_op(self, fn):
         """The grad-sum op of a callable QoI, built once per callable object."""
-        op = self._fn_ops.get(fn)
+        key = fn if getattr(type(fn), "__hash__", None) else id(fn)
+        op = self._fn_ops.get(key, (None, None))[1]
         if op is None:
             with self.model.imgs.graph.as_default(), tf1.name_scope("hw3_infl_fn"):
                 q = tf.convert_to_tensor(fn(self.model.logits))
@@ -286,7 +287,7 @@ class InflDirected(AttributionMethod):
                 elif rank is not None and rank != 1:
                     raise ValueError(QOI_RANK_ERROR.format(actual=q.shape.as_list()))
                 op = self._grad_sum_op(tf.reduce_sum(q))
-            self._fn_ops[fn] = op
+            self._fn_ops[key] = (fn, op)  # keep fn alive so an id key is never reused
         return op
 
     # ------------------------------------------------------------------------ influence
@@ -390,7 +391,7 @@ class InflDirected(AttributionMethod):
     def expert_from_partial(self, partial, k=1, multiply_activation=False,
                             active_only=False):
         """:meth:`expert` from (merged) partial sums."""
-        if isinstance(k, (bool, np.bool_)) or not _is_int(k) or not 1 <= k <= self.units:
+        if not _is_int(k) or not 1 <= k <= self.units:
             raise ValueError(K_ERROR.format(units=self.units, layer=self.layer, actual=k))
         infl = self.influence_from_partial(partial, False, multiply_activation).reshape(-1)
         act = np.asarray(partial.active_count)
@@ -401,7 +402,7 @@ class InflDirected(AttributionMethod):
                 raise ValueError(NO_ACTIVE_ERROR.format(layer=self.layer, units=self.units,
                                                         n=partial.count))
             score[~active] = -np.inf
-        top = np.argsort(-score, kind="stable")[:check_positive_int(k, "k")]
+        top = np.argsort(-score, kind="stable")[:k]
         inactive = [int(i) for i in top if not active[i]]
         self.last_info = {
             "layer": self.layer, "qoi": partial.qoi, "n": partial.count,
