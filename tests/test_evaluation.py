@@ -71,6 +71,18 @@ def test_average_drop_is_zero_when_every_pixel_is_kept(sess):
     np.testing.assert_array_equal(res.per_image, 0.0)
 
 
+def test_zero_attribution_is_not_positive(sess):
+    model = models.additive_image(np.ones((2, 2, 3)))
+    x = np.full((2, 2, 3), 10.0)
+    a = np.array([[[1.0, 1.0, 1.0], [1.0, -1.0, 0.0]],       # channel means 1 and 0
+                  [[0.0, 0.0, 0.0], [2.0, -2.0, 0.0]]])      # 0 and 0
+    assert AverageDrop(model, sess)(x, a) == pytest.approx(75.0)  # keeps 1 pixel of 4
+    out = N_Ord(model, sess, M=1).evaluate(x, a)
+    assert out["steps"][0] == 1                                # only that pixel is removed
+    np.testing.assert_allclose(out["curves"][0], [90.0])
+    assert out["scores"][0] == pytest.approx(90.0 / 2)
+
+
 def test_average_increase_counts_images_whose_score_rises(sess):
     w = np.ones((2, 2, 3), np.float32)
     w[0, 1] = -1.0                       # f_0 = 10·3·(1 - 1 + 1 + 1) = 60 on a flat 10 image
