@@ -443,11 +443,11 @@ def _labels(arr, n, key, path):
 def _load_npz(path, model, sess):
     with np.load(path, allow_pickle=False) as f:
         files = list(f.files)
-        found = ", ".join("{} {}{}".format(k, f[k].dtype, list(f[k].shape)) for k in files) \
-            or "none"
         keys = {field: _npz_key(files, field) for field in NPZ_KEYS}
         for field in ("X", "y_true"):
             if keys[field] is None:
+                found = ", ".join("{} {}{}".format(k, f[k].dtype, list(f[k].shape))
+                                  for k in files) or "none"
                 raise ValueError(NPZ_KEY_ERROR.format(
                     path=path, what=NPZ_WHAT[field], accepted=", ".join(NPZ_KEYS[field]),
                     found=found))
@@ -456,10 +456,10 @@ def _load_npz(path, model, sess):
             X = X[..., None]
         if X.ndim != 4 or X.shape[-1] not in (1, 3) or len(X) == 0 \
                 or not np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_:
+            raw = f[keys["X"]]
             raise ValueError(NPZ_FIELD_ERROR.format(
                 key=keys["X"], path=path, expected="numeric images [N, H, W, 3]",
-                actual="dtype {} shape {}".format(f[keys["X"]].dtype,
-                                                  list(f[keys["X"]].shape))))
+                actual="dtype {} shape {}".format(raw.dtype, list(raw.shape))))
         n = len(X)
         if X.shape[-1] == 1:
             X = np.repeat(X, 3, axis=-1)
