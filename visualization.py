@@ -40,7 +40,7 @@ CLOUD_KEEP = 0.1         # point cloud: the top 10% of pixels by magnitude
 CLOUD_CLIP = 99.0        # point cloud: the 99th percentile of the kept values maps to 1
 
 PANEL_SIZE = 2.6         # inches per panel side
-TITLE_WIDTH = 40         # characters per title line before wrapping
+TITLE_WIDTH = 46         # characters per title line before wrapping
 
 
 # --------------------------------------------------------------------------- arrays
@@ -497,7 +497,7 @@ def _info_title(method, info):
 
 # ------------------------------------------------------------------------- saving
 
-def save_figure(fig, path, dpi=100):
+def save_figure(fig, path, dpi=120):
     """Write ``fig`` as a PNG to ``path`` atomically, then close it.
 
     The figure goes to a temporary file in the destination folder (created if needed)
