@@ -273,6 +273,22 @@ def test_h5_misshaped_and_missing_layers_are_named(tmp_path, style):
     assert "block1_conv2" not in msg
 
 
+@pytest.mark.parametrize("wnames", [["fc2_b_1:0", "fc2_W_1:0"],
+                                    ["fc2/bias:0", "fc2/kernel:0"],
+                                    ["vgg16/fc2/bias", "vgg16/fc2/kernel"]])
+def test_h5_kernel_and_bias_are_told_apart_by_name_not_order(tmp_path, wnames):
+    path = tmp_path / "fc2.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = np.array([b"fc2"])
+        group = f.create_group("fc2")
+        group.attrs["weight_names"] = np.array([n.encode() for n in wnames])  # bias first
+        group.create_dataset(wnames[0], data=np.arange(2, dtype=np.float32))
+        group.create_dataset(wnames[1], data=np.ones((3, 2), np.float32))
+    with h5py.File(path, "r") as f:
+        kernel, bias = vgg16._h5_layer_datasets(str(path), f)["fc2"]
+        assert kernel.shape == (3, 2) and bias.shape == (2,)
+
+
 def test_h5_keras3_weights_layout_is_read_by_layer_name(tmp_path):
     """Keras 3 .weights.h5: layers/<key>/vars/{0,1}, the layer name in an attribute."""
     path = tmp_path / "model.weights.h5"
@@ -307,9 +323,11 @@ def test_h5_unrecognised_weight_names_are_an_error(tmp_path):
 def vgg16_weight_files(tmp_path_factory):
     """Random He-scaled VGG16 weights written once per run in every format, plus Keras' logits.
 
-    Yields dict: 'npz', 'classic_h5', 'keras2_h5' (written here), 'keras3_h5',
-    'keras3_weights_h5' (written by Keras itself), 'images' [2, 224, 224, 3] RGB 0-255,
-    'keras_logits' [2, 1000]. The files (~550 MB each) are deleted afterwards.
+    Yields dict: 'files' (name -> path: 'classic.npz', 'classic.h5' written here in the
+    downloadable files' layouts; 'keras3.h5', 'keras3.weights.h5' written by Keras itself),
+    'images' [2, 224, 224, 3] RGB 0-255, 'keras_logits' [2, 1000] computed by Keras from
+    'classic.h5'. The files (~550 MB each) are deleted afterwards. (The Keras 2 weight-name
+    style is read by the same code path; the fast tests cover it on small files.)
     """
     root = tmp_path_factory.mktemp("vgg16_weights")
     rng = np.random.default_rng(0)
@@ -321,13 +339,12 @@ def vgg16_weight_files(tmp_path_factory):
         b = rng.standard_normal(b_shape, dtype=np.float32)
         weights[layer] = (W, b)
     files = {name: str(root / name) for name in
-             ("classic.npz", "classic.h5", "keras2.h5", "keras3.h5", "keras3.weights.h5")}
+             ("classic.npz", "classic.h5", "keras3.h5", "keras3.weights.h5")}
     vgg16.write_npz_weights(weights, files["classic.npz"])
     keras_layers = {KERAS_NAMES[layer]: (W, b) for layer, (W, b) in weights.items()}
     W, b = keras_layers["block1_conv1"]
     keras_layers["block1_conv1"] = (np.ascontiguousarray(W[:, :, ::-1, :]), b)  # RGB -> BGR
     write_keras_h5(files["classic.h5"], keras_layers, style="classic")
-    write_keras_h5(files["keras2.h5"], keras_layers, style="keras2")
     del weights, keras_layers, W, b
     gc.collect()
 
@@ -358,8 +375,7 @@ def vgg16_graph():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt", ["classic.npz", "classic.h5", "keras2.h5", "keras3.h5",
-                                 "keras3.weights.h5"])
+@pytest.mark.parametrize("fmt", ["classic.npz", "classic.h5", "keras3.h5", "keras3.weights.h5"])
 def test_logits_equal_keras_given_the_same_weights(vgg16_weight_files, vgg16_graph, fmt):
     model, session, n_ops = vgg16_graph
     ref = vgg16_weight_files["keras_logits"]
