@@ -438,8 +438,11 @@ def test_metrics_on_default_model(default_model, sample_data):
     with sess.graph.as_default():
         metrics = {"AverageDrop": AverageDrop(model, sess, progress=False),
                    "N_Ord": N_Ord(model, sess, M=1000, progress=False),
-                   "Insertion": Insertion(model, sess, step=4, progress=False),
-                   "Deletion": Deletion(model, sess, step=4, progress=False)}
+                   # 7 x 7 superpixels, 8 points per curve: keeps the test short
+                   "Insertion": Insertion(model, sess, superpixel_size=32, step=7,
+                                          progress=False),
+                   "Deletion": Deletion(model, sess, superpixel_size=32, step=7,
+                                        progress=False)}
     seconds = {}
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
