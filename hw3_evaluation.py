@@ -205,6 +205,8 @@ class AverageDrop(_Metric):
     such images are **excluded** from ``|D|`` (their per-image drop is NaN, a
     ``RuntimeWarning`` names them, and :meth:`evaluate` reports them in ``excluded`` /
     ``n_excluded``); if every image is excluded the metric raises ``ValueError``.
+    A per-image drop can exceed 100 % (pre-softmax scores go negative: ``f_c(M_A(x)) < 0``);
+    it is kept as the definition gives it, not clipped.
 
     Calls: ``AverageDrop(model, sess)(X, A)`` -> float (percent);
     ``.evaluate(X, A)`` -> :class:`AverageDropResult` (per-image drops, Average Increase,
@@ -408,8 +410,9 @@ class _AblationCurve(_Metric):
         if isinstance(self.baseline, str):
             if self.baseline == "black":
                 return np.zeros_like(X)
+            # per image and channel, as Occlusion's 'blur' (scipy's default 'reflect' edges)
             sigma = (0, self.blur_sigma, self.blur_sigma, 0)
-            return ndimage.gaussian_filter(X, sigma=sigma, mode="nearest")
+            return ndimage.gaussian_filter(X, sigma=sigma)
         b = self.baseline
         if b.ndim == 0 or b.shape in (X.shape[1:], (1,) + X.shape[1:], X.shape):
             return np.broadcast_to(b, X.shape).astype(np.float32)
