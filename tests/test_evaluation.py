@@ -13,7 +13,6 @@ from unittest import mock
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import models
 from hw3_evaluation import (ALL_EXCLUDED_ERROR, AverageDrop, Deletion, Insertion,
