@@ -1,0 +1,977 @@
+#!/usr/bin/env python
+"""Benchmarks: does the toolkit run at the speed of the model itself?
+
+    .venv/bin/python benchmarks/run.py [--vgg16] [--quick] [--out benchmarks/results.md]
+
+Prints a Markdown table (and writes it atomically to ``--out``) of ratios measured side by
+side in one run, each with its goal (issue 7), and the table of Integrated Gradients
+completeness error versus gradient budget per quadrature rule (issue 8). Progress goes to
+stderr. Machines are shared and noisy, so every speed figure is a ratio of two
+measurements taken next to each other (the raw model is re-measured right before each
+method, at the same batch size), repeated over ``rounds`` and reduced by the median.
+
+The measuring functions take ``(model, sess, X, ...)`` so that the test suite can run the
+whole table on a tiny model (``tests/test_benchmarks.py``); nothing here asserts a time.
+
+How each figure is measured (see README.md for the details and the caveats):
+
+* raw throughput: ``sess.run(logits)`` and ``sess.run(d f_c / d x)`` on a prepared batch,
+  for a few batch sizes; the best size is the reference and the size the methods use.
+* method ratios: work done per second (gradient rows, forward rows, images) divided by the
+  raw rate of the same kind, measured just before. A session proxy times every
+  ``sess.run`` and counts the rows fed, so a row that misses its goal says how much of the
+  wall time was spent outside ``sess.run`` (numpy, Python) and how fast the runs themselves
+  were.
+* PAIR (``saliency==0.2.1``, ``benchmarks/requirements.txt``): its TF1
+  ``IntegratedGradients`` and ``GradientSaliency.GetSmoothedMask`` on the same graph,
+  session, inputs and steps; outputs compared with the toolkit's equal rule.
+* completeness: the toolkit's own quadrature nodes and weights (``hw3_attribution.
+  quadrature``) on one shared set of path points per image, checked against
+  ``IntegratedGrad``'s own ``completeness_error``; the adaptive rule through
+  ``IntegratedGrad(method='adaptive')`` itself.
+* memory: a fresh subprocess per setting; peak RSS (``VmHWM``, reset just before the call
+  through ``/proc/self/clear_refs``; ``ru_maxrss`` as a fallback) minus the RSS before the
+  call, and tracemalloc's peak of Python/numpy allocations during the call.
+* ``hw3_vc.py --quick``: run in a subprocess; its own pass counts and seconds
+  (``run_stats.json``) against the raw rates of this run.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+
+RULES = ("riemann_right", "riemann_left", "riemann_middle", "trapezoid", "gauss_legendre")
+
+
+def log(msg):
+    """Progress on stderr."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Budgets of one benchmark run (``FULL`` or ``QUICK``)."""
+    batch_sizes: tuple = (1, 8, 16, 32, 64)   # tried for the raw reference
+    raw_rows: int = 64          # rows per raw measurement (at least two runs of the batch)
+    rounds: int = 3             # repeats of every speed case; medians are reported
+    images: int = 2             # images per IG / SmoothGrad / PAIR / homework-loop case
+    steps: int = 50             # IG steps, SmoothGrad samples, PAIR steps
+    infl_images: int = 32       # distribution of interest for InflDirected.influence
+    nord_M: int = 1000          # N_Ord pixels removed per step
+    curve_superpixel: int = 8   # Insertion / Deletion
+    curve_step: int = 8
+    metric_images: int = 2
+    budgets: tuple = (16, 64, 256)
+    completeness_images: int = 0   # 0: every sample image
+    memory_steps: tuple = (50, 1000)
+    memory_batch: int = 32
+    vc_timeout: int = 3600
+
+
+FULL = Settings()
+QUICK = Settings(batch_sizes=(1, 4), raw_rows=8, rounds=1, images=1, steps=8,
+                 infl_images=4, nord_M=5000, curve_superpixel=16, curve_step=16,
+                 metric_images=1, budgets=(4, 8), completeness_images=2,
+                 memory_steps=(8, 40), memory_batch=8)
+
+
+# ------------------------------------------------------------------ session plumbing
+
+class TimedSession:
+    """A session proxy that counts the rows fed to ``imgs`` and times every ``run``."""
+
+    def __init__(self, sess, imgs):
+        self._sess, self._imgs = sess, imgs
+        self.reset()
+
+    def reset(self):
+        self.rows = self.calls = 0
+        self.run_seconds = 0.0
+
+    def __getattr__(self, name):
+        return getattr(self._sess, name)
+
+    def run(self, fetches, feed_dict=None, **kwargs):
+        if feed_dict is not None and self._imgs in feed_dict:
+            self.rows += len(feed_dict[self._imgs])
+        self.calls += 1
+        t0 = time.perf_counter()
+        try:
+            return self._sess.run(fetches, feed_dict, **kwargs)
+        finally:
+            self.run_seconds += time.perf_counter() - t0
+
+
+def predicted(model, sess, X, batch_size=32):
+    """Predicted classes ``int32 [N]``."""
+    out = [sess.run(model.logits, {model.imgs: X[i:i + batch_size]}).argmax(axis=1)
+           for i in range(0, len(X), batch_size)]
+    return np.concatenate(out).astype(np.int32)
+
+
+def raw_rate(model, sess, X, kind, batch_size, rows):
+    """Rows per second of the bare model: ``kind`` 'forward' (logits) or 'gradient'
+    (d logit_c / d x), on a prepared batch of ``batch_size`` rows, at least 2 runs."""
+    from hw3_attribution import model_ops
+    ops = model_ops(model)
+    batch = np.ascontiguousarray(X[np.arange(batch_size) % len(X)], np.float32)
+    if kind == "forward":
+        fetch, feed = model.logits, {model.imgs: batch}
+    else:
+        fetch = ops.grad
+        feed = {model.imgs: batch, ops.target: np.zeros(batch_size, np.int32)}
+    calls = max(2, -(-rows // batch_size))
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        sess.run(fetch, feed)
+    return calls * batch_size / (time.perf_counter() - t0)
+
+
+def raw_throughput(model, sess, X, s):
+    """Raw forward and forward+backward rows/s per batch size (medians over rounds).
+
+    Returns ``(table, best)``: ``table[bs] = {'forward': r, 'gradient': r}`` and
+    ``best = {'forward': bs, 'gradient': bs}``.
+    """
+    for bs in s.batch_sizes:  # warm-up: the first run at each shape allocates
+        for kind in ("forward", "gradient"):
+            raw_rate(model, sess, X, kind, bs, 1)
+    samples = {bs: {"forward": [], "gradient": []} for bs in s.batch_sizes}
+    for r in range(s.rounds):
+        for bs in s.batch_sizes:
+            for kind in ("forward", "gradient"):
+                samples[bs][kind].append(raw_rate(model, sess, X, kind, bs,
+                                                  max(s.raw_rows, 2 * bs)))
+        log(f"raw throughput round {r + 1}/{s.rounds}: " + ", ".join(
+            f"bs {bs}: {samples[bs]['forward'][-1]:.1f} fwd/s {samples[bs]['gradient'][-1]:.1f}"
+            f" grad/s" for bs in s.batch_sizes))
+    table = {bs: {k: float(np.median(v)) for k, v in d.items()} for bs, d in samples.items()}
+    best = {k: max(s.batch_sizes, key=lambda bs: table[bs][k]) for k in ("forward", "gradient")}
+    return table, best
+
+
+# ------------------------------------------------------------------------ speed cases
+
+def pair_available():
+    try:
+        import saliency.tf1  # noqa: F401
+        return True
+    except Exception:  # not installed (it is a benchmark-only dependency)
+        return False
+
+
+class Cases:
+    """The timed workloads. Each case returns ``(work, kind)``: the rows of ``kind``
+    ('gradient', 'forward' or 'image') that it did, which its rate is counted in."""
+
+    def __init__(self, model, sess, X, c, s, best, pair=True):
+        import tensorflow as tf
+        from hw3_attribution import IntegratedGrad, SmoothGrad, model_ops
+        from hw3_infl import InflDirected
+        from hw3_evaluation import N_Ord, Insertion, Deletion
+        self.model, self.X, self.c, self.s = model, X, c, s
+        self.tsess = TimedSession(sess, model.imgs)
+        bg, bf = best["gradient"], best["forward"]
+        self.bg, self.bf = bg, bf
+        kw = dict(progress=False)
+        with sess.graph.as_default():
+            self.ig = IntegratedGrad(model, self.tsess, batch_size=bg, **kw)
+            self.sg = SmoothGrad(model, self.tsess, batch_size=bg, **kw)
+            self.infl = InflDirected(model, self.tsess, batch_size=bf, **kw)
+            self.nord = N_Ord(model, self.tsess, M=s.nord_M, batch_size=bf, **kw)
+            self.ins = Insertion(model, self.tsess, superpixel_size=s.curve_superpixel,
+                                 step=s.curve_step, batch_size=bf, **kw)
+            self.dele = Deletion(model, self.tsess, superpixel_size=s.curve_superpixel,
+                                 step=s.curve_step, batch_size=bf, **kw)
+            self.ops = model_ops(model)
+            self.pair = None
+            if pair and pair_available():
+                import saliency.tf1 as saliency
+                tf1 = tf.compat.v1
+                self.pair_class = tf1.placeholder(tf.int32, [], name="bench_pair_class")
+                y = tf.gather(model.logits, self.pair_class, axis=1)     # [N]
+                self.pair = (saliency.IntegratedGradients(sess.graph, self.tsess, y,
+                                                          model.imgs),
+                             saliency.GradientSaliency(sess.graph, self.tsess, y,
+                                                       model.imgs))
+        n = min(s.images, len(X))
+        self.Xs, self.cs = X[:n], c[:n]
+        self.Xi = X[np.arange(s.infl_images) % len(X)]
+        m = min(s.metric_images, len(X))
+        self.Xm, self.cm = X[:m], c[:m]
+        rng = np.random.default_rng(0)
+        self.Am = rng.standard_normal(self.Xm.shape[:3])                 # pixel maps [m, H, W]
+
+    def names(self):
+        names = ["ig", "smoothgrad"]
+        if self.pair is not None:
+            names += ["pair_ig", "pair_ig_bs1", "pair_smoothgrad"]
+        names += ["homework_loop", "influence", "n_ord", "insertion", "deletion"]
+        return names
+
+    def run(self, name):
+        return getattr(self, "case_" + name)()
+
+    def case_ig(self):
+        self.ig(self.Xs, self.cs, steps=self.s.steps)
+        return len(self.Xs) * self.s.steps, "gradient"
+
+    def case_smoothgrad(self):
+        self.sg(self.Xs, self.cs, samples=self.s.steps)
+        return len(self.Xs) * self.s.steps, "gradient"
+
+    def _pair_ig(self, batch_size):
+        ig = self.pair[0]
+        for x, c in zip(self.Xs, self.cs):
+            ig.GetMask(x, feed_dict={self.pair_class: int(c)}, x_baseline=np.zeros_like(x),
+                       x_steps=self.s.steps, batch_size=batch_size)
+        return len(self.Xs) * self.s.steps, "gradient"
+
+    def case_pair_ig(self):
+        return self._pair_ig(self.bg)
+
+    def case_pair_ig_bs1(self):
+        return self._pair_ig(1)
+
+    def case_pair_smoothgrad(self):
+        grad = self.pair[1]
+        for x, c in zip(self.Xs, self.cs):
+            grad.GetSmoothedMask(x, feed_dict={self.pair_class: int(c)}, stdev_spread=0.15,
+                                 nsamples=self.s.steps, magnitude=False)
+        return len(self.Xs) * self.s.steps, "gradient"
+
+    def case_homework_loop(self):
+        """IG as the homework's starter code would: one sess.run per step, batch 1."""
+        steps = self.s.steps
+        for x, c in zip(self.Xs, self.cs):
+            base = np.zeros_like(x)
+            total = np.zeros_like(x)
+            for k in range(1, steps + 1):
+                point = base + (k / steps) * (x - base)
+                total += self.tsess.run(self.ops.grad, {self.model.imgs: point[None],
+                                                        self.ops.target: [int(c)]})[0]
+            _ = (x - base) * total / steps
+        return len(self.Xs) * steps, "gradient"
+
+    def case_influence(self):
+        self.infl.influence(self.Xi)
+        return len(self.Xi), "forward"
+
+    def _counted(self, fn):
+        self.tsess.reset()
+        fn()
+        return self.tsess.rows, "forward"
+
+    def case_n_ord(self):
+        return self._counted(lambda: self.nord(self.Xm, self.Am, self.cm))
+
+    def case_insertion(self):
+        return self._counted(lambda: self.ins.curves(self.Xm, self.Am, self.cm))
+
+    def case_deletion(self):
+        return self._counted(lambda: self.dele.curves(self.Xm, self.Am, self.cm))
+
+
+def speed_cases(model, sess, X, c, s, best, pair=True, progress=log):
+    """Run every case ``s.rounds`` times, each right after a raw measurement of its kind.
+
+    Returns ``{case: {'ratio': median of rate / raw rate, 'rate': median rate,
+    'outside': median fraction of wall time outside sess.run, 'inside_ratio': median of
+    the rows/s inside sess.run / raw rate, 'calls': sess.run calls, 'rows': rows fed,
+    'ratios': [...], 'rates': [...]}}``; ``speedup`` ratios against PAIR are computed
+    per round by :func:`speed_table`.
+    """
+    cases = Cases(model, sess, X, c, s, best, pair=pair)
+    with sess.graph.as_default():
+        for name in cases.names():  # warm-up: first calls allocate per shape
+            cases.run(name)
+        out = {name: {"ratios": [], "rates": [], "outside": [], "inside": [], "calls": 0,
+                      "rows": 0, "seconds": []} for name in cases.names()}
+        for r in range(s.rounds):
+            for name in cases.names():
+                kind = None
+                cases.tsess.reset()
+                t0 = time.perf_counter()
+                work, kind = cases.run(name)
+                wall = time.perf_counter() - t0
+                ts = cases.tsess
+                raw_kind = "gradient" if kind == "gradient" else "forward"
+                bs = best[raw_kind]
+                raw = raw_rate(model, sess, X, raw_kind, bs, max(s.raw_rows, 2 * bs))
+                o = out[name]
+                o["rates"].append(work / wall)
+                o["ratios"].append(work / wall / raw)
+                o["seconds"].append(wall)
+                o["outside"].append(1.0 - ts.run_seconds / wall)
+                o["inside"].append(ts.rows / max(ts.run_seconds, 1e-12) / raw
+                                   if kind != "image" else float("nan"))
+                o["calls"], o["rows"] = ts.calls, ts.rows
+                progress(f"round {r + 1}/{s.rounds} {name}: {work / wall:.2f} {kind}/s "
+                         f"= {work / wall / raw:.3f} x raw ({wall:.1f} s, {ts.calls} runs)")
+    for o in out.values():
+        o["ratio"] = float(np.median(o["ratios"]))
+        o["rate"] = float(np.median(o["rates"]))
+        o["outside_median"] = float(np.median(o["outside"]))
+        o["inside_ratio"] = float(np.median(o["inside"]))
+    return out, cases
+
+
+# ---------------------------------------------------------------- output agreement
+
+def rel_l2(a, b):
+    """``||a - b|| / ||b||``."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
+
+
+def pair_agreement(model, sess, X, c, steps, batch_size):
+    """Relative L2 differences between PAIR and the toolkit on the same rule and inputs.
+
+    PAIR's IG averages gradients at ``linspace(0, 1, S)`` with equal weights ``1/S`` (both
+    path ends included), which is none of the toolkit's rules; with N = S - 1 it equals
+    ``(N · IG_left(N) + (x - x_b) ⊙ ∇f(x)) / S``, which the toolkit computes from its
+    left Riemann rule and its saliency map. SmoothGrad is compared on the same noise: PAIR's
+    ``np.random.normal`` is replaced for the call by the toolkit's per-sample seeded noise.
+    """
+    import tensorflow as tf
+    import saliency.tf1 as saliency
+    from saliency.tf1 import base as pair_base
+    from hw3_attribution import IntegratedGrad, SaliencyMap, SmoothGrad
+    tf1 = tf.compat.v1
+    with sess.graph.as_default():
+        cls = tf1.placeholder(tf.int32, [], name="bench_agree_class")
+        y = tf.gather(model.logits, cls, axis=1)
+        p_ig = saliency.IntegratedGradients(sess.graph, sess, y, model.imgs)
+        p_grad = saliency.GradientSaliency(sess.graph, sess, y, model.imgs)
+        ig = IntegratedGrad(model, sess, batch_size=batch_size, progress=False)
+        sal = SaliencyMap(model, sess, batch_size=batch_size, progress=False)
+        sg = SmoothGrad(model, sess, batch_size=batch_size, progress=False)
+        n = steps - 1
+        ours_ig = (n * ig(X, c, steps=n, method="riemann_left") + sal(X, c)) / steps
+        theirs_ig = np.stack([p_ig.GetMask(x, feed_dict={cls: int(k)},
+                                           x_baseline=np.zeros_like(x), x_steps=steps,
+                                           batch_size=batch_size) for x, k in zip(X, c)])
+        seed = 0
+        ours_sg = sg(X, c, samples=steps, sigma=0.15, seed=seed)
+        theirs_sg = []
+        real_normal = pair_base.np.random.normal
+        for x, k in zip(X, c):
+            counter = iter(range(steps))
+
+            def toolkit_noise(loc, scale, size, _counter=counter):
+                s = next(_counter)
+                unit = np.random.default_rng([seed, s]).standard_normal(size, dtype=np.float32)
+                return np.float32(scale) * unit
+
+            pair_base.np.random.normal = toolkit_noise
+            try:
+                theirs_sg.append(p_grad.GetSmoothedMask(
+                    x, feed_dict={cls: int(k)}, stdev_spread=0.15, nsamples=steps,
+                    magnitude=False))
+            finally:
+                pair_base.np.random.normal = real_normal
+        theirs_sg = np.stack(theirs_sg)
+    return {"ig": rel_l2(theirs_ig, ours_ig), "smoothgrad": rel_l2(theirs_sg, ours_sg)}
+
+
+# --------------------------------------------------------------------- completeness
+
+def node_set(budgets, rules=RULES):
+    """Every ``(rule, budget) -> (t, w, steps)`` and the union of their nodes ``T``.
+
+    A rule's budget is its number of gradient evaluations: ``steps = budget`` for every
+    rule except the trapezoid, whose ``steps`` intervals need ``steps + 1`` gradients; it
+    is given ``steps = budget`` too (so ``budget + 1`` gradients) to share nodes with the
+    Riemann rules.
+    """
+    from hw3_attribution import quadrature
+    table = OrderedDict()
+    for rule in rules:
+        for b in budgets:
+            t, w = quadrature(rule, b)
+            table[(rule, b)] = (np.asarray(t, np.float64), np.asarray(w, np.float64), b)
+    T = np.unique(np.concatenate([t for t, _, _ in table.values()]).round(12))
+    return table, T
+
+
+def path_integrands(model, sess, X, Xb, c, T, batch_size, progress=log):
+    """``s[i, k] = ∇f_c(x_b + T_k (x - x_b)) · (x - x_b)`` and ``F[i, k]`` ``[N, len(T)]``,
+    one batched gradient pass over every (image, node) row."""
+    from hw3_attribution import model_ops
+    ops = model_ops(model)
+    n, k = len(X), len(T)
+    diff = (X - Xb).reshape(n, -1).astype(np.float64)
+    s = np.empty((n, k))
+    F = np.empty((n, k))
+    rows = n * k
+    done = 0
+    t_last = time.time()
+    for start in range(0, rows, batch_size):
+        r = np.arange(start, min(rows, start + batch_size))
+        img, node = r // k, r % k
+        xb = Xb[img] if len(Xb) == len(X) else Xb[np.zeros_like(img)]
+        t = T[node].astype(np.float32).reshape((-1,) + (1,) * (X.ndim - 1))
+        pts = xb + t * (X[img] - xb)
+        g, f = sess.run([ops.grad, ops.score], {model.imgs: pts, ops.target: c[img]})
+        s[img, node] = np.einsum("ij,ij->i", g.reshape(len(r), -1).astype(np.float64),
+                                 diff[img])
+        F[img, node] = f
+        done += len(r)
+        if time.time() - t_last > 30:
+            progress(f"completeness: {done}/{rows} path gradients")
+            t_last = time.time()
+    return s, F
+
+
+def completeness(model, sess, X, c, budgets, baselines=("black", "white"), batch_size=32,
+                 tol=0.01, check=True, progress=log):
+    """Completeness error ``|Σ IG − Δf| / |Δf|`` per rule, budget, baseline and image.
+
+    Uniform rules: the toolkit's ``quadrature`` nodes and weights applied to integrands
+    measured once on the union of every rule's nodes; with ``check`` the smallest budget
+    of every rule is recomputed by ``IntegratedGrad`` itself on the first image and the
+    largest difference is returned. The adaptive rule: ``IntegratedGrad(method='adaptive',
+    max_gradients=budget, tol=tol)``, with its cost ``gradients + forwards / 3``.
+
+    Returns ``{'errors': {(baseline, rule, budget): [N]}, 'cost': {(baseline, 'adaptive',
+    budget): [N]}, 'gradients': {(rule, budget): int}, 'check': float}``.
+    """
+    from hw3_attribution import IntegratedGrad, relative_error
+    table, T = node_set(budgets)
+    errors, cost, grads = OrderedDict(), OrderedDict(), OrderedDict()
+    for (rule, b), (t, w, steps) in table.items():
+        grads[(rule, b)] = len(t)
+    worst_check = 0.0
+    with sess.graph.as_default():
+        ig = IntegratedGrad(model, sess, batch_size=batch_size, progress=False)
+        for base in baselines:
+            Xb = np.zeros_like(X[:1]) if base == "black" else np.full_like(X[:1], 255.0)
+            progress(f"completeness, {base} baseline: {len(X)} images x {len(T)} nodes")
+            s, F = path_integrands(model, sess, X, Xb, c, T, batch_size, progress)
+            delta = F[:, -1] - F[:, 0]          # T runs from 0 to 1 (left and right rules)
+            assert T[0] == 0.0 and T[-1] == 1.0
+            for (rule, b), (t, w, _) in table.items():
+                cols = np.searchsorted(T, t.round(12))
+                errors[(base, rule, b)] = relative_error(s[:, cols] @ w, delta)
+            if check:
+                for rule in RULES:
+                    b = budgets[0]
+                    _, info = ig(X[:1], c[:1], baseline=base, steps=b, method=rule,
+                                 return_error=True)
+                    ours = errors[(base, rule, b)][0]
+                    worst_check = max(worst_check, abs(float(info["completeness_error"][0])
+                                                       - float(ours)))
+            for b in budgets:
+                progress(f"completeness, {base} baseline: adaptive, max_gradients={b}")
+                _, info = ig(X, c, baseline=base, method="adaptive", max_gradients=b,
+                             tol=tol, return_error=True)
+                errors[(base, "adaptive", b)] = np.asarray(info["completeness_error"])
+                cost[(base, "adaptive", b)] = (np.asarray(info["gradients"], np.float64)
+                                               + np.asarray(info["forwards"]) / 3.0)
+    return {"errors": errors, "cost": cost, "gradients": grads, "check": worst_check}
+
+
+def pct(v):
+    return "undefined" if not np.isfinite(v) else f"{100 * v:.2f}%"
+
+
+def completeness_markdown(res, budgets, n_images, baselines=("black", "white")):
+    """The issue-8 table and the verdict on its goal, as Markdown lines."""
+    errors, cost = res["errors"], res["cost"]
+    lines = [f"Completeness error `|Σ IG − (f_c(x) − f_c(x_b))| / |f_c(x) − f_c(x_b)|`, "
+             f"median / worst over {n_images} sample images, target = predicted class. "
+             "Budget = gradient evaluations per image (trapezoid: budget + 1; adaptive: "
+             "`max_gradients`, its spent cost `gradients + forwards/3` shown as median / max).",
+             "",
+             "| baseline | rule | " + " | ".join(f"{b} gradients" for b in budgets) + " |",
+             "| --- | --- |" + " --- |" * len(budgets)]
+    rules = list(RULES) + ["adaptive"]
+    for base in baselines:
+        for rule in rules:
+            cells = []
+            for b in budgets:
+                e = errors[(base, rule, b)]
+                cell = f"{pct(np.median(e))} / {pct(np.max(e))}"
+                if rule == "adaptive":
+                    cst = cost[(base, rule, b)]
+                    cell += f" (cost {np.median(cst):.0f} / {np.max(cst):.0f})"
+                cells.append(cell)
+            lines.append(f"| {base} | {rule} | " + " | ".join(cells) + " |")
+    lines.append("")
+    verdict = completeness_verdict(res, budgets, baselines)
+    lines += verdict
+    lines.append("")
+    lines.append(f"Check: the shared-node computation agrees with `IntegratedGrad`'s own "
+                 f"`completeness_error` to {res['check']:.1e} (absolute, first image, "
+                 f"every uniform rule at {budgets[0]} gradients).")
+    return lines
+
+
+def completeness_verdict(res, budgets, baselines=("black", "white")):
+    """Issue 8's goal: median <= 1 % and worst <= 5 % with <= 256 gradients (+ forwards/3),
+    and at 64 gradients a median at least 3x lower than right-Riemann."""
+    errors, cost = res["errors"], res["cost"]
+    out = []
+    top = max(b for b in budgets if b <= 256) if any(b <= 256 for b in budgets) else None
+    if top is None:
+        return ["Issue 8 goal: not measured (no budget <= 256)."]
+    met_all = True
+    parts = []
+    for base in baselines:
+        e = errors[(base, "adaptive", top)]
+        c = cost[(base, "adaptive", top)]
+        med, worst = float(np.median(e)), float(np.max(e))
+        ok = med <= 0.01 and worst <= 0.05 and float(np.max(c)) <= 256 * 4 / 3 + 1e-9
+        met_all &= ok
+        parts.append(f"{base}: median {pct(med)}, worst {pct(worst)}, max cost "
+                     f"{np.max(c):.0f} ({'met' if ok else 'not met'})")
+    out.append(f"Issue 8 goal (adaptive, max_gradients={top}: median <= 1 %, worst <= 5 %): "
+               f"**{'met' if met_all else 'not met'}** — " + "; ".join(parts) + ".")
+    mid = 64 if 64 in budgets else budgets[len(budgets) // 2]
+    parts, met_all = [], True
+    for base in baselines:
+        a = float(np.median(errors[(base, "adaptive", mid)]))
+        r = float(np.median(errors[(base, "riemann_right", mid)]))
+        factor = r / a if a > 0 else float("inf")
+        ok = factor >= 3
+        met_all &= ok
+        parts.append(f"{base}: {pct(a)} vs right-Riemann {pct(r)}, {factor:.1f}x "
+                     f"({'met' if ok else 'not met'})")
+    out.append(f"Issue 8 goal (at {mid} gradients, median >= 3x lower than right-Riemann): "
+               f"**{'met' if met_all else 'not met'}** — " + "; ".join(parts) + ".")
+    return out
+
+
+# --------------------------------------------------------------------------- memory
+
+def _rss_kib():
+    """``(VmRSS, VmHWM)`` of this process in KiB (``ru_maxrss`` for both off Linux)."""
+    try:
+        with open("/proc/self/status") as f:
+            vals = dict(line.split(":", 1) for line in f if ":" in line)
+        return int(vals["VmRSS"].split()[0]), int(vals["VmHWM"].split()[0])
+    except (OSError, KeyError, ValueError):
+        ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return ru, ru
+
+
+def _reset_peak():
+    """Reset the kernel's peak-RSS mark (Linux >= 4.0); False when not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def memory_probe(model_name, steps, batch_size):
+    """In this (fresh) process: build the model, run IG on one image, return memory figures
+    in MiB: ``rss_before``, ``peak`` (VmHWM after the call, reset before it), ``increment``
+    (peak - rss_before), ``tracemalloc_peak`` (Python/numpy allocations during the call),
+    ``ru_maxrss`` (the process's lifetime peak)."""
+    import tracemalloc
+    import tensorflow as tf
+    from hw3_attribution import IntegratedGrad, new_session
+    tf.compat.v1.disable_eager_execution()
+    sess = new_session(tf.Graph())
+    with sess.graph.as_default():
+        model, X = build_model(model_name, sess, n_images=1)
+        ig = IntegratedGrad(model, sess, batch_size=batch_size, progress=False)
+        rss0, _ = _rss_kib()
+        reset = _reset_peak()
+        tracemalloc.start()
+        t0 = time.perf_counter()
+        ig(X[:1], 0, steps=steps)
+        seconds = time.perf_counter() - t0
+        _, tm_peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        rss1, hwm = _rss_kib()
+    ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = hwm if reset else ru
+    return {"rss_before": rss0 / 1024, "peak": peak / 1024,
+            "increment": (peak - rss0) / 1024, "tracemalloc_peak": tm_peak / 2 ** 20,
+            "ru_maxrss": ru / 1024, "peak_reset": reset, "seconds": seconds,
+            "steps": steps, "batch_size": batch_size}
+
+
+def memory_ratio(model_name, steps_pair, batch_size, progress=log):
+    """Run :func:`memory_probe` in a fresh subprocess per setting; returns both results."""
+    out = []
+    for steps in steps_pair:
+        progress(f"memory: IG with {steps} steps, batch_size {batch_size} ({model_name}), "
+                 "fresh subprocess")
+        cmd = [sys.executable, os.path.abspath(__file__), "--_memory-probe", model_name,
+               str(steps), str(batch_size)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        if proc.returncode != 0:
+            raise RuntimeError(f"memory probe failed ({' '.join(cmd)}):\n{proc.stderr[-2000:]}")
+        out.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return out
+
+
+# --------------------------------------------------------------------------- hw3_vc
+
+PASSES_RE = re.compile(r"passes:\s*forwards=(\d+)\s+gradients=(\d+)")
+
+
+def vc_measure(cmd, out_dir, timeout, progress=log):
+    """Run the hw3_vc command; return ``{'forwards', 'gradients', 'seconds', 'wall'}``.
+
+    ``seconds`` is the script's own (``run_stats.json``) when it writes one, else the wall
+    time of the subprocess.
+    """
+    progress("hw3_vc: " + " ".join(cmd))
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited with {proc.returncode}:\n"
+                           f"{proc.stderr[-2000:]}")
+    stats_path = os.path.join(out_dir, "run_stats.json")
+    stats = {}
+    if os.path.isfile(stats_path):
+        with open(stats_path) as f:
+            stats = json.load(f)
+    m = PASSES_RE.search(proc.stdout)
+    forwards = int(stats.get("forwards", m.group(1) if m else -1))
+    gradients = int(stats.get("gradients", m.group(2) if m else -1))
+    if forwards < 0 or gradients < 0:
+        raise RuntimeError("hw3_vc printed no 'passes: forwards=<int> gradients=<int>' line "
+                           "and wrote no run_stats.json")
+    return {"forwards": forwards, "gradients": gradients,
+            "seconds": float(stats.get("seconds", wall)), "wall": wall,
+            "parts": stats.get("parts")}
+
+
+# --------------------------------------------------------------------------- models
+
+def vgg16_random(sess, seed=0):
+    """VGG16 with He-initialised random weights (no weights file needed)."""
+    from vgg16 import VGG16, WEIGHT_SHAPES
+    rng = np.random.default_rng(seed)
+    model = VGG16()
+    weights = OrderedDict()
+    for layer, (w_shape, b_shape) in WEIGHT_SHAPES.items():
+        fan_in = int(np.prod(w_shape[:-1]))
+        weights[layer] = (rng.normal(0.0, np.sqrt(2.0 / fan_in), w_shape).astype(np.float32),
+                          np.zeros(b_shape, np.float32))
+    model.assign_weights(weights, sess)
+    return model
+
+
+def build_model(name, sess, n_images=None):
+    """``(model, X)`` for 'efficientnet_lite0', 'vgg16_random' or 'tiny' (tests/models.py),
+    built in ``sess.graph``; X are the bundled sample photos (random images for tiny)."""
+    if name == "tiny":
+        sys.path.insert(0, os.path.join(ROOT, "tests"))
+        from models import tiny_convnet
+        model = tiny_convnet()
+        X = np.random.default_rng(0).uniform(0, 255, (n_images or 3, 16, 16, 3))
+        return model, X.astype(np.float32)
+    from hw3_utils import get_model, load_samples
+    model = vgg16_random(sess) if name == "vgg16_random" else get_model(sess, name)
+    X, _, _ = load_samples()
+    X = X.astype(np.float32)
+    return model, (X[:n_images] if n_images else X)
+
+
+# ---------------------------------------------------------------------------- table
+
+def fmt(v, digits=3):
+    return "n/a" if v is None or not np.isfinite(v) else f"{v:.{digits}g}"
+
+
+def why_slow(o, raw_best):
+    """A profile line for a case that missed its goal."""
+    return (f"profile: {100 * o['outside_median']:.0f}% of wall time outside sess.run "
+            f"(numpy/Python between runs); the runs themselves at "
+            f"{fmt(o['inside_ratio'])}x raw ({o['calls']} runs, "
+            f"{o['rows'] / max(o['calls'], 1):.1f} rows/run vs best batch {raw_best})")
+
+
+def benchmark(model, sess, X, s, pair=True, memory_model=None, vc_cmd=None,
+              completeness_set=True, notes=None, progress=log):
+    """Every figure for one model: returns Markdown lines (the section of the table).
+
+    ``memory_model``: the name :func:`build_model` rebuilds in the memory subprocesses
+    (None: not measured). ``vc_cmd``: ``(cmd, out_dir)`` for the hw3_vc row, the string
+    reason when it is not measured, or None to leave the row out.
+    """
+    rows = []   # (figure, measured, goal, status, note)
+
+    def add(fig, val, goal, status, note=""):
+        rows.append((fig, val, goal, status, note))
+
+    c = predicted(model, sess, X)
+    progress(f"raw throughput at batch sizes {s.batch_sizes}")
+    table, best = raw_throughput(model, sess, X, s)
+    bf, bg = best["forward"], best["gradient"]
+    raw_f, raw_g = table[bf]["forward"], table[bg]["gradient"]
+    add("raw forward throughput (images/s) at best batch size", f"{raw_f:.1f} (bs {bf})",
+        "reference", "—", "all sizes: " + ", ".join(
+            f"bs {b}: {table[b]['forward']:.1f}" for b in s.batch_sizes))
+    add("raw forward+backward throughput (images/s) at best batch size",
+        f"{raw_g:.1f} (bs {bg})", "reference", "—", "all sizes: " + ", ".join(
+            f"bs {b}: {table[b]['gradient']:.1f}" for b in s.batch_sizes))
+
+    use_pair = pair and pair_available()
+    progress("speed cases (" + ("with" if use_pair else "without") + " PAIR)")
+    out, cases = speed_cases(model, sess, X, c, s, best, pair=use_pair, progress=progress)
+
+    def goal_row(name, fig, goal, unit="gradient evaluations/s ÷ raw forward+backward"):
+        o = out[name]
+        ok = o["ratio"] >= goal
+        add(fig, f"{fmt(o['ratio'])} ({o['rate']:.2f}/s)", f"≥ {goal}",
+            "met" if ok else "**not met**",
+            f"{unit}; rounds: " + ", ".join(fmt(r) for r in o["ratios"])
+            + ("" if ok else "; " + why_slow(o, bg if "gradient" in unit else bf)))
+
+    S, n = s.steps, len(cases.Xs)
+    goal_row("ig", f"IntegratedGrad ({n} images x {S} steps, bs {bg})", 0.95)
+    goal_row("smoothgrad", f"SmoothGrad ({n} images x {S} samples, bs {bg})", 0.95)
+    if use_pair:
+        progress("PAIR output agreement")
+        agree = pair_agreement(model, sess, X[:n], c[:n], S, bg)
+        for name, fig, key in (
+                ("pair_ig", f"IntegratedGrad vs PAIR IntegratedGradients (x_steps={S}, "
+                            f"PAIR batch_size={bg})", "ig"),
+                ("pair_ig_bs1", f"IntegratedGrad vs PAIR IntegratedGradients (x_steps={S}, "
+                                "PAIR default batch_size=1)", "ig"),
+                ("pair_smoothgrad", f"SmoothGrad vs PAIR GetSmoothedMask (nsamples={S})",
+                 "smoothgrad")):
+            ours = "ig" if key == "ig" else "smoothgrad"
+            sp = [a / b for a, b in zip(out[ours]["rates"], out[name]["rates"])]
+            speed = float(np.median(sp))
+            ok_speed = speed >= 1.5
+            status = ("met" if ok_speed and agree[key] <= 1e-4 else "**not met**")
+            note = (f"speed-up per round: {', '.join(fmt(v) for v in sp)}; PAIR at "
+                    f"{fmt(out[name]['ratio'])}x raw; outputs: relative L2 difference "
+                    f"{agree[key]:.1e} on the same rule"
+                    + (" (PAIR's linspace(0,1,S) equal-weight rule = (N·IG_left(N) + "
+                       "(x−x_b)⊙∇f(x))/S, N=S−1)" if key == "ig" else
+                       " (same per-sample noise fed to both)"))
+            if not ok_speed:
+                note += ("; both are bound by the same model runs at this batch size: the "
+                         "toolkit cannot be faster than the raw model, and PAIR batched is "
+                         f"already at {fmt(out[name]['ratio'])}x raw")
+            add(fig, f"{fmt(speed)}x faster", "≥ 1.5x faster, outputs equal to 1e-4", status,
+                note)
+    else:
+        add("IntegratedGrad / SmoothGrad vs PAIR saliency", "not measured", "≥ 1.5x faster",
+            "—", "saliency==0.2.1 not importable (pip install -r benchmarks/requirements.txt)")
+    o = out["homework_loop"]
+    sp = [a / b for a, b in zip(out["ig"]["rates"], o["rates"])]
+    add(f"IntegratedGrad vs the homework loop (one sess.run per step, batch 1)",
+        f"{fmt(float(np.median(sp)))}x faster", "report", "—",
+        f"homework loop at {fmt(o['ratio'])}x raw forward+backward ({o['rate']:.2f} "
+        f"gradients/s, {100 * o['outside_median']:.0f}% of wall outside sess.run)")
+
+    if completeness_set:
+        Xc = X if not s.completeness_images else X[:s.completeness_images]
+        res = completeness(model, sess, Xc, c[:len(Xc)], s.budgets, batch_size=bg,
+                           progress=progress)
+        add(f"IG completeness error at {', '.join(map(str, s.budgets))} gradients, per rule",
+            "see the completeness table below", "issue 8: median ≤ 1%, worst ≤ 5% at ≤ 256; "
+            "≥ 3x lower median than right-Riemann at 64", "report",
+            " ".join(x.replace("|", "/") for x in completeness_verdict(res, s.budgets)))
+    else:
+        res = None
+
+    goal_row("influence", f"InflDirected.influence ({len(cases.Xi)} images, layer "
+                          f"{cases.infl.layer!r}, bs {bf})", 0.9,
+             unit="images/s ÷ raw forward")
+    goal_row("n_ord", f"N_Ord (M={s.nord_M}, {len(cases.Xm)} images, bs {bf})", 0.9,
+             unit="forward passes/s ÷ raw forward")
+    goal_row("insertion", f"Insertion ({s.curve_superpixel}px superpixels, step "
+                          f"{s.curve_step}, bs {bf})", 0.9,
+             unit="forward passes/s ÷ raw forward")
+    goal_row("deletion", f"Deletion ({s.curve_superpixel}px superpixels, step "
+                         f"{s.curve_step}, bs {bf})", 0.9,
+             unit="forward passes/s ÷ raw forward")
+
+    if memory_model is not None:
+        a, b = memory_ratio(memory_model, s.memory_steps, s.memory_batch, progress)
+        inc = b["increment"] / a["increment"] if a["increment"] > 0 else float("inf")
+        whole = b["peak"] / a["peak"]
+        ok = inc <= 1.2
+        add(f"peak memory of IG at {s.memory_steps[1]} steps ÷ at {s.memory_steps[0]} "
+            f"(batch_size {s.memory_batch})", f"{fmt(inc)}", "≤ 1.2",
+            "met" if ok else "**not met**",
+            f"peak RSS above the RSS before the call: {a['increment']:.0f} MiB vs "
+            f"{b['increment']:.0f} MiB (whole process {a['peak']:.0f} vs {b['peak']:.0f} MiB, "
+            f"{fmt(whole)}x); tracemalloc peak (numpy) {a['tracemalloc_peak']:.1f} vs "
+            f"{b['tracemalloc_peak']:.1f} MiB; fresh subprocess per setting, VmHWM reset "
+            f"before the call: {a['peak_reset']}")
+    if vc_cmd is not None:
+        if isinstance(vc_cmd, str):
+            add("hw3_vc.py --quick: wall ÷ (forwards/raw fwd + gradients/raw fwd+bwd)",
+                "not measured", "≤ 1.3", "—", vc_cmd)
+        else:
+            cmd, out_dir = vc_cmd
+            try:
+                v = vc_measure(cmd, out_dir, s.vc_timeout, progress)
+                ideal = v["forwards"] / raw_f + v["gradients"] / raw_g
+                ratio = v["seconds"] / ideal
+                ok = ratio <= 1.3
+                note = (f"{v['seconds']:.1f} s for {v['forwards']} forwards + "
+                        f"{v['gradients']} gradients = {ideal:.1f} s at raw rates "
+                        f"(subprocess wall {v['wall']:.1f} s)")
+                if v.get("parts"):
+                    note += "; parts: " + ", ".join(f"{k} {t:.0f} s"
+                                                     for k, t in v["parts"].items())
+                add("hw3_vc.py --quick: wall ÷ (forwards/raw fwd + gradients/raw fwd+bwd)",
+                    fmt(ratio), "≤ 1.3", "met" if ok else "**not met**", note)
+            except (RuntimeError, subprocess.TimeoutExpired) as e:
+                add("hw3_vc.py --quick", "failed", "≤ 1.3", "**not measured**",
+                    str(e).splitlines()[0][:300])
+
+    lines = ["| figure | measured | goal | status | notes |", "| --- | --- | --- | --- | --- |"]
+    for fig, val, goal, status, note in rows:
+        lines.append("| " + " | ".join(str(x).replace("|", "/").replace("\n", " ")
+                                       for x in (fig, val, goal, status, note)) + " |")
+    if res is not None:
+        lines += ["", "#### Completeness error versus budget (issue 8)", ""]
+        lines += completeness_markdown(res, s.budgets, len(Xc))
+    if notes:
+        lines += [""] + list(notes)
+    return lines
+
+
+def write_atomic(path, text):
+    """Write ``text`` to ``path`` through a temporary file in the same folder."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def header(args, s):
+    import tensorflow as tf
+    import hw3_attribution
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                                capture_output=True, text=True).stdout.strip()
+    except OSError:
+        commit = "?"
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = (float("nan"),) * 3
+    return [
+        "# Benchmarks",
+        "",
+        f"`{' '.join(['benchmarks/run.py'] + sys.argv[1:])}` on {platform.node()} "
+        f"({os.cpu_count()} CPUs, {platform.processor() or platform.machine()}), "
+        f"TensorFlow {tf.__version__}, Python {platform.python_version()}, commit {commit}, "
+        f"{time.strftime('%Y-%m-%d %H:%M')}, load average at start "
+        f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}.",
+        "",
+        "Every speed figure is a ratio to the bare model measured right before it at the "
+        f"same batch size, repeated {s.rounds}x (median; the per-round values are in the "
+        "notes). Sessions use the toolkit's `hw3_attribution.new_session()` thread settings. "
+        "See `benchmarks/README.md` for how each figure is measured.",
+        "",
+    ]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="Figures, goals and methods: benchmarks/README.md")
+    p.add_argument("--vgg16", action="store_true",
+                   help="also benchmark VGG16 with random (He-initialised) weights")
+    p.add_argument("--quick", action="store_true", help="tiny budgets: a smoke run")
+    p.add_argument("--out", default=os.path.join("benchmarks", "results.md"),
+                   help="Markdown file written atomically (default: benchmarks/results.md)")
+    p.add_argument("--no-pair", action="store_true", help="skip the PAIR comparison")
+    p.add_argument("--no-vc", action="store_true", help="skip the hw3_vc.py row")
+    p.add_argument("--completeness-images", type=int, default=None,
+                   help="limit the completeness table to the first N sample images "
+                        "(default: all of them; --quick: 2)")
+    p.add_argument("--rounds", type=int, default=None, help="repeats of each speed case")
+    p.add_argument("--_memory-probe", nargs=3, metavar=("MODEL", "STEPS", "BATCH"),
+                   help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import tensorflow as tf
+    tf.compat.v1.disable_eager_execution()
+    if args._memory_probe:
+        name, steps, bs = args._memory_probe
+        print(json.dumps(memory_probe(name, int(steps), int(bs))))
+        return 0
+    from hw3_attribution import new_session
+    s = QUICK if args.quick else FULL
+    if args.completeness_images is not None:
+        s = replace(s, completeness_images=args.completeness_images)
+    if args.rounds:
+        s = replace(s, rounds=args.rounds)
+    lines = header(args, s)
+    models = ["efficientnet_lite0"] + (["vgg16_random"] if args.vgg16 else [])
+    t_start = time.time()
+    for name in models:
+        log(f"=== {name} ===")
+        sess = new_session(tf.Graph())
+        with sess.graph.as_default():
+            model, X = build_model(name, sess)
+            vc = None
+            if name == "efficientnet_lite0" and not args.no_vc:
+                vc_file = os.path.join(ROOT, "hw3_vc.py")
+                if not os.path.isfile(vc_file):
+                    vc = "not measured (hw3_vc.py missing)"
+                elif args.quick:
+                    vc = "not measured in --quick (run without --quick)"
+                else:
+                    out_dir = tempfile.mkdtemp(prefix="bench_vc_")
+                    vc = ([sys.executable, vc_file, "--quick", "--no-progress", "--out",
+                           out_dir, "--model", "efficientnet_lite0"], out_dir)
+            title = ("EfficientNet-Lite0 (the default model, bundled weights)"
+                     if name == "efficientnet_lite0" else
+                     "VGG16 with random He-initialised weights")
+            notes = None
+            if name == "vgg16_random":
+                notes = ["Completeness is not measured on VGG16 with random weights "
+                         "(its scores mean nothing); hw3_vc.py runs on the default model."]
+            section = benchmark(model, sess, X, s, pair=not args.no_pair,
+                                memory_model=name, vc_cmd=vc,
+                                completeness_set=(name == "efficientnet_lite0"),
+                                notes=notes)
+        sess.close()
+        lines += [f"## {title}", ""] + section + [""]
+    lines.append(f"Total benchmark time: {(time.time() - t_start) / 60:.1f} min.")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    write_atomic(args.out, text)
+    log(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
