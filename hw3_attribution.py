@@ -31,6 +31,9 @@ TARGET_LENGTH_ERROR = ("{arg}: expected one target class per input ({expected} i
 TARGET_RANGE_ERROR = "{arg}: expected class indices in [0, {k}), got {actual}"
 TARGET_TYPE_ERROR = ("{arg}: expected an int, a sequence of ints (one per input) or None "
                      "(the predicted class), got {actual!r}")
+STEPS_DIVIDE_ERROR = ("steps: expected step counts that each divide the largest ({top}), "
+                      "got {actual}")
+ALPHAS_ERROR = "alphas: expected a 1-D array of finite path positions, got shape {actual}"
 POSITIVE_INT_ERROR = "{arg}: expected a positive int, got {actual!r}"
 
 
@@ -513,13 +516,7 @@ class IntegratedGrad(AttributionMethod):
                                                      actual=correction))
         else:
             steps = check_positive_int(steps, "steps")
-        random_std = check_number(random_std, "random_std")
-        Xb = as_baseline(
-            baseline, X, names=("black", "white", "random"),
-            make=lambda _: np.random.default_rng(seed).normal(
-                0.0, random_std, (1,) + X.shape[1:]))
-        targets = check_targets(c, len(X), num_classes(self.model))
-        targets, f_x, f_b = self._ends(X, Xb, targets, bs)
+        Xb, targets, f_x, f_b = self._prepare(X, c, baseline, random_std, seed, bs)
         if method == "adaptive":
             avg, info = self._adaptive(X, Xb, targets, f_x, f_b, bs, tol, max_gradients,
                                        forward_steps, correction)
@@ -532,6 +529,102 @@ class IntegratedGrad(AttributionMethod):
         self.last_info = info
         attr = unbatch(attr, single)
         return (attr, info) if return_error else attr
+
+    def _prepare(self, X, c, baseline, random_std, seed, bs):
+        """Baselines, targets and both end scores ``(Xb, targets, f_x, f_b)`` of a batch."""
+        random_std = check_number(random_std, "random_std")
+        Xb = as_baseline(
+            baseline, X, names=("black", "white", "random"),
+            make=lambda _: np.random.default_rng(seed).normal(
+                0.0, random_std, (1,) + X.shape[1:]))
+        targets = check_targets(c, len(X), num_classes(self.model))
+        targets, f_x, f_b = self._ends(X, Xb, targets, bs)
+        return Xb, targets, f_x, f_b
+
+    def sweep(self, X, c=None, baseline="black", steps=(5, 10, 20, 25, 50, 100, 200),
+              random_std=0.1, seed=0, batch_size=None):
+        """Right-Riemann IG for several step counts from one set of gradients.
+
+        The nodes ``i/N`` of N steps are a subset of those of ``M = max(steps)`` steps
+        whenever N divides M, so the M gradients per input are computed once and every
+        coarser rule is a sum over a subset of them: the cost of the finest rule alone.
+
+        Args:
+            X, c, baseline, random_std, seed, batch_size: as for ``__call__``.
+            steps: step counts, each dividing the largest.
+
+        Returns:
+            ``(maps, info)``: ``maps[N]`` float32 attributions of ``X``'s shape for each N
+            (unbatched for one input); ``info`` as ``last_info`` of ``__call__`` except that
+            ``completeness_error`` is a dict ``{N: [n]}``.
+        """
+        X, single = as_batch(X, self.model)
+        bs = self._batch_size(batch_size)
+        steps = sorted({check_positive_int(n, "steps") for n in np.atleast_1d(steps)})
+        top = steps[-1]
+        if any(top % n for n in steps):
+            raise ValueError(STEPS_DIVIDE_ERROR.format(actual=steps, top=top))
+        Xb, targets, f_x, f_b = self._prepare(X, c, baseline, random_std, seed, bs)
+        t = np.arange(1, top + 1) / top                         # right-Riemann nodes
+        acc = {n: np.zeros(X.shape, np.float64) for n in steps}
+
+        def feed(s):
+            idx = np.arange(s.start, s.stop)
+            img = idx // top
+            return {self.model.imgs: self._path(X, Xb, img, t[idx % top]),
+                    self._target: targets[img]}
+
+        for sl, g in self._run_batched(self._grad, len(X) * top, feed,
+                                       desc="integrated gradients", batch_size=bs):
+            idx = np.arange(sl.start, sl.stop)
+            j = idx % top + 1                                   # node j/top, j = 1..top
+            for n in steps:
+                on = j % (top // n) == 0                        # node j/top is i/n
+                if on.any():
+                    sum_by_group(acc[n], idx[on] // top, g[on] / n)
+        maps, err = {}, {}
+        for n in steps:
+            attr = ((X - Xb) * acc[n]).astype(np.float32)
+            total = attr.reshape(len(X), -1).sum(axis=1, dtype=np.float64)
+            err[n] = relative_error(total, f_x - f_b)
+            maps[n] = unbatch(attr, single)
+        info = {"completeness_error": err, "f_x": f_x, "f_baseline": f_b,
+                "targets": targets, "gradients": np.full(len(X), top),
+                "forwards": np.full(len(X), 2), "method": "riemann_right"}
+        self.last_info = info
+        return maps, info
+
+    def path_scores(self, X, c=None, baseline="black", alphas=None, random_std=0.1, seed=0,
+                    batch_size=None):
+        """The target score ``f_c(x_b + a (x - x_b))`` along the path, forwards only.
+
+        Args:
+            X, c, baseline, random_std, seed, batch_size: as for ``__call__``.
+            alphas: positions ``[T]`` in [0, 1] (default 101 uniform points).
+
+        Returns:
+            float64 ``[N, T]`` (``[T]`` for one input) pre-softmax scores of the target
+            (the predicted class at ``x`` when ``c`` is None).
+        """
+        X, single = as_batch(X, self.model)
+        bs = self._batch_size(batch_size)
+        alphas = np.linspace(0, 1, 101) if alphas is None else np.asarray(alphas, np.float64)
+        if alphas.ndim != 1 or alphas.size == 0 or not np.all(np.isfinite(alphas)):
+            raise ValueError(ALPHAS_ERROR.format(actual=np.shape(alphas)))
+        Xb, targets, _, _ = self._prepare(X, c, baseline, random_std, seed, bs)
+        k = len(alphas)
+        out = np.empty(len(X) * k, np.float64)
+
+        def feed(s):
+            idx = np.arange(s.start, s.stop)
+            img = idx // k
+            return {self.model.imgs: self._path(X, Xb, img, alphas[idx % k]),
+                    self._target: targets[img]}
+
+        for sl, val in self._run_batched(self._score, len(X) * k, feed, desc="IG path",
+                                         batch_size=bs):
+            out[sl] = val
+        return unbatch(out.reshape(len(X), k), single)
 
     def _path(self, X, Xb, img, t):
         """Path points ``x_b + t (x - x_b)`` for rows (input ``img``, position ``t``)."""
