@@ -1,0 +1,106 @@
+"""hw3_vc.py: helpers, argument errors, and the quick run end to end on the default model."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import hw3_vc
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_select_images_takes_right_then_wrong_in_data_order():
+    y_true = np.array([1, 2, 3, 4, 5, 6])
+    y_pred = np.array([1, 0, 3, 0, 5, 0])
+    np.testing.assert_array_equal(hw3_vc.select_images(y_true, y_pred, 2, 2), [0, 2, 1, 3])
+    np.testing.assert_array_equal(hw3_vc.select_images(y_true, y_pred, 1, 1, [5, 4]), [5, 4])
+    with pytest.raises(ValueError, match=r"--images: expected row indices in \[0, 6\)"):
+        hw3_vc.select_images(y_true, y_pred, 1, 1, [6])
+
+
+def test_tables_markdown_and_csv():
+    md = hw3_vc.markdown_table(["a", "b"], [["x|y", 0.123456], ["z", float("nan")]])
+    assert md.splitlines() == ["| a | b |", "| --- | --- |", "| x/y | 0.1235 |",
+                               "| z | undefined |"]
+    csv = hw3_vc.csv_table(["a", "b"], [["p, q", 0.5]])
+    assert csv == 'a,b\n"p, q",0.5\n'
+
+
+def test_keep_top_keeps_exactly_the_top_positive_pixels():
+    X = np.full((1, 4, 4, 3), 100.0, np.float32)
+    X[0, 0, 0] = 200.0
+    A = np.zeros((1, 4, 4, 3))
+    A[0, 0, 0] = 1.0   # the only positive pixel
+    A[0, 1, 1] = -1.0
+    out = hw3_vc.keep_top(X, A, 0.25)
+    assert out[0, 0, 0, 0] == 200.0                     # kept as it is
+    assert np.all(out[0, 1:, 1:] < 200) and np.all(out[0, 1:, 1:] > 100)  # blurred
+
+
+def test_pool_sums_superpixels():
+    a = np.arange(16.0).reshape(4, 4)
+    np.testing.assert_array_equal(hw3_vc.pool(a, 2), [[10, 18], [42, 50]])
+
+
+def test_write_text_is_atomic(tmp_path):
+    path = tmp_path / "t.md"
+    hw3_vc.write_text(str(path), "one")
+    hw3_vc.write_text(str(path), "two")
+    assert path.read_text() == "two"
+    assert [p.name for p in tmp_path.iterdir()] == ["t.md"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--parts", "nope"], "--parts: expected a comma-separated subset"),
+    (["--images", "1,x"], "--images: expected comma-separated integers"),
+])
+def test_bad_arguments_name_the_option(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        hw3_vc.parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_out_that_is_a_file_is_refused_and_kept(tmp_path, capsys):
+    f = tmp_path / "report.txt"
+    f.write_text("mine")
+    with pytest.raises(SystemExit):
+        hw3_vc.parse_args(["--out", str(f)])
+    assert "--out: expected a folder" in capsys.readouterr().err
+    assert f.read_text() == "mine"
+
+
+def test_help_runs():
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "hw3_vc.py"), "--help"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "--quick" in out.stdout and "--parts" in out.stdout
+
+
+@pytest.mark.slow
+def test_quick_run_end_to_end(tmp_path):
+    out = tmp_path / "figs"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")          # an existing folder is updated
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "hw3_vc.py"), "--quick",
+                           "--no-progress", "--out", str(out)], cwd=str(tmp_path),
+                          capture_output=True, text=True, timeout=1200, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / "mine.txt").read_text() == "keep me"
+    index = (out / "index.md").read_text()
+    named = set(re.findall(r"\]\(([^)]+)\)", index))
+    assert len(named) >= 25
+    for name in named:
+        assert (out / name).is_file(), name
+    for part in hw3_vc.PART_TITLES.values():
+        assert part in index
+    pngs = {p.name for p in out.glob("*.png")}
+    assert pngs <= named and len(pngs) >= 15
+    assert not [p for p in out.iterdir() if p.name.startswith(".tmp")]
+    assert set(os.listdir(tmp_path)) == {"figs"}      # nothing written outside --out
+    stats = json.loads((out / "run_stats.json").read_text())
+    assert stats["forwards"] > 0 and stats["gradients"] > 0
+    assert re.search(r"passes: forwards=\d+ gradients=\d+", proc.stdout)
