@@ -61,7 +61,7 @@ class Settings:
     smooth_sigma: float = 0.15
     nord_M: int = 1000
     metric_superpixel: int = 8       # occlusion and insertion / deletion superpixels
-    curve_step: int = 8              # superpixels added per point of a curve
+    curve_step: int = 16             # superpixels added per point of a curve
     occlusion_sizes: tuple = (4, 8, 16)
     blur_sigmas: tuple = (2.0, 5.0, 10.0)
     blur_superpixel: int = 8

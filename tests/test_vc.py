@@ -92,9 +92,15 @@ def test_quick_run_end_to_end(tmp_path):
     assert (out / "mine.txt").read_text() == "keep me"
     index = (out / "index.md").read_text()
     named = set(re.findall(r"\]\(([^)]+)\)", index))
-    assert len(named) >= 25
+    assert len(named) >= 20            # every PNG and every table's CSV is linked
     for name in named:
         assert (out / name).is_file(), name
+    report = json.loads((out / "report.json").read_text())
+    tables = [e["file"] for p in report["parts"].values() for e in p["entries"]
+              if e["kind"] == "table"]
+    assert len(tables) >= 5
+    for name in tables:                  # the tables themselves are inlined in index.md
+        assert (out / name).read_text().strip() in index
     for part in hw3_vc.PART_TITLES.values():
         assert part in index
     pngs = {p.name for p in out.glob("*.png")}
