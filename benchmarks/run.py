@@ -7,7 +7,7 @@ Prints a Markdown table (and writes it atomically to ``--out``) of ratios measur
 side in one run, each with its goal (issue 7), and the table of Integrated Gradients
 completeness error versus gradient budget per quadrature rule (issue 8). Progress goes to
 stderr. Machines are shared and noisy, so every speed figure is a ratio of two
-measurements taken next to each other (the raw model is re-measured right before each
+measurements taken next to each other (the raw model is re-measured right after each
 method, at the same batch size), repeated over ``rounds`` and reduced by the median.
 
 The measuring functions take ``(model, sess, X, ...)`` so that the test suite can run the
@@ -289,7 +289,7 @@ class Cases:
 
 
 def speed_cases(model, sess, X, c, s, best, pair=True, progress=log):
-    """Run every case ``s.rounds`` times, each right after a raw measurement of its kind.
+    """Run every case ``s.rounds`` times, each followed by a raw measurement of its kind.
 
     Returns ``{case: {'ratio': median of rate / raw rate, 'rate': median rate,
     'outside': median fraction of wall time outside sess.run, 'inside_ratio': median of
@@ -900,7 +900,7 @@ def header(args, s):
         f"{time.strftime('%Y-%m-%d %H:%M')}, load average at start "
         f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}.",
         "",
-        "Every speed figure is a ratio to the bare model measured right before it at the "
+        "Every speed figure is a ratio to the bare model measured right after it at the "
         f"same batch size, repeated {s.rounds}x (median; the per-round values are in the "
         "notes). Sessions use the toolkit's `hw3_attribution.new_session()` thread settings. "
         "See `benchmarks/README.md` for how each figure is measured.",
