@@ -613,21 +613,28 @@ class MetricTable:
         for m, row, mean in zip(self.methods, self.values, self.mean):
             lines.append(",".join([_csv_cell(m)] + [repr(float(v)) for v in row]
                                   + [repr(float(mean))]))
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".csv")
-        try:
-            with os.fdopen(fd, "w", newline="") as fh:
-                fh.write("\n".join(lines) + "\n")
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
-        return path
+        return write_text(path, "\n".join(lines) + "\n")
 
     def __repr__(self):
         return (f"MetricTable({self.metric!r}, methods={self.methods}, "
                 f"images={len(self.images)})")
+
+
+def write_text(path, text):
+    """Write ``text`` to ``path`` through a temporary file in the same folder, then rename
+    it into place: a reader never sees a half-written file, and a failure leaves none."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
 
 
 def _csv_cell(text):
@@ -677,4 +684,4 @@ def metric_table(metric, attributions, X, c=None, images=None):
 
 
 __all__ = ["AverageDrop", "AverageDropResult", "N_Ord", "Insertion", "Deletion", "auc",
-           "MetricTable", "metric_table"]
+           "MetricTable", "metric_table", "write_text"]

@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, replace
@@ -82,19 +81,10 @@ QUICK = Settings(n_right=2, n_wrong=2, ig_steps=(5, 10), ig_main_steps=10, ig_ot
 # ------------------------------------------------------------------------ small helpers
 
 def write_text(path, text):
-    """Write ``text`` to ``path`` through a temporary file in the same folder."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    """Atomic text write (``hw3_evaluation.write_text``), imported when first needed so
+    that ``--help`` does not wait for TensorFlow."""
+    from hw3_evaluation import write_text as write
+    return write(path, text)
 
 
 def markdown_table(header, rows):
