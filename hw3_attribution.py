@@ -493,6 +493,15 @@ class IntegratedGrad(AttributionMethod):
     The adaptive rule keeps the gradients of up to ``max_gradients`` nodes per input in
     memory (``max_gradients`` x one input's float32 size each) and processes inputs in
     groups that fit in ``ADAPTIVE_MEMORY_BYTES``.
+
+    Measured (EfficientNet-Lite0, the 17 bundled sample photos, predicted class, tol 0.01),
+    completeness error median / worst: black baseline, right Riemann 64 steps 9.8% / 27.8%,
+    256 steps 1.7% / 7.5%; adaptive with at most 64 gradients 0.36% / 3.1% (38 gradients
+    and 33 forwards on average), at most 256: 0.60% / 0.88% (97 gradients, 129 forwards).
+    White baseline: right Riemann 64 steps 4.7% / 25.2%, 256 steps 1.4% / 8.2%; adaptive 64:
+    0.43% / 1.7%, 256: 0.49% / 0.93%. The stopping rule accepts cancellation between
+    intervals: ``error_bound`` at 256 was 4-12%, so a map is certified for completeness,
+    not interval by interval.
     """
 
     def __call__(self, X, c=None, baseline="black", steps=50, method="riemann_right",
