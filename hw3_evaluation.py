@@ -658,6 +658,8 @@ def metric_table(metric, attributions, X, c=None, images=None):
 
     Returns:
         :class:`MetricTable` of ``[methods, images]`` values and the per-method mean.
+        An image whose attribution is all zero is NaN for that method (with a
+        ``RuntimeWarning``); if every image's is, the metric's own error is raised.
     """
     pairs = list(attributions.items() if isinstance(attributions, dict) else attributions)
     if not pairs:
@@ -671,13 +673,30 @@ def metric_table(metric, attributions, X, c=None, images=None):
                                                   actual=len(images)))
     rows, curves, xs = [], None, None
     for name, A in pairs:
+        # An image whose attribution is all zero has no value (the metric is undefined for
+        # it): score the others and mark it NaN, rather than lose the whole table.
+        arr = np.asarray(A)
+        zero = np.zeros(n, bool)
+        if np.ndim(X) == 4 and arr.ndim >= 3 and len(arr) == n:
+            zero = ~arr.reshape(n, -1).any(axis=1)
+        ok = np.flatnonzero(~zero) if zero.any() and not zero.all() else np.arange(n)
+        if len(ok) < n:
+            warnings.warn(UNDEFINED_WARNING.format(
+                metric=getattr(metric, "name", "metric"), indices=_indices(zero),
+                why=f"{name}: all-zero attribution"), RuntimeWarning, stacklevel=2)
+        Xo, Ao = (X, A) if len(ok) == n else (X[ok], arr[ok])
+        co = c if c is None or np.ndim(c) == 0 or len(ok) == n else np.asarray(c)[ok]
+        values = np.full(n, np.nan)
         if isinstance(metric, _AblationCurve):
-            cv, xs = metric.curves(X, A, c)
+            cv, xs = metric.curves(Xo, Ao, co)
+            full = np.full((n, cv.shape[1]), np.nan)
+            full[ok] = cv
             curves = curves or {}
-            curves[name] = cv
-            rows.append(auc(cv, xs))
+            curves[name] = full
+            values[ok] = auc(cv, xs)
         else:
-            rows.append(np.atleast_1d(metric.per_image(X, A, c)))
+            values[ok] = np.atleast_1d(metric.per_image(Xo, Ao, co))
+        rows.append(values)
     return MetricTable(getattr(metric, "name", type(metric).__name__),
                        getattr(metric, "unit", ""), [p[0] for p in pairs], images,
                        np.stack(rows), curves, xs)

@@ -513,7 +513,7 @@ def curve_figure(tables, s):
     fig = Figure(figsize=(10, 4))
     for ax, (name, table) in zip(fig.subplots(1, len(tables)), tables.items()):
         for m, j in zip(table.methods, range(len(table.methods))):
-            mean = table.curves[m].mean(axis=0)
+            mean = np.nanmean(table.curves[m], axis=0)  # NaN rows: undefined images
             ax.plot(table.num_feats, mean, label=f"{m} (AUC {table.mean[j]:.3f})")
         ax.set_xlabel(f"{s}x{s} superpixels {'inserted' if name == 'Insertion' else 'deleted'}")
         ax.set_ylabel("mean target-class probability")

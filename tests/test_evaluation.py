@@ -426,6 +426,30 @@ def test_metric_table_curves(sess):
         metric_table(Insertion(model, sess, superpixel_size=4), {}, X)
 
 
+def test_metric_table_marks_an_all_zero_image_undefined_and_scores_the_rest(sess):
+    w = np.ones((2, 2, 3), np.float32)
+    model = models.additive_image(w)
+    X = np.stack([np.full((2, 2, 3), 10.0),
+                  np.repeat(np.array([[1.0, 2.0], [3.0, 4.0]])[..., None], 3, -1)])
+    A = pixel_sign_attr([[[1, 1], [-1, -1]], [[-1, -1], [-1, 1]]])
+    A[0] = 0.0                                    # image 0: the metric is undefined
+    with pytest.warns(RuntimeWarning, match=r"image\(s\) \[0\]"):
+        table = metric_table(AverageDrop(model, sess), {"m": A}, X)
+    assert np.isnan(table.values[0, 0])
+    assert table.values[0, 1] == pytest.approx(60.0)   # as when scored alone
+    assert table.mean[0] == pytest.approx(60.0)
+    w, x = ablation_setup(14)
+    model = models.additive_image(w)
+    X = np.stack([x, x[:, ::-1]])
+    imp = w * X
+    imp[1] = 0.0
+    with pytest.warns(RuntimeWarning):
+        table = metric_table(Deletion(model, sess, superpixel_size=4), {"m": imp}, X, c=[0, 0])
+    assert np.isnan(table.curves["m"][1]).all() and np.isfinite(table.curves["m"][0]).all()
+    with pytest.raises(ValueError, match="undefined for an all-zero attribution"):
+        metric_table(Deletion(model, sess, superpixel_size=4), {"m": 0 * imp}, X, c=0)
+
+
 # ------------------------------------------------------------------ the real model
 
 @pytest.mark.slow
