@@ -241,7 +241,7 @@ class Run:
         """The homework's black and white paths get every step count, the others fewer."""
         if baseline in ("black", "white"):
             return self.s.ig_steps
-        return tuple(n for n in self.s.ig_steps if n <= self.s.ig_other_max)
+        return study_steps(self.s, baseline)
 
     def ig(self):
         return self.ig_sweep("black")[0][self.s.ig_main_steps]
@@ -303,6 +303,14 @@ class Run:
     def random_maps(self):
         from hw3_attribution import RandomAttribution
         return self.cached("random", lambda: RandomAttribution(seed=0)(self.X[self.sel]))
+
+
+def study_steps(settings, baseline):
+    """Step counts of the IG study for ``baseline``: all of them for black and white, those
+    that divide ``ig_other_max`` for the others (one sweep serves every count it divides)."""
+    if baseline in ("black", "white"):
+        return settings.ig_steps
+    return tuple(n for n in settings.ig_steps if settings.ig_other_max % n == 0)
 
 
 def viz():

@@ -41,6 +41,14 @@ def test_keep_top_keeps_exactly_the_top_positive_pixels():
     assert np.all(out[0, 1:, 1:] < 200) and np.all(out[0, 1:, 1:] > 100)  # blurred
 
 
+@pytest.mark.parametrize("settings", [hw3_vc.FULL, hw3_vc.QUICK])
+def test_study_step_counts_each_divide_the_largest(settings):
+    assert settings.ig_main_steps in hw3_vc.study_steps(settings, "black")
+    for baseline in hw3_vc.STUDY_BASELINES:
+        steps = hw3_vc.study_steps(settings, baseline)
+        assert steps and all(max(steps) % n == 0 for n in steps), (baseline, steps)
+
+
 def test_pool_sums_superpixels():
     a = np.arange(16.0).reshape(4, 4)
     np.testing.assert_array_equal(hw3_vc.pool(a, 2), [[10, 18], [42, 50]])
