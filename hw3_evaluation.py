@@ -1,57 +1,65 @@
 """Metrics that measure how faithful an attribution map is to the model it explains.
 
-* :class:`AverageDrop` -- Average Drop % (Chattopadhyay et al., "Grad-CAM++", WACV 2018),
-  with Average Increase as a by-product.
-* :class:`N_Ord` -- Necessity Ordering (Wang et al., "Interpreting interpretations:
+The homework's API, exactly (the starter's functions)::
+
+    AverageDrop(sess, attr_map, input, input_tensor, output_tensor, target_class)  # -> %
+    N_Ord(sess, attr_map, input, input_tensor, output_tensor, target_class, M=1000)
+
+with ``attr_map`` ``[N, H, W]`` and ``input`` ``[N, H, W, C]`` for Average Drop, and one
+image (``[H, W]``, ``[H, W, C]``) for Necessity Ordering; ``Insertion`` and ``Deletion`` are
+called the same way and return ``(curve, num_feats)``.
+
+* :func:`AverageDrop` -- Average Drop % (Chattopadhyay et al., "Grad-CAM++", WACV 2018),
+  with Average Increase and per-image drops through ``return_details=True``.
+* :func:`N_Ord` -- Necessity Ordering (Wang et al., "Interpreting interpretations:
   organizing attribution methods by criteria", CVPR-W 2020).
-* :class:`Insertion`, :class:`Deletion` -- probability curves as superpixels are inserted
+* :func:`Insertion`, :func:`Deletion` -- probability curves as superpixels are inserted
   into a baseline image or deleted from the image (Petsiuk et al., "RISE", BMVC 2018),
   with :func:`auc`.
 * :func:`metric_table` -- one metric over several methods and images, as a
   :class:`MetricTable` (Markdown and CSV).
 
-All metrics talk to the model only through the contract of DESIGN.md (``imgs`` RGB 0-255
-``[N, H, W, 3]``, ``logits``, ``probs``); "removing" a pixel sets it to 0 (black). The
-*pixel attribution* of an attribution ``A [N, H, W, C]`` is the mean over its channels; an
-attribution that is already a pixel map ``[N, H, W]`` (Grad-CAM, Occlusion, Random) is used
-as it is.
+"Removing" a pixel sets it to 0 (black). The *pixel attribution* of an attribution
+``A [N, H, W, C]`` is the mean over its channels; a map that is already per pixel
+``[N, H, W]`` (Grad-CAM, Occlusion, Random) is used as it is. Extensions (keyword only):
+a batch for the one-image metrics, ``batch_size`` (rows per ``sess.run``, default 16),
+``return_details``, ``progress``.
 
-Per-image results that a definition leaves undefined are NaN with a ``RuntimeWarning``
-naming the images; a result that is undefined as a whole (every image excluded, an
-all-zero attribution) raises ``ValueError``. No metric returns a number that only looks real.
-
-The metrics fetch ``model.logits`` or ``model.probs`` and build no TensorFlow op of their
-own, so creating or calling them never grows the graph.
+In the graph: each ``sess.run`` feeds the images it needs once plus, per row, a rank
+threshold (the graph compares each pixel's rank with it and builds the masked copy); only
+the scores come back. Per-image results that a definition leaves undefined are NaN with a
+``RuntimeWarning`` naming the images; a result that is undefined as a whole (every image
+excluded, an all-zero attribution) raises ``ValueError``.
 """
 import os
 import tempfile
 import warnings
 
 import numpy as np
-from scipy import ndimage
 
-from hw3_attribution import (AttributionMethod, DEFAULT_BATCH_SIZE, INPUT_FINITE_ERROR,
-                             as_batch, check_positive_int, check_targets, num_classes)
+from hw3_attribution import (DEFAULT_BATCH_SIZE, INPUT_FINITE_ERROR, AttributionMethod, Bank,
+                             RowPlan, as_batch, blurred, check_number, check_positive_int,
+                             check_session, run_rows)
 
 # Error messages, kept as data so that tests match the same templates.
-IMAGE_MODEL_ERROR = ("model: expected an image model with imgs of shape [None, H, W, C], "
-                     "got imgs of shape {actual}")
-ATTR_SHAPE_ERROR = ("{arg}: expected an attribution of the input's shape {full} or a pixel "
-                    "map {pixel}, got shape {actual}")
+IMAGE_INPUT_ERROR = ("input_tensor: expected an image input of shape [None, H, W, C], got "
+                     "{name!r} of shape {actual}")
+ATTR_SHAPE_ERROR = ("{arg}: expected an attribution map {pixel} or an attribution of the "
+                    "input's shape {full} to fit input of shape {input}, got shape {actual}")
+ATTR_TYPE_ERROR = "{arg}: expected a numeric array, got dtype {actual}"
 ATTR_ZERO_ERROR = ("{arg}: {metric} is undefined for an all-zero attribution (it ranks no "
                    "pixel above another); got all-zero attributions for image(s) {indices}")
-ALL_EXCLUDED_ERROR = ("X: Average Drop % is undefined for this set: the predicted-class "
-                      "score f_c(x) is <= 0 for every image ({n} of {n}), so no image "
-                      "gives a drop ratio")
+ALL_EXCLUDED_ERROR = ("input: Average Drop % is undefined for this set: the target score "
+                      "f_c(x) is <= 0 for every image ({n} of {n}), so no image gives a drop "
+                      "ratio")
 SUPERPIXEL_ERROR = ("superpixel_size: expected a positive int that divides the image height "
                     "and width, got {size} for images of {h}x{w}")
-IMPORTANCE_SHAPE_ERROR = ("importance: expected per-superpixel importance {grid} or a pixel "
-                          "map {pixel} (superpixel_size {s}), got shape {actual}")
+IMPORTANCE_SHAPE_ERROR = ("attr_map: expected per-superpixel importance {grid}, a pixel map "
+                          "{pixel} or an attribution {full} (superpixel_size {s}), got shape "
+                          "{actual}")
 BASELINE_ERROR = ("baseline: expected 'black', 'blur', a number or an array of shape "
                   "{expected}, got {actual}")
-SINGLE_IMAGE_ERROR = ("x: expected one image [1, H, W, C] or [H, W, C], got a batch of {n}; "
-                      "use .curves(X, importance, c) for several images")
-CURVE_ERROR = ("{arg}: expected {expected}, got {actual}")
+CURVE_ERROR = "{arg}: expected {expected}, got {actual}"
 TABLE_INPUT_ERROR = "{arg}: expected {expected}, got {actual}"
 
 UNDEFINED_WARNING = "{metric} is undefined for image(s) {indices} ({why}); they are NaN"
@@ -86,80 +94,63 @@ def auc(curve, num_feats):
     return float(area) if np.ndim(area) == 0 else area
 
 
-class _Metric(AttributionMethod):
-    """Shared plumbing: image checks, pixel attributions and batched forward passes.
+class _Scorer(AttributionMethod):
+    """The metrics' access to the model: forwards on the inputs and on rows built in the
+    graph (the ops are cached per graph and tensors, so making one per call is free)."""
 
-    Subclasses provide ``per_image(X, A, c=None) -> [N]`` (NaN where undefined), which
-    :func:`metric_table` uses, and ``name`` / ``unit`` for table titles.
+    needs_rows = True
+    api = "Metric(sess, attr_map, input, input_tensor, output_tensor, target_class)"
+
+    def __init__(self, sess, input_tensor, output_tensor, target_class, progress):
+        check_session(sess, self.api)
+        super().__init__(sess, input_tensor, output_tensor, target_class, progress=progress)
+        if self.input_tensor.shape.rank != 4:
+            raise ValueError(IMAGE_INPUT_ERROR.format(name=self.input_tensor.name,
+                                                      actual=self.input_tensor.shape))
+
+    def images(self, X):
+        return as_batch(X, self.input_tensor, "input")
+
+    def targets_and_logits(self, X, bs):
+        logits = self.logits(X, bs)
+        return self._targets(X, batch_size=bs, logits=logits), logits
+
+
+def _pixel_attribution(A, X, single, metric, arg="attr_map", allow_zero=False):
+    """The pixel attribution ``[N, H, W]`` (channel mean of A), checked.
+
+    ``A`` is ``[N, H, W]`` or ``[N, H, W, C]``; without the batch axis when ``X`` was one
+    image.
     """
-
-    name = "metric"
-    unit = ""
-
-    def _define_ops(self):
-        # Metrics only run the model forward: fetch its own tensors, build nothing.
-        shape = self.model.imgs.shape
-        if shape.rank != 4:
-            raise ValueError(IMAGE_MODEL_ERROR.format(actual=shape.as_list()))
-        self._logits = self.model.logits
-        self._probs = self.model.probs
-
-    def _images(self, X, arg="X"):
-        """``(float32 [N, H, W, C], single)`` for images that fit the model."""
-        return as_batch(X, self.model, arg)
-
-    def _pixel_attribution(self, A, X, single, arg="A"):
-        """The pixel attribution ``[N, H, W]`` (channel mean of A), checked.
-
-        ``A`` is ``[N, H, W, C]`` or ``[N, H, W]``; without the batch axis when ``X`` was
-        one image.
-        """
-        n, h, w, ch = X.shape
-        arr = np.asarray(A)
-        if single and arr.shape in ((h, w, ch), (h, w)):
-            arr = arr[None]
-        if arr.shape not in ((n, h, w, ch), (n, h, w)) or not np.issubdtype(arr.dtype,
-                                                                             np.number):
-            full, pixel = [n, h, w, ch], [n, h, w]
-            if single:
-                full, pixel = f"{full} (or {full[1:]})", f"{pixel} (or {pixel[1:]})"
-            raise ValueError(ATTR_SHAPE_ERROR.format(arg=arg, full=full, pixel=pixel,
-                                                     actual=list(np.shape(A))))
-        arr = arr.astype(np.float64)
-        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
-        if bad:
-            raise ValueError(INPUT_FINITE_ERROR.format(arg=arg, count=bad))
-        pix = arr.mean(axis=-1) if arr.ndim == 4 else arr
-        zero = ~pix.reshape(n, -1).any(axis=1)
-        if zero.any():
-            raise ValueError(ATTR_ZERO_ERROR.format(arg=arg, metric=self.name,
-                                                    indices=_indices(zero)))
-        return pix
-
-    def _target_of(self, logits, c, n):
-        """Targets ``[n]``: ``c`` as given (checked) or the argmax of ``logits``."""
-        targets = check_targets(c, n, num_classes(self.model))
-        return logits.argmax(axis=1).astype(np.int32) if targets is None else targets
-
-    def _forward_picked(self, fetch, rows_fn, row_targets, desc=None):
-        """``fetch[r, row_targets[r]]`` for rows built lazily by ``rows_fn(slice)``.
-
-        One ``sess.run`` per chunk of ``batch_size`` rows: ``ceil(len(row_targets) /
-        batch_size)`` calls in all.
-        """
-        n_rows = len(row_targets)
-        out = np.empty(n_rows, np.float64)
-        for sl, val in self._run_batched(fetch, n_rows,
-                                         lambda s: {self.model.imgs: rows_fn(s)},
-                                         desc=desc):
-            out[sl] = val[np.arange(len(val)), row_targets[sl]]
-        return out
+    n, h, w, ch = X.shape
+    arr = np.asarray(A)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
+                                   or arr.dtype == np.bool_):
+        raise TypeError(ATTR_TYPE_ERROR.format(arg=arg, actual=arr.dtype))
+    if single and arr.shape in ((h, w, ch), (h, w)):
+        arr = arr[None]
+    if arr.shape not in ((n, h, w, ch), (n, h, w)):
+        full, pixel = [n, h, w, ch], [n, h, w]
+        if single:
+            full, pixel = f"{full[1:]}", f"{pixel[1:]}"
+        raise ValueError(ATTR_SHAPE_ERROR.format(arg=arg, full=full, pixel=pixel,
+                                                 input=list(X.shape[single:]),
+                                                 actual=list(np.shape(A))))
+    arr = arr.astype(np.float64)
+    bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+    if bad:
+        raise ValueError(INPUT_FINITE_ERROR.format(arg=arg, count=bad))
+    pix = arr.mean(axis=-1) if arr.ndim == 4 else arr
+    zero = ~pix.reshape(n, -1).any(axis=1)
+    if zero.any() and not allow_zero:
+        raise ValueError(ATTR_ZERO_ERROR.format(arg=arg, metric=metric, indices=_indices(zero)))
+    return pix
 
 
 # --------------------------------------------------------------------- Average Drop %
 
 class AverageDropResult:
-    """What :meth:`AverageDrop.evaluate` found for a set of N images.
+    """What :func:`AverageDrop` found for a set of N images (``return_details=True``).
 
     Attributes:
         mean: Average Drop %, the mean of ``per_image`` over the included images (percent).
@@ -193,327 +184,256 @@ class AverageDropResult:
                 f"n={len(self.per_image)}, n_excluded={self.n_excluded})")
 
 
-class AverageDrop(_Metric):
+def AverageDrop(sess, attr_map, input, input_tensor, output_tensor, target_class=None, *,
+                batch_size=DEFAULT_BATCH_SIZE, return_details=False, progress=True):
     """Average Drop % of an attribution over a set of images (lower is better).
 
     ``AD(D) = 100% · 1/|D| Σ_i max(f_c(x_i) − f_c(M_A(x_i)), 0) / f_c(x_i)`` with pre-softmax
-    scores, ``c = argmax f(x_i)``, and ``M_A(x)`` the image with only the pixels of positive
-    pixel attribution kept and every other pixel set to 0 (black). Chattopadhyay et al.,
-    "Grad-CAM++", WACV 2018; the homework's Definition 5.
+    scores and ``M_A(x)`` the image with only the pixels of positive pixel attribution kept
+    and every other pixel set to 0 (black). Chattopadhyay et al., "Grad-CAM++", WACV 2018;
+    the homework's Definition 5.
 
-    The ratio is meaningless when ``f_c(x) <= 0`` (it would flip sign or divide by zero):
-    such images are **excluded** from ``|D|`` (their per-image drop is NaN, a
-    ``RuntimeWarning`` names them, and :meth:`evaluate` reports them in ``excluded`` /
-    ``n_excluded``); if every image is excluded the metric raises ``ValueError``.
-    A per-image drop can exceed 100 % (pre-softmax scores go negative: ``f_c(M_A(x)) < 0``);
-    it is kept as the definition gives it, not clipped.
+    Args:
+        sess: the session of the model's graph.
+        attr_map: pixel attributions ``[N, H, W]`` (or attributions ``[N, H, W, C]``: their
+            channel mean is used).
+        input: the images ``[N, H, W, C]``, RGB 0-255 (one image ``[H, W, C]`` also works).
+        input_tensor, output_tensor: the model's input placeholder and pre-softmax scores.
+        target_class: the class c: an int, one per image, or None (the definition's
+            ``argmax f(x_i)``).
+        batch_size: rows per ``sess.run`` (keyword only, as the rest).
+        return_details: return an :class:`AverageDropResult` (per-image drops, Average
+            Increase, exclusions) instead of the float.
 
-    Calls: ``AverageDrop(model, sess)(X, A)`` -> float (percent);
-    ``.evaluate(X, A)`` -> :class:`AverageDropResult` (per-image drops, Average Increase,
-    exclusions). ``sess.run`` calls: ``2 · ceil(N / batch_size)``.
+    Returns:
+        float, percent. An image with ``f_c(x) <= 0`` makes the ratio meaningless: it is
+        **excluded** from ``|D|`` (its per-image drop is NaN, a ``RuntimeWarning`` names
+        it). A per-image drop can exceed 100 % (``f_c(M_A(x)) < 0``); it is kept as the
+        definition gives it, not clipped.
+
+    Raises:
+        ValueError: shapes that do not fit, NaN/inf, an all-zero attribution, or
+            ``f_c(x) <= 0`` for every image. Session calls: ``2 · ceil(N / batch_size)``.
     """
-
+    bs = check_positive_int(batch_size, "batch_size")
+    scorer = _Scorer(sess, input_tensor, output_tensor, target_class, progress)
+    X, single = scorer.images(input)
     name = "Average Drop %"
-    unit = "%"
-
-    def evaluate(self, X, A, c=None):
-        """Average Drop % with its details.
-
-        Args:
-            X: images ``[N, H, W, C]`` (or one ``[H, W, C]``), RGB 0-255.
-            A: attributions ``[N, H, W, C]`` or pixel maps ``[N, H, W]``.
-            c: the class per image; ``None`` (the definition) takes ``argmax f(x)``.
-
-        Returns:
-            :class:`AverageDropResult`.
-
-        Raises:
-            ValueError: shapes that do not fit, NaN/inf, an empty set, an all-zero
-                attribution, or ``f_c(x) <= 0`` for every image.
-        """
-        X, single = self._images(X)
-        keep = self._pixel_attribution(A, X, single) > 0                 # [N, H, W]
-        logits = self.logits(X)                                            # [N, K]
-        targets = self._target_of(logits, c, len(X))
-        scores = logits[np.arange(len(X)), targets].astype(np.float64)
-        masked = X * keep[..., None].astype(np.float32)                   # M_A(x)
-        masked_scores = self._forward_picked(self._logits, lambda s: masked[s], targets,
-                                             desc="Average Drop")
-        excluded = scores <= 0
-        if excluded.all():
-            raise ValueError(ALL_EXCLUDED_ERROR.format(n=len(X)))
-        if excluded.any():
-            warnings.warn(UNDEFINED_WARNING.format(
-                metric=self.name, indices=_indices(excluded),
-                why="f_c(x) <= 0; excluded from the average"), RuntimeWarning, stacklevel=3)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            drop = 100.0 * np.maximum(scores - masked_scores, 0.0) / scores
-        drop[excluded] = np.nan
-        increase = 100.0 * np.mean(masked_scores > scores)
-        return AverageDropResult(drop, increase, _indices(excluded), targets, scores,
-                                 masked_scores, keep.reshape(len(X), -1).mean(axis=1))
-
-    def __call__(self, X, A, c=None):
-        """Average Drop % over the set, a float in percent (see :meth:`evaluate`)."""
-        return self.evaluate(X, A, c).mean
-
-    def per_image(self, X, A, c=None):
-        """Per-image drops ``[N]`` in percent (NaN where excluded); their nanmean is AD."""
-        return self.evaluate(X, A, c).per_image
+    keep = _pixel_attribution(attr_map, X, single, name) > 0                # [N, H, W]
+    n = len(X)
+    targets, logits = scorer.targets_and_logits(X, bs)
+    scores = logits[np.arange(n), targets].astype(np.float64)
+    # M_A(x): pixels of rank 0 (kept) take x, the others stay 0
+    img = np.arange(n)
+    plan = RowPlan(img, np.full(n, -1), targets, ri=img, lo=np.zeros(n, np.int32),
+                   hi=np.ones(n, np.int32))
+    rank = [np.where(k, 0, 1).astype(np.int32) for k in keep]
+    masked = run_rows(scorer, plan, Bank(X), ["score"], bs, name,
+                      rank_bank=rank)["score"].astype(np.float64)
+    excluded = scores <= 0
+    if excluded.all():
+        raise ValueError(ALL_EXCLUDED_ERROR.format(n=n))
+    if excluded.any():
+        warnings.warn(UNDEFINED_WARNING.format(
+            metric=name, indices=_indices(excluded),
+            why="f_c(x) <= 0; excluded from the average"), RuntimeWarning, stacklevel=2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        drop = 100.0 * np.maximum(scores - masked, 0.0) / scores
+    drop[excluded] = np.nan
+    increase = 100.0 * np.mean(masked > scores)
+    result = AverageDropResult(drop, increase, _indices(excluded), targets, scores, masked,
+                               keep.reshape(n, -1).mean(axis=1))
+    return result if return_details else result.mean
 
 
 # ------------------------------------------------------------------ Necessity Ordering
 
-class N_Ord(_Metric):
-    """Necessity Ordering score of each image's attribution (lower is better).
+def N_Ord(sess, attr_map, input, input_tensor, output_tensor, target_class=None, M=1000, *,
+          batch_size=DEFAULT_BATCH_SIZE, return_details=False, progress=True):
+    """Necessity Ordering score of one image's attribution (lower is better).
 
-    ``N_o(x, A) = 1/(N+1) Σ_{i=1..N} max(f_c(R(i, π_A)) − f_c(0), 0)`` with pre-softmax
-    scores and ``c = argmax f(x)``. Wang et al., "Interpreting interpretations: organizing
-    attribution methods by criteria", CVPR-W 2020; the homework's Definition 6.
+    ``N_o(x, A) = 1/(P+1) Σ_{i=1..P} max(f_c(R(i, π_A)) − f_c(0), 0)`` with pre-softmax
+    scores, ``π_A`` the ``P`` pixels of positive pixel attribution, biggest first (ties in
+    raster order), and ``R(i, π_A)`` the image with the first ``i`` of them set to 0. Wang
+    et al., "Interpreting interpretations", CVPR-W 2020; the homework's Definition 6.
 
-    Choices the definition leaves open:
+    Removing ``M`` pixels at a time approximates the sum: step ``k`` removes the first
+    ``r_k = min(kM, P)`` pixels and stands for the ``r_k − r_{k−1}`` terms it replaces::
 
-    * ``π_A`` lists the pixels of **positive** pixel attribution, biggest first (ties in
-      raster order); pixels of zero or negative attribution are never removed. With
-      ``P`` positive pixels, ``R(P)`` is the image with only those pixels left.
-    * Removing ``M`` pixels at a time, ``N`` is the number of removal steps
-      ``ceil(P / M)``, step ``k`` removes the first ``min(kM, P)`` pixels (set to 0), and
-      the sum runs over the steps: ``1/(N+1) Σ_{k=1..N} max(f_c(R(min(kM, P))) − f_c(0), 0)``.
-      So ``M = 1`` is exactly the pixel-by-pixel definition, and a larger ``M`` samples the
-      same curve more coarsely.
-    * An image whose attribution has no positive pixel has ``N = 0`` and nothing to
-      remove; its score is NaN (with a ``RuntimeWarning``), not the 0 that the empty sum
-      would give and that would read as a perfect score.
+        N_o ≈ 1/(P+1) Σ_{k=1..ceil(P/M)} (r_k − r_{k−1}) · max(f_c(R(r_k)) − f_c(0), 0)
 
-    Calls: ``N_Ord(model, sess, M=1000)(X, A)`` -> array ``[N]``. Every masked copy is built
-    lazily and goes through ``sess.run`` in batches: ``ceil((N + 1) / batch_size) +
-    ceil(Σ_i steps_i / batch_size)`` calls (the images and the black image, then the copies).
+    so ``M = 1`` is the definition itself and ``M = 1000`` approximates it (an unweighted
+    sum over the steps would shrink the score by about a factor M).
+
+    Args:
+        sess, input_tensor, output_tensor: the model.
+        attr_map: one image's pixel attribution ``[H, W]`` (or ``[H, W, C]``: channel
+            mean); a batch ``[N, H, W]`` / ``[N, H, W, C]`` with a batch of images.
+        input: the image ``[H, W, C]`` (RGB 0-255), or a batch ``[N, H, W, C]``.
+        target_class: the class c: an int (or one per image), or None (``argmax f(x)``).
+        M: pixels removed per step (a positive int).
+        batch_size, return_details, progress: keyword only; ``return_details`` returns a
+            dict with ``scores``, ``targets``, ``blank_scores`` (``f_c(0)``), ``positives``
+            (P), ``removed`` (list of ``[steps]`` r_k) and ``curves`` (list of ``f_c(R(r_k))``).
+
+    Returns:
+        A float for one image, an array ``[N]`` for a batch. An image with no positive
+        pixel has nothing to remove: NaN with a ``RuntimeWarning`` (not the 0 of the empty
+        sum, which would read as a perfect score). Session calls: ``ceil((N + 1) /
+        batch_size)`` forwards (the images and the black image) plus
+        ``ceil(Σ steps / batch_size)`` for the masked copies.
     """
-
+    M = check_positive_int(M, "M")
+    bs = check_positive_int(batch_size, "batch_size")
+    scorer = _Scorer(sess, input_tensor, output_tensor, target_class, progress)
+    X, single = scorer.images(input)
     name = "Necessity Ordering"
-    unit = "logit"
-
-    def __init__(self, model, sess, M=1000, batch_size=DEFAULT_BATCH_SIZE, progress=True):
-        self.M = check_positive_int(M, "M")
-        super().__init__(model, sess, batch_size=batch_size, progress=progress)
-
-    def evaluate(self, X, A, c=None):
-        """Scores and the curves behind them.
-
-        Returns:
-            dict with ``scores [N]``, ``targets [N]``, ``blank_scores [N]`` (``f_c(0)``),
-            ``steps [N]`` (the N of each image), ``removed`` (list of ``[steps_i]`` pixel
-            counts) and ``curves`` (list of ``[steps_i]`` scores ``f_c(R)``).
-        """
-        X, single = self._images(X)
-        pix = self._pixel_attribution(A, X, single)                         # [N, H, W]
-        n, h, w, _ = X.shape
-        flat = pix.reshape(n, -1)
-        positives = (flat > 0).sum(axis=1)                                  # P per image
-        # rank[i, p]: position of pixel p in π_A (P_i or more for non-positive pixels).
-        order = np.argsort(-flat, axis=1, kind="stable")
-        rank = np.empty_like(order)
-        np.put_along_axis(rank, order, np.arange(h * w)[None], axis=1)
-        rank = rank.reshape(n, h, w)
-
-        both = np.concatenate([np.zeros_like(X[:1]), X])                    # [1 + N, ...]
-        logits = self.logits(both)
-        targets = self._target_of(logits[1:], c, n)
-        blank = logits[0, targets].astype(np.float64)                       # f_c(0) [N]
-
-        steps = -(-positives // self.M)                                     # ceil(P / M)
-        row_img = np.repeat(np.arange(n), steps)                            # [rows]
-        row_removed = np.concatenate(
-            [np.minimum(np.arange(1, k + 1) * self.M, p) for k, p in zip(steps, positives)]
-            + [np.zeros(0, np.int64)]).astype(np.int64)
-
-        def rows(s):  # [rows in s, H, W, C]: the first `removed` pixels of π_A set to 0
-            keep = rank[row_img[s]] >= row_removed[s][:, None, None]
-            return X[row_img[s]] * keep[..., None].astype(np.float32)
-
-        values = self._forward_picked(self._logits, rows, targets[row_img],
-                                      desc="Necessity Ordering")
-        bounds = np.concatenate([[0], np.cumsum(steps)])
-        curves = [values[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-        removed = [row_removed[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-        scores = np.array([np.maximum(cv - f0, 0.0).sum() / (k + 1)
-                           for cv, f0, k in zip(curves, blank, steps)])
-        undefined = positives == 0
-        if undefined.any():
-            scores[undefined] = np.nan
-            warnings.warn(UNDEFINED_WARNING.format(
-                metric=self.name, indices=_indices(undefined),
-                why="no pixel has positive attribution"), RuntimeWarning, stacklevel=3)
-        return dict(scores=scores, targets=targets, blank_scores=blank, steps=steps,
-                    removed=removed, curves=curves)
-
-    def __call__(self, X, A, c=None):
-        """Necessity Ordering scores ``[N]`` (a float for one unbatched image).
-
-        Args:
-            X: images ``[N, H, W, C]`` (or one ``[H, W, C]``), RGB 0-255.
-            A: attributions ``[N, H, W, C]`` or pixel maps ``[N, H, W]``.
-            c: the class per image; ``None`` (the definition) takes ``argmax f(x)``.
-
-        Raises:
-            ValueError: shapes that do not fit, NaN/inf, an empty set, an all-zero
-                attribution.
-        """
-        scores = self.evaluate(X, A, c)["scores"]
-        return float(scores[0]) if np.ndim(X) == 3 else scores
-
-    def per_image(self, X, A, c=None):
-        """Scores ``[N]`` (NaN where undefined)."""
-        return self.evaluate(X, A, c)["scores"]
+    pix = _pixel_attribution(attr_map, X, single, name)                      # [N, H, W]
+    n, h, w, _ = X.shape
+    flat = pix.reshape(n, -1)
+    positives = (flat > 0).sum(axis=1)                                      # P per image
+    # rank[i, p]: position of pixel p in π_A (P_i or more for non-positive pixels)
+    order = np.argsort(-flat, axis=1, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(h * w)[None], axis=1)
+    rank = rank.reshape(n, h, w).astype(np.int32)
+    both = np.concatenate([np.zeros_like(X[:1]), X])                        # [1 + N, ...]
+    logits = scorer.logits(both, bs)
+    targets = scorer._targets(X, batch_size=bs, logits=logits[1:])
+    blank = logits[0, targets].astype(np.float64)                           # f_c(0) [N]
+    steps = -(-positives // M)                                              # ceil(P / M)
+    img = np.repeat(np.arange(n), steps)                                    # [rows]
+    removed = np.concatenate(
+        [np.minimum(np.arange(1, k + 1) * M, p) for k, p in zip(steps, positives)]
+        + [np.zeros(0, np.int64)]).astype(np.int32)
+    plan = RowPlan(np.full(len(img), -1), img, targets[img], ri=img,
+                   lo=np.zeros(len(img), np.int32), hi=removed)
+    values = run_rows(scorer, plan, Bank(X), ["score"], bs, name,
+                      rank_bank=list(rank))["score"].astype(np.float64)
+    bounds = np.concatenate([[0], np.cumsum(steps)])
+    curves = [values[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    removed = [removed[a:b].astype(np.int64) for a, b in zip(bounds[:-1], bounds[1:])]
+    scores = np.array([
+        (np.diff(r, prepend=0) * np.maximum(cv - f0, 0.0)).sum() / (p + 1)
+        for cv, r, f0, p in zip(curves, removed, blank, positives)])
+    undefined = positives == 0
+    if undefined.any():
+        scores[undefined] = np.nan
+        warnings.warn(UNDEFINED_WARNING.format(
+            metric=name, indices=_indices(undefined),
+            why="no pixel has positive attribution"), RuntimeWarning, stacklevel=2)
+    if return_details:
+        return dict(scores=scores, targets=targets, blank_scores=blank, positives=positives,
+                    steps=steps, removed=removed, curves=curves)
+    return float(scores[0]) if single else scores
 
 
 # --------------------------------------------------------------- Insertion / Deletion
 
-class _AblationCurve(_Metric):
-    """Probability curve as superpixels move between the image and a baseline."""
-
-    insert = True
-
-    def __init__(self, model, sess, superpixel_size=8, baseline="black", blur_sigma=5.0,
-                 step=1, batch_size=DEFAULT_BATCH_SIZE, progress=True):
-        self.superpixel_size = check_positive_int(superpixel_size, "superpixel_size")
-        self.step = check_positive_int(step, "step")
-        self.blur_sigma = float(blur_sigma)
-        if not self.blur_sigma > 0:
-            raise ValueError(CURVE_ERROR.format(arg="blur_sigma", expected="a positive number",
-                                                actual=blur_sigma))
-        if isinstance(baseline, str):
-            if baseline not in ("black", "blur"):
-                raise ValueError(BASELINE_ERROR.format(expected="[H, W, C]",
-                                                       actual=repr(baseline)))
-        else:
-            arr = np.asarray(baseline)
-            if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
-                raise ValueError(BASELINE_ERROR.format(expected="[H, W, C] of finite numbers",
-                                                       actual=f"{arr.dtype} array of shape "
-                                                              f"{list(arr.shape)}"))
-            baseline = arr.astype(np.float32)
-        self.baseline = baseline
-        super().__init__(model, sess, batch_size=batch_size, progress=progress)
-        h, w = self.model.imgs.shape.as_list()[1:3]
-        if h is not None and w is not None:
-            self._grid(h, w)  # fail early on a size that does not divide the model's images
-
-    def _grid(self, h, w):
-        s = self.superpixel_size
-        if h % s or w % s:
-            raise ValueError(SUPERPIXEL_ERROR.format(size=s, h=h, w=w))
-        return h // s, w // s
-
-    def _baselines(self, X):
-        """Baseline images ``[N, H, W, C]`` for a checked batch."""
-        if isinstance(self.baseline, str):
-            if self.baseline == "black":
-                return np.zeros_like(X)
-            # per image and channel, as Occlusion's 'blur' (scipy's default 'reflect' edges)
-            sigma = (0, self.blur_sigma, self.blur_sigma, 0)
-            return ndimage.gaussian_filter(X, sigma=sigma)
-        b = self.baseline
-        if b.ndim == 0 or b.shape in (X.shape[1:], (1,) + X.shape[1:], X.shape):
-            return np.broadcast_to(b, X.shape).astype(np.float32)
-        raise ValueError(BASELINE_ERROR.format(expected=f"{list(X.shape[1:])} (or "
-                                                        f"{list(X.shape)})",
-                                               actual=f"shape {list(b.shape)}"))
-
-    def _importance(self, importance, X, single):
-        """Superpixel importance ``[N, H/s, W/s]`` from a grid, pixel map or attribution."""
-        n, h, w, ch = X.shape
-        gh, gw = self._grid(h, w)
-        s = self.superpixel_size
-        arr = np.asarray(importance)
-        shapes = [(n, gh, gw), (n, h, w), (n, h, w, ch)]
-        if single and arr.shape in [sh[1:] for sh in shapes]:
-            arr = arr[None]
-        if arr.shape not in shapes or not np.issubdtype(arr.dtype, np.number):
-            grid, pixel = [n, gh, gw], [n, h, w]
-            if single:
-                grid, pixel = f"{grid} (or {grid[1:]})", f"{pixel} (or {pixel[1:]})"
-            raise ValueError(IMPORTANCE_SHAPE_ERROR.format(grid=grid, pixel=pixel, s=s,
-                                                           actual=list(np.shape(importance))))
-        arr = arr.astype(np.float64)
-        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
-        if bad:
-            raise ValueError(INPUT_FINITE_ERROR.format(arg="importance", count=bad))
-        if arr.ndim == 4:
-            arr = arr.mean(axis=-1)                                         # pixel map
-        if arr.shape[1:] != (gh, gw):
-            arr = arr.reshape(n, gh, s, gw, s).sum(axis=(2, 4))             # per superpixel
-        zero = ~arr.reshape(n, -1).any(axis=1)
-        if zero.any():
-            raise ValueError(ATTR_ZERO_ERROR.format(arg="importance", metric=self.name,
-                                                    indices=_indices(zero)))
-        return arr
-
-    def num_feats(self, n_superpixels):
-        """The x positions ``[T]``: 0, step, 2·step, ..., and always the last, all of them."""
-        xs = np.arange(0, n_superpixels + 1, self.step)
-        if xs[-1] != n_superpixels:
-            xs = np.append(xs, n_superpixels)
-        return xs
-
-    def curves(self, X, importance, c=None):
-        """Curves for a batch of images.
-
-        Args:
-            X: images ``[N, H, W, C]`` (or one ``[H, W, C]``), RGB 0-255.
-            importance: ``[N, H/s, W/s]`` per superpixel, or a pixel map ``[N, H, W]``
-                (summed per superpixel), or an attribution ``[N, H, W, C]`` (channel mean,
-                then summed); without the batch axis for one image.
-            c: target class (int, one per image, or ``None`` for the predicted class).
-
-        Returns:
-            ``(curves [N, T], num_feats [T])``: the target-class probability after
-            ``num_feats[j]`` superpixels were inserted (deleted), most important first
-            (ties in raster order); ``num_feats`` runs from 0 to ``(H/s)(W/s)``.
-            ``sess.run`` calls: ``ceil(N·T / batch_size)``, plus ``ceil(N / batch_size)``
-            when ``c`` is None.
-        """
-        X, single = self._images(X, "x")
-        imp = self._importance(importance, X, single)                       # [N, gh, gw]
-        n, gh, gw = imp.shape
-        s = self.superpixel_size
-        base = self._baselines(X)                                           # [N, H, W, C]
-        targets = self._targets(X, c)
-        order = np.argsort(-imp.reshape(n, -1), axis=1, kind="stable")
-        rank = np.empty_like(order)
-        np.put_along_axis(rank, order, np.arange(gh * gw)[None], axis=1)
-        # rank of each pixel's superpixel, [N, H, W]
-        rank = np.repeat(np.repeat(rank.reshape(n, gh, gw), s, axis=1), s, axis=2)
-        xs = self.num_feats(gh * gw)
-        t = len(xs)
-        row_img, row_n = np.repeat(np.arange(n), t), np.tile(xs, n)         # [N·T]
-        src, dst = (X, base) if self.insert else (base, X)
-
-        def rows(sl):  # the first row_n superpixels come from src, the rest from dst
-            moved = rank[row_img[sl]] < row_n[sl][:, None, None]
-            return np.where(moved[..., None], src[row_img[sl]], dst[row_img[sl]])
-
-        probs = self._forward_picked(self._probs, rows, targets[row_img], desc=self.name)
-        return probs.reshape(n, t), xs
-
-    def __call__(self, x, importance, c=None):
-        """``(curve [T], num_feats [T])`` for one image ``x`` ``[1, H, W, C]`` or ``[H, W, C]``.
-
-        ``importance`` is ``[1, H/s, W/s]`` per superpixel or a pixel map ``[1, H, W]``
-        (summed per superpixel), with or without the batch axis. See :meth:`curves`.
-        """
-        if np.ndim(x) == 4 and np.shape(x)[0] != 1:
-            raise ValueError(SINGLE_IMAGE_ERROR.format(n=np.shape(x)[0]))
-        curves, xs = self.curves(x, importance, c)
-        return curves[0], xs
-
-    def per_image(self, X, importance, c=None):
-        """AUC of each image's curve ``[N]`` (see :func:`auc`)."""
-        curves, xs = self.curves(X, importance, c)
-        return auc(curves, xs)
+def _grid(h, w, s):
+    if h % s or w % s:
+        raise ValueError(SUPERPIXEL_ERROR.format(size=s, h=h, w=w))
+    return h // s, w // s
 
 
-class Insertion(_AblationCurve):
+def _importance(importance, X, single, s, metric):
+    """Superpixel importance ``[N, H/s, W/s]`` from a grid, pixel map or attribution."""
+    n, h, w, ch = X.shape
+    gh, gw = _grid(h, w, s)
+    arr = np.asarray(importance)
+    shapes = [(n, gh, gw), (n, h, w), (n, h, w, ch)]
+    if single and arr.shape in [sh[1:] for sh in shapes]:
+        arr = arr[None]
+    if arr.shape not in shapes or not np.issubdtype(arr.dtype, np.number):
+        grid, pixel, full = [n, gh, gw], [n, h, w], [n, h, w, ch]
+        if single:
+            grid, pixel, full = grid[1:], pixel[1:], full[1:]
+        raise ValueError(IMPORTANCE_SHAPE_ERROR.format(grid=grid, pixel=pixel, full=full, s=s,
+                                                       actual=list(np.shape(importance))))
+    arr = arr.astype(np.float64)
+    bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+    if bad:
+        raise ValueError(INPUT_FINITE_ERROR.format(arg="attr_map", count=bad))
+    if arr.ndim == 4:
+        arr = arr.mean(axis=-1)                                         # pixel map
+    if arr.shape[1:] != (gh, gw):
+        arr = arr.reshape(n, gh, s, gw, s).sum(axis=(2, 4))             # per superpixel
+    zero = ~arr.reshape(n, -1).any(axis=1)
+    if zero.any():
+        raise ValueError(ATTR_ZERO_ERROR.format(arg="attr_map", metric=metric,
+                                                indices=_indices(zero)))
+    return arr
+
+
+def _curve_baseline(baseline, X, blur_sigma):
+    """The baseline images ``[1 or N, H, W, C]``, or None for black (zeros in the graph)."""
+    if isinstance(baseline, str):
+        if baseline == "black":
+            return None
+        if baseline == "blur":
+            return blurred(X, check_number(blur_sigma, "blur_sigma", positive=True))
+        raise ValueError(BASELINE_ERROR.format(expected=list(X.shape[1:]),
+                                               actual=repr(baseline)))
+    b = np.asarray(baseline)
+    if b.dtype == object or not np.issubdtype(b.dtype, np.number) \
+            or not np.all(np.isfinite(b)):
+        raise ValueError(BASELINE_ERROR.format(expected=f"{list(X.shape[1:])} of finite "
+                                                        "numbers",
+                                               actual=f"{b.dtype} array of shape "
+                                                      f"{list(b.shape)}"))
+    if b.ndim == 0:
+        return np.full((1,) + X.shape[1:], b, np.float32)
+    if b.shape == X.shape[1:]:
+        return b[None].astype(np.float32)
+    if b.shape in ((1,) + X.shape[1:], X.shape):
+        return b.astype(np.float32)
+    raise ValueError(BASELINE_ERROR.format(expected=f"{list(X.shape[1:])} (or "
+                                                    f"{list(X.shape)})",
+                                           actual=f"shape {list(b.shape)}"))
+
+
+def num_feats(n_superpixels, step=1):
+    """The x positions ``[T]``: 0, step, 2·step, ..., and always the last, all of them."""
+    xs = np.arange(0, n_superpixels + 1, step)
+    if xs[-1] != n_superpixels:
+        xs = np.append(xs, n_superpixels)
+    return xs
+
+
+def _ablation(insert, sess, attr_map, input, input_tensor, output_tensor, target_class,
+              superpixel_size, baseline, blur_sigma, step, batch_size, progress):
+    metric = "Insertion AUC" if insert else "Deletion AUC"
+    s = check_positive_int(superpixel_size, "superpixel_size")
+    step = check_positive_int(step, "step")
+    bs = check_positive_int(batch_size, "batch_size")
+    scorer = _Scorer(sess, input_tensor, output_tensor, target_class, progress)
+    X, single = scorer.images(input)
+    imp = _importance(attr_map, X, single, s, metric)                      # [N, gh, gw]
+    n, gh, gw = imp.shape
+    base = _curve_baseline(baseline, X, blur_sigma)
+    targets = scorer._targets(X, batch_size=bs)
+    order = np.argsort(-imp.reshape(n, -1), axis=1, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(gh * gw)[None], axis=1)
+    # rank of each pixel's superpixel, [N, H, W]
+    rank = np.repeat(np.repeat(rank.reshape(n, gh, gw), s, axis=1), s, axis=2).astype(np.int32)
+    xs = num_feats(gh * gw, step)
+    t = len(xs)
+    img = np.repeat(np.arange(n), t)
+    b = (np.full(len(img), -1) if base is None
+         else n + (img if len(base) == n else np.zeros(len(img), int)))
+    p, q = (img, b) if insert else (b, img)   # the first xs superpixels come from p
+    plan = RowPlan(p, q, targets[img], ri=img, lo=np.zeros(len(img), np.int32),
+                   hi=np.tile(xs, n).astype(np.int32))
+    probs = run_rows(scorer, plan, Bank(X, base), ["prob"], bs, metric,
+                     rank_bank=list(rank))["prob"].astype(np.float64)
+    curves = probs.reshape(n, t)
+    return (curves[0] if single else curves), xs
+
+
+def Insertion(sess, attr_map, input, input_tensor, output_tensor, target_class=None, *,
+              superpixel_size=8, baseline="black", blur_sigma=5.0, step=1,
+              batch_size=DEFAULT_BATCH_SIZE, progress=True):
     """Insertion curve: superpixels of the image put into a baseline, most important first.
 
     Starts at the baseline (0 superpixels) and ends at the image itself; the curve is the
@@ -522,35 +442,64 @@ class Insertion(_AblationCurve):
     black-box models", BMVC 2018.
 
     Args:
-        model, sess: the model contract and its session.
+        sess, input_tensor, output_tensor: the model (probabilities are the softmax of
+            ``output_tensor``).
+        attr_map: per-superpixel importance ``[H/s, W/s]``, a pixel map ``[H, W]`` (summed
+            per superpixel) or an attribution ``[H, W, C]`` (channel mean, then summed);
+            with a batch axis for a batch of images.
+        input: the image ``[H, W, C]`` (RGB 0-255) or a batch ``[N, H, W, C]``.
+        target_class: an int (or one per image), or None for the predicted class.
         superpixel_size: side ``s`` of the square superpixels; must divide H and W.
         baseline: ``'black'`` (zeros), ``'blur'`` (the image blurred by a Gaussian of
             ``blur_sigma`` pixels), a number, or an array ``[H, W, C]`` / ``[N, H, W, C]``.
-        blur_sigma: standard deviation of the blur, in pixels.
         step: superpixels inserted per point of the curve (the last point is always all).
-        batch_size, progress: as for every method.
+        batch_size, progress: rows per ``sess.run``; progress bar.
 
-    Call: ``curve, num_feats = Insertion(model, sess)(x, importance, c)``.
+    Returns:
+        ``(curve [T], num_feats [T])`` for one image (``(curves [N, T], num_feats)`` for a
+        batch): the probability after ``num_feats[j]`` superpixels were inserted, ties
+        in raster order. Session calls: ``ceil(N·T / batch_size)`` (+ ``ceil(N /
+        batch_size)`` when the target is None).
     """
-
-    name = "Insertion AUC"
-    unit = "probability"
-    insert = True
+    return _ablation(True, sess, attr_map, input, input_tensor, output_tensor, target_class,
+                     superpixel_size, baseline, blur_sigma, step, batch_size, progress)
 
 
-class Deletion(_AblationCurve):
+def Deletion(sess, attr_map, input, input_tensor, output_tensor, target_class=None, *,
+             superpixel_size=8, baseline="black", blur_sigma=5.0, step=1,
+             batch_size=DEFAULT_BATCH_SIZE, progress=True):
     """Deletion curve: superpixels of the image replaced by a baseline, most important first.
 
     Starts at the image (0 superpixels) and ends at the baseline; the curve is the target
     class's softmax probability. A faithful importance makes it fall early: lower AUC is
-    better. Petsiuk et al., "RISE", BMVC 2018. Arguments as for :class:`Insertion`.
-
-    Call: ``curve, num_feats = Deletion(model, sess)(x, importance, c)``.
+    better. Petsiuk et al., "RISE", BMVC 2018. Arguments and returns as :func:`Insertion`.
     """
+    return _ablation(False, sess, attr_map, input, input_tensor, output_tensor, target_class,
+                     superpixel_size, baseline, blur_sigma, step, batch_size, progress)
 
-    name = "Deletion AUC"
-    unit = "probability"
-    insert = False
+
+METRIC_INFO = {AverageDrop: ("Average Drop %", "%"), N_Ord: ("Necessity Ordering", "logit"),
+               Insertion: ("Insertion AUC", "probability"),
+               Deletion: ("Deletion AUC", "probability")}
+
+
+def per_image(metric, sess, attr_map, X, input_tensor, output_tensor, target_class=None,
+              **kwargs):
+    """``metric``'s value for each image ``[N]`` (AUC for Insertion / Deletion), and the
+    curves ``(curves [N, T], num_feats)`` for those two (else None)."""
+    if metric is AverageDrop:
+        return AverageDrop(sess, attr_map, X, input_tensor, output_tensor, target_class,
+                           return_details=True, **kwargs).per_image, None
+    if metric is N_Ord:
+        return np.atleast_1d(N_Ord(sess, attr_map, X, input_tensor, output_tensor,
+                                   target_class, **kwargs)), None
+    if metric in (Insertion, Deletion):
+        curves, xs = metric(sess, attr_map, X, input_tensor, output_tensor, target_class,
+                            **kwargs)
+        curves = np.atleast_2d(curves)
+        return auc(curves, xs), (curves, xs)
+    raise ValueError(TABLE_INPUT_ERROR.format(
+        arg="metric", expected="AverageDrop, N_Ord, Insertion or Deletion", actual=metric))
 
 
 # ------------------------------------------------------------------------------ tables
@@ -644,35 +593,42 @@ def _csv_cell(text):
     return text
 
 
-def metric_table(metric, attributions, X, c=None, images=None):
+def metric_table(metric, attributions, X, sess, input_tensor, output_tensor,
+                 target_class=None, images=None, **kwargs):
     """Run ``metric`` for every method's attributions on the images ``X``.
 
     Args:
-        metric: an :class:`AverageDrop`, :class:`N_Ord`, :class:`Insertion` or
-            :class:`Deletion` instance (anything with ``per_image(X, A, c)`` and ``name``).
+        metric: :func:`AverageDrop`, :func:`N_Ord`, :func:`Insertion` or :func:`Deletion`.
         attributions: ``{method name: A}`` (or a sequence of ``(name, A)`` pairs), each ``A``
             an attribution / importance for every image of ``X``.
         X: images ``[N, H, W, C]``.
-        c: target class(es), passed to the metric (``None``: each image's prediction).
+        sess, input_tensor, output_tensor, target_class: the model and the class(es).
         images: labels for the images (e.g. ImageNet indices); default ``0 .. N-1``.
+        **kwargs: the metric's keywords (``M``, ``superpixel_size``, ``step``,
+            ``batch_size``, ``progress``, ...).
 
     Returns:
         :class:`MetricTable` of ``[methods, images]`` values and the per-method mean.
         An image whose attribution is all zero is NaN for that method (with a
         ``RuntimeWarning``); if every image's is, the metric's own error is raised.
     """
+    if metric not in METRIC_INFO:
+        raise ValueError(TABLE_INPUT_ERROR.format(
+            arg="metric", expected="AverageDrop, N_Ord, Insertion or Deletion",
+            actual=metric))
     pairs = list(attributions.items() if isinstance(attributions, dict) else attributions)
     if not pairs:
         raise ValueError(TABLE_INPUT_ERROR.format(arg="attributions",
                                                   expected="at least one method",
                                                   actual="none"))
+    name, unit = METRIC_INFO[metric]
     n = len(X) if np.ndim(X) == 4 else 1
     images = list(range(n)) if images is None else list(images)
     if len(images) != n:
         raise ValueError(TABLE_INPUT_ERROR.format(arg="images", expected=f"{n} labels",
                                                   actual=len(images)))
     rows, curves, xs = [], None, None
-    for name, A in pairs:
+    for method, A in pairs:
         # An image whose attribution is all zero has no value (the metric is undefined for
         # it): score the others and mark it NaN, rather than lose the whole table.
         arr = np.asarray(A)
@@ -682,25 +638,23 @@ def metric_table(metric, attributions, X, c=None, images=None):
         ok = np.flatnonzero(~zero) if zero.any() and not zero.all() else np.arange(n)
         if len(ok) < n:
             warnings.warn(UNDEFINED_WARNING.format(
-                metric=getattr(metric, "name", "metric"), indices=_indices(zero),
-                why=f"{name}: all-zero attribution"), RuntimeWarning, stacklevel=2)
+                metric=name, indices=_indices(zero),
+                why=f"{method}: all-zero attribution"), RuntimeWarning, stacklevel=2)
         Xo, Ao = (X, A) if len(ok) == n else (X[ok], arr[ok])
-        co = c if c is None or np.ndim(c) == 0 or len(ok) == n else np.asarray(c)[ok]
+        co = (target_class if target_class is None or np.ndim(target_class) == 0
+              or len(ok) == n else np.asarray(target_class)[ok])
         values = np.full(n, np.nan)
-        if isinstance(metric, _AblationCurve):
-            cv, xs = metric.curves(Xo, Ao, co)
-            full = np.full((n, cv.shape[1]), np.nan)
-            full[ok] = cv
+        vals, cv = per_image(metric, sess, Ao, Xo, input_tensor, output_tensor, co, **kwargs)
+        values[ok] = vals
+        if cv is not None:
+            full = np.full((n, cv[0].shape[1]), np.nan)
+            full[ok] = cv[0]
             curves = curves or {}
-            curves[name] = full
-            values[ok] = auc(cv, xs)
-        else:
-            values[ok] = np.atleast_1d(metric.per_image(Xo, Ao, co))
+            curves[method] = full
+            xs = cv[1]
         rows.append(values)
-    return MetricTable(getattr(metric, "name", type(metric).__name__),
-                       getattr(metric, "unit", ""), [p[0] for p in pairs], images,
-                       np.stack(rows), curves, xs)
+    return MetricTable(name, unit, [p[0] for p in pairs], images, np.stack(rows), curves, xs)
 
 
 __all__ = ["AverageDrop", "AverageDropResult", "N_Ord", "Insertion", "Deletion", "auc",
-           "MetricTable", "metric_table", "write_text"]
+           "num_feats", "per_image", "MetricTable", "metric_table", "write_text"]

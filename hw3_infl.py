@@ -1,19 +1,28 @@
 """Influence-directed explanations (Leino et al. 2018) in TensorFlow graph mode.
 
 Leino, Li, Sen, Datta, Fredrikson, "Influence-directed explanations for deep convolutional
-networks", arXiv:1802.03788, 2018. Definitions as in the homework (see DESIGN.md):
+networks", arXiv:1802.03788, 2018. The homework's API, exactly::
 
-- distributional influence of layer ``l`` for a quantity of interest ``q`` over a
-  distribution of interest ``X``: ``I = (1/N) sum_i dq(f(x_i)) / dh^l(x_i)``;
-- expert neuron ``i* = argmax_i I[i]``;
-- expert attribution ``A(x) = x * grad_x h^l_{i*}(x)`` (pixel space, shape of ``x``).
+    infl = InflDirected(sess, input_tensor, internal_layer, output_tensor, qoi)
+    expert = infl.dis_influence(X, batch_size=16)                  # an int
+    A = infl.expert_attribution(expert, X, batch_size=16, multiply_with_input=True)
 
-A quantity of interest is a small object made in one place (:func:`as_qoi`) from the loose
-forms users pass: ``'predicted'``, an int ``c``, ``'true'`` (with ``y``),
-``('predicted', 'true')``, a pair of ints ``(c1, c2)``, or a callable on the logits tensor.
-Every built-in form is a row-wise difference of two class scores
-``w_a[r] * s[r, a[r]] - w_b[r] * s[r, b[r]]`` with fed class indices and weights, so ONE
-gradient op serves all of them; a callable gets its own op, built on first use and cached.
+Definitions (DESIGN.md): the distributional influence of layer ``l`` for a quantity of
+interest ``q`` over the distribution of interest ``X`` is
+``I = (1/N) Σ_i ∂q(f(x_i)) / ∂h^l(x_i)``; the expert neuron is ``i* = argmax_i I[i]``; its
+attribution is ``A(x) = x ⊙ ∇_x h^l_{i*}(x)``.
+
+A quantity of interest maps ONE instance's output vector (pre-softmax scores ``[K]``) to a
+scalar tensor, as in the starter code: ``lambda out: out[354]`` or
+``lambda out: out[c1] - out[c2]``. The starter applies it with ``tf.map_fn``; here it is
+vectorised with ``tf.vectorized_map`` (one op for the whole batch), falling back to
+``tf.map_fn`` when the function cannot be vectorised. The homework's four quantities have
+named helpers that need no lambda and share one op (class indices are fed):
+:func:`qoi_class` (``s_c``, fixed c), :func:`qoi_predicted` (``s_c``, c the predicted class),
+:func:`qoi_true` (``s_y``, y the true class: pass the labels ``y=`` to the call) and
+:func:`qoi_difference` (``s_a - s_b`` for two of those terms, e.g. ``s_c1 - s_c2`` or
+``s_predicted - s_true``). They are also plain callables ``q(out)`` (``qoi_true`` needs
+``y``), so they work in the starter code too.
 """
 import numbers
 import warnings
@@ -22,31 +31,40 @@ from collections import namedtuple
 import numpy as np
 import tensorflow as tf
 
-from hw3_attribution import (AttributionMethod, as_batch, check_model, check_targets,
-                             num_classes, unbatch)
+from hw3_attribution import (DEFAULT_BATCH_SIZE, AttributionMethod, LAYER_UNCONNECTED_ERROR,
+                             as_batch, cached_ops, check_input, check_output,
+                             check_positive_int, check_session, check_targets, check_tensor,
+                             unbatch)
 
 tf1 = tf.compat.v1
 
+API = "InflDirected(sess, input_tensor, internal_layer, output_tensor, qoi)"
+
 # Error messages, kept as data so that tests match the same templates.
-LAYER_ERROR = "layer: expected one of the model's layers {valid}, got {actual!r}"
-LAYER_DEFAULT_ERROR = ("layer: model {model} names no default influence layer "
-                       "(model.default_layers['influence']); pass one of {valid}")
-LAYER_SHAPE_ERROR = ("layer: expected a layer whose unit dimensions are known, got "
+LAYER_SHAPE_ERROR = ("internal_layer: expected a layer whose unit dimensions are known, got "
                      "{name!r} of shape {shape}")
-LAYER_UNCONNECTED_ERROR = "layer: expected a layer between {start} and {end}, got {name!r}"
-QOI_ERROR = ("qoi: expected 'predicted', 'true', an int class, ('predicted', 'true'), "
-             "a pair of ints (c1, c2) or a callable on the logits tensor, got {actual!r}")
+QOI_ERROR = ("qoi: expected a function from one instance's output vector [K] to a scalar "
+             "tensor (e.g. lambda out: out[c]), a helper such as qoi_class(c), "
+             "'predicted', 'true', an int class or a pair of those, got {actual!r}")
 QOI_RANGE_ERROR = "qoi: expected class indices in [0, {k}), got {actual}"
-QOI_RANK_ERROR = ("qoi: expected the callable to return one scalar per row, shape [N], "
-                  "got a tensor of shape {actual}")
+QOI_SCALAR_ERROR = ("qoi: expected a function that maps one instance's output vector "
+                    "{out} to a scalar tensor, got a tensor of shape {actual} per instance")
+QOI_CALL_ERROR = ("qoi: calling it on one instance's output vector {out} failed: "
+                  "{reason}")
+QOI_CONNECT_ERROR = ("qoi: expected a quantity that depends on the output scores, got "
+                     "{actual!r} whose gradient with respect to internal_layer is None")
+QOI_TRUE_ERROR = ("qoi: {qoi} uses the true class y, which a function of the output vector "
+                  "alone cannot know; pass it to InflDirected and give y= to the call")
 Y_MISSING_ERROR = "y: expected the true class of each input (qoi {qoi} uses it), got None"
-DOI_EMPTY_ERROR = ("X_doi: expected a non-empty distribution of interest (at least one "
+DOI_EMPTY_ERROR = ("X: expected a non-empty distribution of interest (at least one "
                    "input), got {actual}")
-NEURON_ERROR = ("neuron: expected an int (or one int per input) in [0, {units}) for layer "
-                "{layer!r}, got {actual!r}")
-K_ERROR = "k: expected a positive int of at most {units} (the units of layer {layer!r}), got {actual!r}"
-NO_ACTIVE_ERROR = ("active_only: expected at least one unit of layer {layer!r} to be active "
-                   "on the distribution of interest, got none of {units} active on {n} inputs")
+EXPERT_ERROR = ("expert_id: expected an int (or one int per input) in [0, {units}) for "
+                "internal_layer {layer!r} ({units} units), got {actual!r}")
+K_ERROR = ("k: expected a positive int of at most {units} (the units of internal_layer "
+           "{layer!r}), got {actual!r}")
+NO_ACTIVE_ERROR = ("active_only: expected at least one unit of internal_layer {layer!r} to "
+                   "be active on the distribution of interest, got none of {units} active on "
+                   "{n} inputs")
 MERGE_ERROR = "partials: expected partials of the same layer and qoi, got {actual}"
 MERGE_EMPTY_ERROR = "partials: expected at least one partial, got none"
 INACTIVE_WARNING = ("expert neuron(s) {units} of layer {layer!r} have activation 0 on all "
@@ -62,28 +80,42 @@ class InactiveExpertWarning(UserWarning):
 
 # ------------------------------------------------------------------ quantities of interest
 
+def _is_int(v):
+    return isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
 class QoI:
-    """A quantity of interest: a function of the logits ``[N, K]`` giving one scalar per row."""
+    """A quantity of interest: a scalar function of one instance's output vector."""
 
     needs_y = False
 
 
 class ClassQoI(QoI):
-    """``q(s)[r] = s[r, plus_r] - s[r, minus_r]``; each term is 'predicted', 'true' or an int.
+    """``q(s) = s[plus] - s[minus]``; each term is ``'predicted'``, ``'true'`` or an int.
 
-    ``minus=None`` drops the second term. 'predicted' is each row's own argmax, taken in the
-    same ``sess.run`` as the gradient (fed as -1 and resolved in the graph).
+    ``minus=None`` drops the second term. Inside :class:`InflDirected` every ClassQoI
+    shares one op: the class indices (``'predicted'`` is resolved to each row's argmax in
+    the graph, ``'true'`` is fed from ``y``) and weights are fed per row.
     """
 
     def __init__(self, plus, minus=None):
         self.plus, self.minus = plus, minus
         self.needs_y = "true" in (plus, minus)
 
-    def rows(self, y, sl):
-        """Feed values ``(a, b, w_a, w_b)``, each ``[rows]``, for the rows ``sl``.
+    def __call__(self, out, y=None):
+        """The scalar for one instance's output vector ``out`` ``[K]`` (the starter's form)."""
+        def term(t):
+            if t == "predicted":
+                return tf.gather(out, tf.argmax(out))
+            if t == "true":
+                if y is None:
+                    raise ValueError(QOI_TRUE_ERROR.format(qoi=self))
+                return tf.gather(out, y)
+            return out[t]
+        return term(self.plus) if self.minus is None else term(self.plus) - term(self.minus)
 
-        ``y`` is the int32 true class of every input ``[N]`` (or None if unused).
-        """
+    def rows(self, y, sl):
+        """Feed values ``(a, b, w_a, w_b)``, each ``[rows]``, for the rows ``sl``."""
         rows = sl.stop - sl.start
 
         def index(term):
@@ -105,32 +137,56 @@ class ClassQoI(QoI):
 
 
 class FunctionQoI(QoI):
-    """A user's callable ``fn(logits) -> [N]``; its gradient op is built once per callable."""
+    """A user's callable ``fn(out [K]) -> scalar``, vectorised over the batch."""
 
     def __init__(self, fn):
         self.fn = fn
+
+    def __call__(self, out, y=None):
+        return self.fn(out)
 
     def __repr__(self):
         return "fn:" + getattr(self.fn, "__qualname__", repr(self.fn))
 
 
-def _is_int(v):
-    return isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, (bool, np.bool_))
+def qoi_class(c):
+    """``s_c``: the pre-softmax score of a fixed class ``c`` (an int)."""
+    return as_qoi(c)
 
 
-def as_qoi(qoi, k):
+def qoi_predicted():
+    """``s_c`` with ``c = argmax f(x)``, each input's predicted class."""
+    return ClassQoI("predicted")
+
+
+def qoi_true():
+    """``s_y`` with ``y`` each input's true class (give ``y=`` to the influence call)."""
+    return ClassQoI("true")
+
+
+def qoi_difference(a, b):
+    """``s_a - s_b``; ``a`` and ``b`` are each an int class, ``'predicted'`` or ``'true'``.
+
+    ``qoi_difference(c1, c2)`` separates two classes (exercise 13);
+    ``qoi_difference('predicted', 'true')`` is ``s_c - s_y``.
+    """
+    return as_qoi((a, b))
+
+
+def as_qoi(qoi, k=None):
     """Turn a loose user argument into a :class:`QoI` (the one place that parses them).
 
     Args:
-        qoi: 'predicted', 'true', an int class, ('predicted', 'true'), a pair of ints
-            ``(c1, c2)``, any pair of those terms, a callable on the logits tensor, or a QoI.
-        k: the number of classes, for the range check.
+        qoi: a callable on one instance's output vector, a :class:`QoI`, 'predicted',
+            'true', an int class, or a pair of those terms ``(a, b)`` meaning ``s_a - s_b``.
+        k: the number of classes, for the range check (None: unchecked).
     Raises:
         TypeError: an unrecognised form. ValueError: a class index outside ``[0, k)``.
     """
     if isinstance(qoi, QoI):
-        return qoi
-    if isinstance(qoi, str) or _is_int(qoi):
+        out = [t for t in (getattr(qoi, "plus", None), getattr(qoi, "minus", None))
+               if _is_int(t)]
+    elif isinstance(qoi, str) or _is_int(qoi):
         terms = [qoi]
     elif isinstance(qoi, (tuple, list)) and len(qoi) == 2:
         terms = list(qoi)
@@ -138,18 +194,21 @@ def as_qoi(qoi, k):
         return FunctionQoI(qoi)
     else:
         raise TypeError(QOI_ERROR.format(actual=qoi))
-    out = []
-    for t in terms:
-        if isinstance(t, str) and t in ("predicted", "true"):
-            out.append(t)
-        elif _is_int(t):
-            out.append(int(t))
-        else:
-            raise TypeError(QOI_ERROR.format(actual=qoi))
-    bad = [t for t in out if isinstance(t, int) and not 0 <= t < k]
+    if not isinstance(qoi, QoI):
+        out = []
+        for t in terms:
+            if isinstance(t, str) and t in ("predicted", "true"):
+                out.append(t)
+            elif _is_int(t):
+                out.append(int(t))
+            else:
+                raise TypeError(QOI_ERROR.format(actual=qoi))
+        qoi = ClassQoI(*out)
+        out = [t for t in out if isinstance(t, int)]
+    bad = [t for t in out if t < 0 or (k is not None and t >= k)]
     if bad:
         raise ValueError(QOI_RANGE_ERROR.format(k=k, actual=bad))
-    return ClassQoI(*out)
+    return qoi
 
 
 # ------------------------------------------------------------------------ partial sums
@@ -181,158 +240,174 @@ def merge(partials):
         layer=first.layer, qoi=first.qoi)
 
 
+# ------------------------------------------------------------------------------ ops
+
+class InflOps:
+    """Ops of one (input, internal layer, output) triple, built once per graph."""
+
+    def __init__(self, x, h, out, pred):
+        shape = h.shape.as_list()
+        self.conv = len(shape) == 4
+        unit_dims = shape[-1:] if self.conv else shape[1:]
+        if any(d is None for d in unit_dims):
+            raise ValueError(LAYER_SHAPE_ERROR.format(name=h.name, shape=shape))
+        self.layer_shape = tuple(shape[1:])
+        self.units = int(np.prod(unit_dims))
+        with tf1.name_scope("hw3_infl"):
+            # The built-in QoIs: q = Σ_r w_a[r] s[r, a[r]] - w_b[r] s[r, b[r]]; index -1
+            # is the row's predicted class. Rows are independent, so dq/dh[r] is the
+            # per-row gradient of that row's quantity.
+            self.qa = tf1.placeholder(tf.int32, [None], name="qoi_a")
+            self.qb = tf1.placeholder(tf.int32, [None], name="qoi_b")
+            self.wa = tf1.placeholder(tf.float32, [None], name="qoi_wa")
+            self.wb = tf1.placeholder(tf.float32, [None], name="qoi_wb")
+            a = tf.where(self.qa < 0, pred, self.qa)
+            b = tf.where(self.qb < 0, pred, self.qb)
+            q = tf.reduce_sum(self.wa * tf.gather(out, a, axis=1, batch_dims=1)
+                              - self.wb * tf.gather(out, b, axis=1, batch_dims=1))
+            self.class_grad_sum = grad_sum(q, h, "internal_layer")
+            self.act_sum = tf.reduce_sum(h, axis=0)                         # layer shape
+            self.active = tf.reduce_sum(tf.cast(tf.not_equal(h, 0), tf.int32), axis=0)
+            # Expert attribution: one op, the neuron fed per row.
+            unit_acts = (tf.reduce_sum(h, axis=[1, 2]) if self.conv       # [N, C]
+                         else tf.reshape(h, [-1, self.units]))              # [N, units]
+            self.neuron = tf1.placeholder(tf.int32, [None], name="neuron")
+            sel = tf.gather(unit_acts, self.neuron, axis=1, batch_dims=1)  # [N]
+            self.grad_x = tf.gradients(sel, x)[0]
+            if self.grad_x is None:
+                raise ValueError(LAYER_UNCONNECTED_ERROR.format(arg="internal_layer",
+                                                                name=h.name))
+            self.attr = x * self.grad_x
+
+
+def grad_sum(q, h, arg, qoi=None):
+    """``Σ_rows ∂q/∂h`` (the layer's shape)."""
+    g = tf.gradients(q, h)[0]                                     # [N, *layer shape]
+    if g is None:
+        if qoi is not None:
+            raise ValueError(QOI_CONNECT_ERROR.format(actual=qoi))
+        raise ValueError(LAYER_UNCONNECTED_ERROR.format(arg=arg, name=h.name))
+    return tf.reduce_sum(g, axis=0)
+
+
+def vectorize_qoi(fn, out):
+    """``[N]``: ``fn`` applied to each row of ``out`` ``[N, K]`` (vectorized_map, else
+    map_fn); raises a clear error unless ``fn`` gives a scalar per row."""
+    k = out.shape.as_list()[1:]
+    try:
+        per_row = tf.convert_to_tensor(fn(out[0]))
+    except Exception as err:   # the function does not accept a [K] tensor
+        raise TypeError(QOI_CALL_ERROR.format(out=k, reason=f"{type(err).__name__}: {err}"))
+    if per_row.shape.rank != 0:
+        raise ValueError(QOI_SCALAR_ERROR.format(out=k, actual=per_row.shape.as_list()))
+    try:
+        return tf.vectorized_map(fn, out, fallback_to_while_loop=True)
+    except Exception:   # not vectorisable: the starter's loop
+        return tf.map_fn(fn, out, fn_output_signature=per_row.dtype)
+
+
 # ------------------------------------------------------------------------ the method
 
 class InflDirected(AttributionMethod):
     """Influence-directed explanations (Leino et al. 2018, arXiv:1802.03788).
 
     Args:
-        model: an object with the model contract (DESIGN.md); inputs ``[N, ...]``, images
-            RGB 0-255.
         sess: the session whose graph holds the model.
-        layer: a name in ``model.layers``; default ``model.default_layers['influence']``
-            (or ``'fc1'``, the homework's layer, for a model without default_layers).
-        batch_size: the most inputs one ``sess.run`` sees.
-        progress: show a tqdm progress bar on stderr.
+        input_tensor: the model's input placeholder (images ``[None, H, W, 3]``, RGB 0-255).
+        internal_layer: the layer's tensor (VGG16: ``model.fc1``; EfficientNet-Lite0:
+            ``model.layers['head_pool']``).
+        output_tensor: the pre-softmax scores ``[None, K]`` (VGG16: ``model.fc3l``).
+        qoi: the quantity of interest, a function of ONE instance's output vector (see the
+            module docstring), a helper's QoI, or 'predicted', 'true', an int class, a pair
+            ``(a, b)`` (``s_a - s_b``). Default: the predicted class's score.
+        progress: tqdm progress bars on stderr (keyword only).
 
     Units: a 4-D layer ``[N, H, W, C]`` is a conv layer whose units are its C channels (a
     channel's value is its activation summed over spatial positions); any other layer's
     units are its elements, flattened.
 
     Dead experts: the definition's influence is a pure gradient dq/dh and does not look at
-    the neuron's own value, so the most influential unit may be one that is 0 (a dead ReLU)
-    on every input of the distribution; its attribution ``x * grad h`` is then all zeros.
-    :meth:`expert` follows the definition by default but warns
+    the neuron's own value, so the most influential unit may be 0 (a dead ReLU) on every
+    input of the distribution; its attribution ``x ⊙ ∇h`` is then all zeros.
+    :meth:`dis_influence` follows the definition by default but warns
     (:class:`InactiveExpertWarning`) and sets ``last_info['expert_inactive']``; pass
     ``multiply_activation=True`` to rank by influence x mean activation (as TruLens'
-    ``InternalInfluence`` multiplies by the activation), or ``active_only=True`` to take the
-    most influential unit among those non-zero on at least one input.
+    ``InternalInfluence``), or ``active_only=True`` for the most influential unit among
+    those non-zero on at least one input.
     """
 
-    def __init__(self, model, sess, layer=None, batch_size=32, progress=True):
-        check_model(model)
-        valid = list(model.layers)
-        if layer is None:
-            layer = getattr(model, "default_layers", {}).get("influence")
-            if layer is None and "fc1" in model.layers:
-                layer = "fc1"
-            if layer is None:
-                raise ValueError(LAYER_DEFAULT_ERROR.format(model=model.name, valid=valid))
-        if not isinstance(layer, str) or layer not in model.layers:
-            raise ValueError(LAYER_ERROR.format(valid=valid, actual=layer))
-        self.layer = layer
-        self.last_info = {}
-        self._fn_ops = {}  # callable -> its grad-sum op, built on first use
-        super().__init__(model, sess, batch_size=batch_size, progress=progress)
+    api = API
+
+    def __init__(self, sess, input_tensor, internal_layer, output_tensor, qoi=None, *,
+                 progress=True):
+        check_session(sess, API)
+        check_input(input_tensor, sess)
+        self.internal_layer = check_tensor(internal_layer, "internal_layer", sess)
+        k = check_output(output_tensor, sess)
+        self.qoi = as_qoi("predicted" if qoi is None else qoi, k)
+        super().__init__(sess, input_tensor, output_tensor, None, progress=progress)
 
     # -------------------------------------------------------------------------- graph
-
     def _define_ops(self):
         super()._define_ops()
-        h = self.model.layers[self.layer]
-        shape = h.shape.as_list()
-        self._conv = len(shape) == 4
-        unit_dims = shape[-1:] if self._conv else shape[1:]
-        if any(d is None for d in unit_dims):
-            raise ValueError(LAYER_SHAPE_ERROR.format(name=self.layer, shape=shape))
-        self._layer_shape = tuple(shape[1:])
-        self.units = int(np.prod(unit_dims))
-        self._h = h
-        logits = self.model.logits
-        with tf1.name_scope("hw3_infl"):
-            # The built-in QoIs: q = sum_r w_a[r] s[r, a[r]] - w_b[r] s[r, b[r]]; index -1
-            # means the row's predicted class. Rows are independent, so d q / d h[r] is the
-            # per-row gradient of that row's quantity.
-            self._qa = tf1.placeholder(tf.int32, [None], name="qoi_a")
-            self._qb = tf1.placeholder(tf.int32, [None], name="qoi_b")
-            self._wa = tf1.placeholder(tf.float32, [None], name="qoi_wa")
-            self._wb = tf1.placeholder(tf.float32, [None], name="qoi_wb")
-            a = tf.where(self._qa < 0, self._pred, self._qa)
-            b = tf.where(self._qb < 0, self._pred, self._qb)
-            q = tf.reduce_sum(self._wa * tf.gather(logits, a, axis=1, batch_dims=1)
-                              - self._wb * tf.gather(logits, b, axis=1, batch_dims=1))
-            self._class_grad_sum = self._grad_sum_op(q)             # layer shape
-            self._act_sum = tf.reduce_sum(h, axis=0)                # layer shape
-            self._active = tf.reduce_sum(tf.cast(tf.not_equal(h, 0), tf.int32), axis=0)
-            # Expert attribution: one op, the neuron fed per row.
-            if self._conv:
-                unit_acts = tf.reduce_sum(h, axis=[1, 2])           # [N, C]
-            else:
-                unit_acts = tf.reshape(h, [-1, self.units])         # [N, units]
-            self._neuron = tf1.placeholder(tf.int32, [None], name="neuron")
-            sel = tf.gather(unit_acts, self._neuron, axis=1, batch_dims=1)   # [N]
-            gx = tf.gradients(sel, self.model.imgs)[0]
-            if gx is None:
-                raise ValueError(LAYER_UNCONNECTED_ERROR.format(
-                    start="the input", end="the logits", name=self.layer))
-            self._attr = self.model.imgs * gx
-
-    def _grad_sum_op(self, q):
-        g = tf.gradients(q, self._h)[0]                             # [N, *layer shape]
-        if g is None:
-            raise ValueError(LAYER_UNCONNECTED_ERROR.format(
-                start="the input", end="the logits", name=self.layer))
-        return tf.reduce_sum(g, axis=0)
+        x, h, out = self.input_tensor, self.internal_layer, self.output_tensor
+        self._infl = cached_ops(x.graph, ("infl", x.name, h.name, out.name),
+                                lambda: InflOps(x, h, out, self._ops.pred))
+        self.units = self._infl.units
+        self.layer = h.name
+        if isinstance(self.qoi, FunctionQoI):
+            fn = self.qoi.fn
+            key = ("infl_fn", x.name, h.name, out.name, id(fn))
+            # (fn, op): keeping fn alive means its id is never reused by another function
+            self._fn_grad_sum = cached_ops(x.graph, key, lambda: (fn, self._fn_op(fn)))[1]
 
     def _fn_op(self, fn):
-        """The grad-sum op of a callable QoI, built once per callable object."""
-        key = fn if getattr(type(fn), "__hash__", None) else id(fn)
-        op = self._fn_ops.get(key, (None, None))[1]
-        if op is None:
-            with self.model.imgs.graph.as_default(), tf1.name_scope("hw3_infl_fn"):
-                q = tf.convert_to_tensor(fn(self.model.logits))
-                rank = q.shape.rank
-                if rank == 2 and q.shape[1] == 1:
-                    q = q[:, 0]
-                elif rank is not None and rank != 1:
-                    raise ValueError(QOI_RANK_ERROR.format(actual=q.shape.as_list()))
-                op = self._grad_sum_op(tf.reduce_sum(q))
-            self._fn_ops[key] = (fn, op)  # keep fn alive so an id key is never reused
-        return op
+        with tf1.name_scope("hw3_infl_fn"):
+            q = vectorize_qoi(fn, self.output_tensor)                     # [N]
+            return grad_sum(tf.reduce_sum(q), self.internal_layer, "internal_layer",
+                            self.qoi)
 
     # ------------------------------------------------------------------------ influence
-
-    def influence_partial(self, X_doi, qoi="predicted", y=None, batch_size=None):
+    def influence_partial(self, X, batch_size=DEFAULT_BATCH_SIZE, *, y=None):
         """Sums over one shard of the distribution of interest, for :func:`merge`.
 
         Args:
-            X_doi: inputs ``[N, ...]`` (or one input), N >= 1.
-            qoi: a quantity of interest (see :func:`as_qoi`).
-            y: true classes ``[N]`` (ints), needed by QoIs that use 'true'.
+            X: inputs ``[N, ...]`` (or one input), N >= 1.
+            batch_size: inputs per ``sess.run``.
+            y: true classes ``[N]`` (ints), needed by QoIs that use the true class.
         Returns:
             :class:`InfluencePartial` (a tuple starting ``(grad_sum, count, ...)``).
         """
-        if np.size(X_doi) == 0:
-            raise ValueError(DOI_EMPTY_ERROR.format(actual=f"shape {list(np.shape(X_doi))}"))
-        X, _ = as_batch(X_doi, self.model, "X_doi")
+        if np.size(X) == 0:
+            raise ValueError(DOI_EMPTY_ERROR.format(actual=f"shape {list(np.shape(X))}"))
+        X, _ = as_batch(X, self.input_tensor, "X")
+        bs = check_positive_int(batch_size, "batch_size")
         n = len(X)
-        q = as_qoi(qoi, num_classes(self.model))
-        fetch = {"act": self._act_sum, "active": self._active}
-        if isinstance(q, ClassQoI):
-            if q.needs_y and y is None:
-                raise ValueError(Y_MISSING_ERROR.format(qoi=q))
-            yy = check_targets(y, n, num_classes(self.model), "y") if q.needs_y else None
-            fetch["grad"] = self._class_grad_sum
+        ops, x = self._infl, self.input_tensor
+        fetch = {"act": ops.act_sum, "active": ops.active}
+        if isinstance(self.qoi, ClassQoI):
+            if self.qoi.needs_y and y is None:
+                raise ValueError(Y_MISSING_ERROR.format(qoi=self.qoi))
+            yy = check_targets(y, n, self.num_classes, "y") if self.qoi.needs_y else None
+            fetch["grad"] = ops.class_grad_sum
 
             def feed(sl):
-                a, b, wa, wb = q.rows(yy, sl)
-                return {self.model.imgs: X[sl], self._qa: a, self._qb: b,
-                        self._wa: wa, self._wb: wb}
+                a, b, wa, wb = self.qoi.rows(yy, sl)
+                return {x: X[sl], ops.qa: a, ops.qb: b, ops.wa: wa, ops.wb: wb}
         else:
-            fetch["grad"] = self._fn_op(q.fn)
+            fetch["grad"] = self._fn_grad_sum
 
             def feed(sl):
-                return {self.model.imgs: X[sl]}
+                return {x: X[sl]}
 
-        grad = np.zeros(self._layer_shape, np.float64)
-        act = np.zeros(self._layer_shape, np.float64)
-        active = np.zeros(self._layer_shape, np.int64)
-        for _, val in self._run_batched(fetch, n, feed, desc="influence",
-                                        batch_size=batch_size):
+        grad = np.zeros(ops.layer_shape, np.float64)
+        act = np.zeros(ops.layer_shape, np.float64)
+        active = np.zeros(ops.layer_shape, np.int64)
+        for _, val in self._run_batched(fetch, n, feed, "influence", bs):
             grad += val["grad"]
             act += val["act"]
             active += val["active"]
-        return InfluencePartial(grad, n, act, active, self.layer, repr(q))
+        return InfluencePartial(grad, n, act, active, self.layer, repr(self.qoi))
 
     merge = staticmethod(merge)
 
@@ -341,21 +416,18 @@ class InflDirected(AttributionMethod):
         infl = partial.grad_sum / partial.count                    # layer shape
         if multiply_activation:
             infl = infl * (partial.act_sum / partial.count)
-        if self._conv and not keep_map:
+        if self._infl.conv and not keep_map:
             infl = infl.sum(axis=(0, 1))                           # [C]
         return infl
 
-    def influence(self, X_doi, qoi="predicted", y=None, keep_map=False,
-                  multiply_activation=False, batch_size=None):
-        """Distributional influence ``I = (1/N) sum_i dq(f(x_i)) / dh(x_i)`` of the layer.
+    def influence(self, X, batch_size=DEFAULT_BATCH_SIZE, *, y=None, keep_map=False,
+                  multiply_activation=False):
+        """Distributional influence ``I = (1/N) Σ_i ∂q(f(x_i)) / ∂h(x_i)`` of the layer.
 
         Args:
-            X_doi: the distribution of interest, inputs ``[N, ...]`` (N >= 1), streamed in
+            X: the distribution of interest, inputs ``[N, ...]`` (N >= 1), streamed in
                 batches of ``batch_size``.
-            qoi: 'predicted' (s_c, c each input's predicted class), an int c (s_c), 'true'
-                (s_y, needs y), ('predicted', 'true') (s_c - s_y, needs y), a pair of ints
-                (c1, c2) (s_c1 - s_c2), or a callable ``fn(logits [N, K]) -> [N]``.
-            y: true classes ``[N]``, for QoIs that use 'true'.
+            y: true classes ``[N]``, for QoIs that use the true class.
             keep_map: for a conv layer, return the full ``[H, W, C]`` map instead of the
                 channel sums ``[C]``.
             multiply_activation: multiply elementwise by the mean activation over the
@@ -363,19 +435,21 @@ class InflDirected(AttributionMethod):
                 ``InternalInfluence(multiply_activation=True)``; not the homework's default.
         Returns:
             float64 ``[C]`` for a conv layer (``[H, W, C]`` with keep_map), else the layer's
-            own unit shape (``[units]`` for a dense layer), in logit units per unit of h.
+            own unit shape (``[units]`` for a dense layer), in output units per unit of h.
         """
-        part = self.influence_partial(X_doi, qoi, y, batch_size=batch_size)
+        part = self.influence_partial(X, batch_size, y=y)
         return self.influence_from_partial(part, keep_map, multiply_activation)
 
     # --------------------------------------------------------------------------- expert
+    def dis_influence(self, X, batch_size=DEFAULT_BATCH_SIZE, *, y=None, k=1,
+                      multiply_activation=False, active_only=False):
+        """The expert neuron ``argmax_i I[i]`` over the distribution of interest ``X``.
 
-    def expert(self, X_doi, qoi="predicted", y=None, k=1, multiply_activation=False,
-               active_only=False, batch_size=None):
-        """The expert neuron ``argmax_i I[i]`` (top-k, most influential first, with k > 1).
-
-        Args: as :meth:`influence`, plus
-            k: how many experts to return.
+        Args:
+            X: the distribution of interest ``[N, ...]``.
+            batch_size: inputs per ``sess.run``.
+            y, multiply_activation: as :meth:`influence`.
+            k: how many experts to return (most influential first).
             active_only: rank only units that are non-zero on at least one input of the
                 distribution (a conv channel: anywhere in its map).
         Returns:
@@ -385,21 +459,22 @@ class InflDirected(AttributionMethod):
         Warns:
             InactiveExpertWarning: an expert has activation 0 on every input.
         """
-        part = self.influence_partial(X_doi, qoi, y, batch_size=batch_size)
+        part = self.influence_partial(X, batch_size, y=y)
         return self.expert_from_partial(part, k, multiply_activation, active_only)
 
     def expert_from_partial(self, partial, k=1, multiply_activation=False,
                             active_only=False):
-        """:meth:`expert` from (merged) partial sums."""
-        if not _is_int(k) or not 1 <= k <= self.units:
-            raise ValueError(K_ERROR.format(units=self.units, layer=self.layer, actual=k))
+        """:meth:`dis_influence` from (merged) partial sums."""
+        units = self.units
+        if not _is_int(k) or not 1 <= k <= units:
+            raise ValueError(K_ERROR.format(units=units, layer=self.layer, actual=k))
         infl = self.influence_from_partial(partial, False, multiply_activation).reshape(-1)
         act = np.asarray(partial.active_count)
-        active = (act.sum(axis=(0, 1)) if self._conv else act.reshape(-1)) > 0   # [units]
+        active = (act.sum(axis=(0, 1)) if self._infl.conv else act.reshape(-1)) > 0
         score = infl.copy()
         if active_only:
             if not active.any():
-                raise ValueError(NO_ACTIVE_ERROR.format(layer=self.layer, units=self.units,
+                raise ValueError(NO_ACTIVE_ERROR.format(layer=self.layer, units=units,
                                                         n=partial.count))
             score[~active] = -np.inf
         top = np.argsort(-score, kind="stable")[:k]
@@ -416,36 +491,44 @@ class InflDirected(AttributionMethod):
         return int(top[0]) if k == 1 else top.astype(np.int64)
 
     # ---------------------------------------------------------------------- attribution
-
-    def __call__(self, X, neuron, batch_size=None):
-        """Expert attribution ``x * grad_x h_neuron(x)``, shape of ``X``.
+    def expert_attribution(self, expert_id, X, batch_size=DEFAULT_BATCH_SIZE,
+                           multiply_with_input=True):
+        """Expert attribution ``x ⊙ ∇_x h_{expert}(x)`` (or ``∇_x h_{expert}(x)``).
 
         Args:
-            X: inputs ``[N, ...]`` or one input (images RGB 0-255).
-            neuron: an int unit index (a channel for a conv layer, whose value is the
+            expert_id: an int unit index (a channel for a conv layer, whose value is the
                 channel summed over space), or one per input.
+            X: inputs ``[N, ...]`` or one input (images RGB 0-255).
+            batch_size: inputs per ``sess.run``.
+            multiply_with_input: multiply the gradient by ``x`` (the definition).
         Returns:
-            float32, the shape of ``X``.
+            float32 of ``X``'s shape.
         """
-        X, single = as_batch(X, self.model, "X")
-        idx = self._neurons(neuron, len(X))
+        X, single = as_batch(X, self.input_tensor, "X")
+        bs = check_positive_int(batch_size, "batch_size")
+        idx = self._neurons(expert_id, len(X))
+        fetch = self._infl.attr if multiply_with_input else self._infl.grad_x
         out = np.empty_like(X)
         for sl, val in self._run_batched(
-                self._attr, len(X),
-                lambda s: {self.model.imgs: X[s], self._neuron: idx[s]},
-                desc="expert attribution", batch_size=batch_size):
+                fetch, len(X),
+                lambda s: {self.input_tensor: X[s], self._infl.neuron: idx[s]},
+                "expert attribution", bs):
             out[sl] = val
         return unbatch(out, single)
 
     def _neurons(self, neuron, n):
         arr = np.asarray(neuron)
+        units = self.units
         ok = (arr.dtype != object and np.issubdtype(arr.dtype, np.integer)
               and arr.ndim in (0, 1) and (arr.ndim == 0 or len(arr) == n))
         if not ok or isinstance(neuron, (bool, np.bool_)):
-            raise TypeError(NEURON_ERROR.format(units=self.units, layer=self.layer,
-                                                actual=neuron))
-        if np.any((arr < 0) | (arr >= self.units)):
-            raise ValueError(NEURON_ERROR.format(units=self.units, layer=self.layer,
+            raise TypeError(EXPERT_ERROR.format(units=units, layer=self.layer, actual=neuron))
+        if np.any((arr < 0) | (arr >= units)):
+            raise ValueError(EXPERT_ERROR.format(units=units, layer=self.layer,
                                                  actual=neuron))
         return np.broadcast_to(arr, (n,)).astype(np.int32)
 
+
+__all__ = ["InflDirected", "InactiveExpertWarning", "InfluencePartial", "merge", "QoI",
+           "ClassQoI", "FunctionQoI", "as_qoi", "qoi_class", "qoi_predicted", "qoi_true",
+           "qoi_difference"]
