@@ -112,25 +112,47 @@ def short(name):
 
 
 class CountingSession:
-    """Wraps a session and counts the images fed through forward and backward passes.
+    """Wraps a session and counts the rows fed through forward and backward passes.
 
-    A run whose fetches include a gradient op counts as a backward pass for every image
-    fed; any other run that feeds images counts as a forward pass.
+    A run feeds either the model's input (one row per image) or the rows the graph builds
+    itself (``hw3_attribution.RowOps``: one row per entry of its ``p`` feed). A run whose
+    fetches depend on a gradient op counts as a backward pass for every row; any other run
+    that feeds rows counts as a forward pass.
     """
 
     def __init__(self, sess, imgs):
         self._sess, self._imgs = sess, imgs
         self.forwards = self.gradients = 0
+        self._is_grad = {}
 
     def __getattr__(self, name):
         return getattr(self._sess, name)
 
+    def _gradient(self, t):
+        """Whether tensor ``t`` depends on an op of a ``tf.gradients`` call (cached)."""
+        key = getattr(t, "name", None)
+        if key not in self._is_grad:
+            seen, stack, found = set(), [getattr(t, "op", t)], False
+            while stack and not found:
+                op = stack.pop()
+                if op is None or op.name in seen:
+                    continue
+                seen.add(op.name)
+                found = "gradients" in op.name.split("/")
+                stack.extend(i.op for i in op.inputs)
+            self._is_grad[key] = found
+        return self._is_grad[key]
+
     def run(self, fetches, feed_dict=None, **kwargs):
         import tensorflow as tf
-        if feed_dict and self._imgs in feed_dict:
-            n = len(feed_dict[self._imgs])
-            names = [getattr(t, "name", "") for t in tf.nest.flatten(fetches)]
-            if any("gradients" in name for name in names):
+        n = 0
+        for t, v in (feed_dict or {}).items():
+            name = getattr(t, "name", "")
+            if t is self._imgs or name.startswith("hw3_rows/p:"):
+                n = len(v)
+                break
+        if n:
+            if any(self._gradient(t) for t in tf.nest.flatten(fetches)):
                 self.gradients += n
             else:
                 self.forwards += n
@@ -150,13 +172,17 @@ class Run:
         self.args, self.s = args, settings
         self.out = args.out
         self.progress = not args.no_progress
-        self._raw_sess = new_session(tf.Graph())
+        self._raw_sess = new_session(tf.Graph(), jit=args.jit)
         with self._raw_sess.graph.as_default():
             self.model = get_model(self._raw_sess, args.model, args.weights)
-        self.sess = CountingSession(self._raw_sess, self.model.imgs)
+        self.x, self.logits = self.model.imgs, self.model.logits
+        layers = getattr(self.model, "default_layers", {})
+        self.infl_layer_name = layers.get("influence", "fc1")
+        self.infl_layer = self.model.layers[self.infl_layer_name]
+        self.sess = CountingSession(self._raw_sess, self.x)
         with self.graph():
-            self.X, self.y_true, self.y_pred, self.idx = load_ImageNet(
-                args.data, model=self.model, sess=self.sess)
+            data = load_ImageNet(args.data, model=self.model, sess=self.sess)
+        self.X, self.y_true, self.y_pred, self.idx = data
         self.X = self.X.astype(np.float32)
         self.y_true = np.asarray(self.y_true).astype(int)
         self.y_pred = np.asarray(self.y_pred).astype(int)
@@ -167,17 +193,23 @@ class Run:
         self.cache = {}
         self.entries = {}  # part -> list of report entries
         self._methods = {}
+        self._writer = FigureWriter()
 
     def graph(self):
         return self._raw_sess.graph.as_default()
 
-    def method(self, cls, **kwargs):
-        """One instance per class and arguments: ops are built once for the whole run."""
-        key = (cls.__name__, tuple(sorted(kwargs.items())))
+    def method(self, cls, *args, **kwargs):
+        """One instance per class and arguments (the ops are cached per graph anyway)."""
+        key = (cls.__name__, tuple(map(_key, args)), tuple(sorted(
+            (k, _key(v)) for k, v in kwargs.items())))
         if key not in self._methods:
             with self.graph():
-                self._methods[key] = cls(self.model, self.sess, progress=self.progress,
-                                         **kwargs)
+                if cls.__name__ == "InflDirected":
+                    self._methods[key] = cls(self.sess, self.x, self.infl_layer, self.logits,
+                                             *args, progress=self.progress, **kwargs)
+                else:
+                    self._methods[key] = cls(self.sess, self.x, self.logits, *args,
+                                             progress=self.progress, **kwargs)
         return self._methods[key]
 
     def cached(self, key, fn):
@@ -203,10 +235,14 @@ class Run:
 
     # ------------------------------------------------------------------- outputs
     def figure(self, part, name, fig, caption):
-        path = os.path.join(self.out, name)
-        viz().save_figure(fig, path)
+        """Queue ``fig`` to be written (in a background thread, while the next work runs)."""
+        self._writer.submit(fig, os.path.join(self.out, name))
         self.entries.setdefault(part, []).append({"kind": "figure", "file": name,
                                                   "caption": caption})
+
+    def finish_figures(self):
+        """Wait until every queued figure is written; re-raise the first failure."""
+        self._writer.wait()
 
     def table(self, part, name, header, rows, caption):
         md = markdown_table(header, rows)
@@ -223,7 +259,7 @@ class Run:
     def saliency(self):
         from hw3_attribution import SaliencyMap
         return self.cached("saliency", lambda: self.method(SaliencyMap)(
-            self.X[self.sel], self.targets(self.sel)))
+            self.X[self.sel], target_class=self.targets(self.sel)))
 
     def ig_sweep(self, baseline):
         """Right-Riemann IG maps of the selected images for every step count, one pass."""
@@ -231,16 +267,13 @@ class Run:
 
         def run():
             ig = self.method(IntegratedGrad)
-            steps = self.study_steps(baseline)
-            maps, info = ig.sweep(self.X[self.sel], self.targets(self.sel),
-                                  baseline=self.study_baseline(baseline), steps=steps)
-            return maps, info
+            return ig.sweep(self.X[self.sel], self.study_baseline(baseline),
+                            steps=self.study_steps(baseline),
+                            target_class=self.targets(self.sel))
         return self.cached(("ig", baseline), run)
 
     def study_steps(self, baseline):
         """The homework's black and white paths get every step count, the others fewer."""
-        if baseline in ("black", "white"):
-            return self.s.ig_steps
         return study_steps(self.s, baseline)
 
     def ig(self):
@@ -261,32 +294,37 @@ class Run:
             return np.roll(X, 1, axis=0)
         raise ValueError(f"baseline: expected one of {STUDY_BASELINES}, got {name!r}")
 
-    def influence_expert(self):
-        """The exercise-14 expert: predicted-class QoI, whole data set, default layer."""
+    def influence(self, qoi):
         from hw3_infl import InflDirected
+        return self.method(InflDirected, qoi)
+
+    def influence_expert(self):
+        """The exercise-14 expert: predicted-class QoI, whole data set, the layer fc1 (the
+        model's default influence layer)."""
+        from hw3_infl import qoi_predicted
 
         def run():
-            infl = self.method(InflDirected)
+            infl = self.influence(qoi_predicted())
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                part = infl.influence_partial(self.X, "predicted")
+                part = infl.influence_partial(self.X)
                 expert = infl.expert_from_partial(part)
                 inactive = infl.last_info["expert_inactive"]
                 active = infl.expert_from_partial(part, active_only=True) if inactive else None
-            return {"layer": infl.layer, "expert": expert, "inactive": inactive,
+            return {"layer": self.infl_layer_name, "expert": expert, "inactive": inactive,
                     "active_expert": active}
         return self.cached("expert", run)
 
     def influence_maps(self, neuron):
-        from hw3_infl import InflDirected
-        return self.cached(("infl_attr", neuron), lambda: self.method(InflDirected)(
-            self.X[self.sel], neuron))
+        from hw3_infl import qoi_predicted
+        return self.cached(("infl_attr", neuron), lambda: self.influence(
+            qoi_predicted()).expert_attribution(neuron, self.X[self.sel]))
 
     def smoothgrad(self):
         from hw3_attribution import SmoothGrad
         return self.cached("smoothgrad", lambda: self.method(SmoothGrad)(
-            self.X[self.sel], self.targets(self.sel), samples=self.s.smooth_samples,
-            sigma=self.s.smooth_sigma, seed=0))
+            self.X[self.sel], samples=self.s.smooth_samples, sigma=self.s.smooth_sigma,
+            seed=0, target_class=self.targets(self.sel)))
 
     def occlusion(self, size, baseline="black", blur_sigma=5.0, rows=None):
         from hw3_attribution import Occlusion
@@ -297,12 +335,42 @@ class Run:
         rows = self.sel if rows is None else rows
         key = ("occlusion", size, baseline, blur_sigma, tuple(rows))
         return self.cached(key, lambda: self.method(Occlusion)(
-            self.X[rows], self.targets(rows), superpixel_size=size, baseline=baseline,
-            blur_sigma=blur_sigma))
+            self.X[rows], superpixel_size=size, baseline=baseline, blur_sigma=blur_sigma,
+            target_class=self.targets(rows)))
 
     def random_maps(self):
         from hw3_attribution import RandomAttribution
-        return self.cached("random", lambda: RandomAttribution(seed=0)(self.X[self.sel]))
+        return self.cached("random", lambda: self.method(RandomAttribution, seed=0)(
+            self.X[self.sel]))
+
+
+def _key(v):
+    """A hashable stand-in for a method argument (arrays by content, callables by id)."""
+    if isinstance(v, np.ndarray):
+        return ("array", v.shape, v.tobytes())
+    try:
+        hash(v)
+        return v
+    except TypeError:
+        return ("id", id(v))
+
+
+class FigureWriter:
+    """Writes figures in one background thread, so drawing a PNG overlaps with the
+    TensorFlow work that follows (TensorFlow releases the GIL inside sess.run)."""
+
+    def __init__(self):
+        from concurrent.futures import ThreadPoolExecutor
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="figures")
+        self._pending = []
+
+    def submit(self, fig, path):
+        self._pending.append(self._pool.submit(viz().save_figure, fig, path))
+
+    def wait(self):
+        pending, self._pending = self._pending, []
+        for f in pending:
+            f.result()
 
 
 def study_steps(settings, baseline):
@@ -393,8 +461,8 @@ def pick_classes(run):
     rest = [int(c) for c in order if c not in first] or first
     if len(rest) < 2:
         return first, first
-    from hw3_attribution import AttributionMethod
-    logits = run.cached("logits", lambda: run.method(AttributionMethod).logits(run.X))
+    from hw3_attribution import SaliencyMap
+    logits = run.cached("logits", lambda: run.method(SaliencyMap).logits(run.X))
     corr = np.corrcoef(logits[:, rest].T)
     np.fill_diagonal(corr, -np.inf)
     a, b = np.unravel_index(np.argmax(corr), corr.shape)
@@ -403,15 +471,17 @@ def pick_classes(run):
 
 def part_influence(run):
     """Written exercises 11-13: experts per class and distribution of interest."""
-    from hw3_infl import InflDirected
-    infl = run.method(InflDirected)
+    from hw3_infl import qoi_class, qoi_difference
     first, related = pick_classes(run)
+    layer = run.infl_layer_name
     rows, entries = [], []
 
     def expert_of(qoi, doi_rows, doi_name, exercise, rep_class):
+        infl = run.influence(qoi_difference(*qoi) if isinstance(qoi, tuple)
+                             else qoi_class(qoi))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            part = infl.influence_partial(run.X[doi_rows], qoi)
+            part = infl.influence_partial(run.X[doi_rows])
             e = infl.expert_from_partial(part)
             inactive = infl.last_info["expert_inactive"]
             active = infl.expert_from_partial(part, active_only=True) if inactive else e
@@ -422,10 +492,10 @@ def part_influence(run):
         rep = int(members[np.argmax(run.X[members].reshape(len(members), -1).std(1))]) \
             if len(members) else int(doi_rows[0])
         for unit, tag in [(e, "expert")] + ([(active, "active expert")] if inactive else []):
-            attr = infl(run.X[rep], unit)
+            attr = infl.expert_attribution(unit, run.X[rep])
             note = (f"ex. {exercise}, q = {qname}, DoI: {doi_name}; {tag} {unit}"
                     + (" (inactive on the DoI)" if tag == "expert" and inactive else ""))
-            entries.append((f"{infl.layer} unit {unit}", run.X[rep], attr,
+            entries.append((f"{layer} unit {unit}", run.X[rep], attr,
                             run.info(rep, note)))
 
     for exercise, pair in (("11", first), ("12", related)):
@@ -442,7 +512,7 @@ def part_influence(run):
     run.table("influence", "2_influence_experts",
               ["exercise", "quantity of interest", "distribution of interest", "images",
                "expert", "inactive on the DoI", "most influential active unit"], rows,
-              f"Expert neurons of layer {infl.layer} (classes: {names}). Exercise 11: two "
+              f"Expert neurons of layer {layer} (classes: {names}). Exercise 11: two "
               "classes; 12: two related classes (logits most correlated over the data); "
               "13: the unit that separates them.")
     for k in range(0, len(entries), 6):
@@ -464,7 +534,8 @@ def part_metrics(run):
     labels = [int(run.idx[i]) for i in sel]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        ad = metric_table(run.method(AverageDrop), maps, X, None, labels)
+        ad = metric_table(AverageDrop, maps, X, run.sess, run.x, run.logits, None, labels,
+                          progress=run.progress)
     excluded = sorted({str(w.message) for w in caught})
     rows = [[m, v] for m, v in zip(ad.methods, ad.mean)]
     run.table("metrics", "3_average_drop", ["method", "Average Drop %"], rows,
@@ -473,7 +544,8 @@ def part_metrics(run):
                                                         if excluded else ""))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        nord = metric_table(run.method(N_Ord, M=run.s.nord_M), maps, X, c, labels)
+        nord = metric_table(N_Ord, maps, X, run.sess, run.x, run.logits, c, labels,
+                            M=run.s.nord_M, progress=run.progress)
     header = ["image"] + nord.methods
     rows = [[run.label(i)] + list(nord.values[:, j]) for j, i in enumerate(sel)]
     rows.append(["mean"] + list(nord.mean))
@@ -485,8 +557,9 @@ def part_metrics(run):
                   "Random": run.random_maps()}
     auc_rows, curve_tables = [], {}
     for cls in (Insertion, Deletion):
-        metric = run.method(cls, superpixel_size=s, step=run.s.curve_step)
-        table = metric_table(metric, importance, X, c, labels)
+        table = metric_table(cls, importance, X, run.sess, run.x, run.logits, c, labels,
+                             superpixel_size=s, step=run.s.curve_step,
+                             progress=run.progress)
         curve_tables[cls.__name__] = table
         for m, mean in zip(table.methods, table.mean):
             auc_rows.append([cls.__name__, m, mean])
@@ -558,8 +631,8 @@ def part_ig_study(run):
     adaptive = {}
     for b in ("black", "white"):
         attr, info = run.cached(("ig_adaptive", b), lambda: ig(
-            X, c, baseline=b, method="adaptive", max_gradients=run.s.adaptive_budget,
-            return_error=True))
+            X, b, method="adaptive", max_gradients=run.s.adaptive_budget,
+            return_error=True, target_class=c))
         masked = keep_top(X, attr, run.s.keep_fraction)
         p = forward_probs(run, masked, c)
         cost = info["gradients"] + np.asarray(info["forwards"]) / 3.0
@@ -606,7 +679,7 @@ def part_ig_study(run):
             base = run.study_baseline(b)
             base = base[j:j + 1] if isinstance(base, np.ndarray) and base.ndim == 4 else base
             scores = run.cached(("path", b, j), lambda: ig.path_scores(
-                X[j:j + 1], c[j:j + 1], baseline=base, alphas=alphas))
+                X[j:j + 1], base, alphas=alphas, target_class=c[j:j + 1]))
             ax.plot(alphas, scores[0], label=b)
         ax.set(xlabel="position along the path (0 = baseline, 1 = image)",
                ylabel="target logit f_c", title=run.label(sel[j]))
@@ -654,11 +727,10 @@ def keep_top(X, maps, fraction, blur_sigma=10.0):
 
 def forward_probs(run, images, targets):
     """Target-class probabilities of ``images``, batched."""
-    from hw3_attribution import AttributionMethod
-    base = run.method(AttributionMethod)
+    from hw3_attribution import DEFAULT_BATCH_SIZE, chunk_slices
     out = np.empty(len(images), np.float32)
-    for sl, p in base._run_batched(run.model.probs, len(images),
-                                   lambda s: {run.model.imgs: images[s]}, desc="forward"):
+    for sl in chunk_slices(len(images), DEFAULT_BATCH_SIZE):
+        p = run.sess.run(run.model.probs, {run.x: images[sl]})
         out[sl] = p[np.arange(len(p)), targets[sl]]
     return out
 
@@ -669,7 +741,7 @@ def part_gradients(run):
     first = run.sel[:3]
     X = run.X[first]
     c = run.targets(first)
-    vg = run.cached("vanilla", lambda: run.method(VanillaGradient)(X, c))
+    vg = run.cached("vanilla", lambda: run.method(VanillaGradient)(X, target_class=c))
     sg = np.abs(run.smoothgrad()[:3]).sum(-1)
     igb = np.abs(run.ig_sweep("black")[0][run.s.ig_main_steps][:3]).sum(-1)
     igw = np.abs(run.ig_sweep("white")[0][run.s.ig_main_steps][:3]).sum(-1)
@@ -779,8 +851,10 @@ def parse_args(argv=None):
                                    "weights are found, else the bundled default)")
     p.add_argument("--weights", help="weights file for the model (VGG16: the classic "
                                      "vgg16_weights.npz or Keras' .h5)")
-    p.add_argument("--data", help="the course's .npz data set (default: the bundled sample "
-                                  "photographs)")
+    p.add_argument("--data", help="a course-style .npz data set, or 'bundled' for the bundled "
+                                  "sample photographs (default: imagenet_14c_vgg16.npz from "
+                                  "., .. or ../.. as the course's load_ImageNet finds it, else "
+                                  "the bundled sample)")
     p.add_argument("--out", default="figures", help="output folder (default: figures/)")
     p.add_argument("--parts", default=",".join(PARTS),
                    help="comma-separated parts to run (default: all)")
@@ -789,6 +863,10 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true",
                    help="every figure with smaller budgets (fewer images, steps and samples)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--jit", action="store_true",
+                   help="XLA JIT (global_jit_level ON_1) for the session: measured here it "
+                        "changes speed by a few percent either way and numbers by float "
+                        "rounding, so it is off by default")
     args = p.parse_args(argv)
     parts = [x.strip() for x in args.parts.split(",") if x.strip()]
     unknown = [x for x in parts if x not in PARTS]
@@ -821,6 +899,7 @@ def main(argv=None):
         PART_FUNCTIONS[part](run)
         timings[part] = time.time() - t0
         print(f"{part}: {timings[part]:.1f} s", file=sys.stderr)
+    run.finish_figures()
     files = write_report(run, timings)
     seconds = time.time() - start
     stats = {"forwards": run.sess.forwards, "gradients": run.sess.gradients,
