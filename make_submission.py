@@ -5,10 +5,10 @@
 Before writing, every file is checked: it exists, it compiles, and every import in it
 (anywhere in the file, inside functions too) is one that the autograder provides; only an
 import inside ``try: ... except ImportError:`` counts as optional and is not checked. The
-autograder brings its own ``hw3_utils.py`` and ``vgg16.py`` and has the standard library,
-numpy, scipy, tensorflow, Pillow, tqdm and matplotlib; from ``hw3_utils`` only the
-homework's documented names exist there. Any other import is named with its file and
-line, and nothing is written. The zip goes to a temporary name in the destination folder
+autograder brings its own ``hw3_utils.py``, ``vgg16.py`` and ``imagenet_classes.py`` and has
+the standard library, numpy, scipy, tensorflow, Pillow, tqdm and matplotlib; from
+``hw3_utils`` only the course's names exist there (``HW3_UTILS_NAMES``, the list in
+DESIGN.md). Any other import is named with its file and line, and nothing is written. The zip goes to a temporary name in the destination folder
 and is renamed into place, so an existing zip is either kept or replaced whole.
 """
 import argparse
@@ -20,18 +20,20 @@ import zipfile
 
 SUBMISSION_FILES = ("hw3_attribution.py", "hw3_infl.py", "hw3_vc.py", "hw3_evaluation.py")
 THIRD_PARTY = frozenset({"numpy", "scipy", "tensorflow", "PIL", "tqdm", "matplotlib"})
-AUTOGRADER_MODULES = frozenset({"hw3_utils", "vgg16"})
+# The course's own files that the autograder puts beside the submission.
+AUTOGRADER_MODULES = frozenset({"hw3_utils", "vgg16", "imagenet_classes"})
+# The names the course's hw3_utils.py has (DESIGN.md, "The course's helper API").
 HW3_UTILS_NAMES = frozenset({
-    "get_model", "get_tensor_names", "ImageNet_name2idx", "ImageNet_idx2name",
-    "load_ImageNet", "binary_mask", "point_cloud", "load_img", "img_to_array",
-    "resize_images"})
+    "get_model", "load_ImageNet", "Domains", "get_tensor_names", "ImageNet_name2idx",
+    "ImageNet_idx2name", "binary_mask", "point_cloud", "class_names", "img_to_array",
+    "load_img", "resize_images"})
 STDLIB = frozenset(sys.stdlib_module_names) | {"__future__"}
 
 MISSING = "{file}: missing (expected in {folder})"
 SYNTAX = "{file}:{line}: does not compile: {msg}"
 NOT_PROVIDED = ("{file}:{line}: imports {what}, which the autograder does not provide "
                 "(allowed: the standard library, {third}, the four homework files, vgg16, "
-                "and from hw3_utils only {names})")
+                "imagenet_classes, and from hw3_utils only {names})")
 UTILS_NAME = ("{file}:{line}: uses hw3_utils.{name}, which the autograder's hw3_utils "
               "does not have (it has only {names})")
 RELATIVE = "{file}:{line}: relative import {what}; the submission is flat, import by name"

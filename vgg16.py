@@ -18,12 +18,19 @@ Weights load by name (never by sorted position) from either
   into this graph's RGB order. Keras flattens ``block5_pool`` [7, 7, 512] in HWC order, the
   same as ``tf.reshape`` here, so ``fc1`` needs no permutation.
 
+``weights='imagenet'`` (what the course's ``get_model`` passes) means the file that
+``find_imagenet_weights`` finds: ``$HW3_VGG16_WEIGHTS`` if set, else ``./vgg16_weights.npz``.
+Nothing is ever downloaded; when no file is found, FileNotFoundError says where it looked and
+how to get one. ``hw3_utils.get_model`` uses the same lookup for its choice rule.
+
 Loading assigns through placeholders built once with the graph: loading any number of
 times adds no op. Every file is checked (format by its first bytes, every key present,
-every shape right) before any weight is assigned.
+every shape right) before any weight is assigned, and before the constructor builds
+anything.
 """
 import os
 import re
+import sys
 import zipfile
 from collections import OrderedDict
 
@@ -71,13 +78,26 @@ CLASSIC_URL = "https://www.cs.toronto.edu/~frossard/post/vgg16/"
 KERAS_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
              "vgg16_weights_tf_dim_ordering_tf_kernels.h5")
 
-# Error messages, kept as data so that tests match the same templates.
-MISSING_FILE_ERROR = (
-    "weights: no VGG16 weights file at {where}. Get the classic "
-    "vgg16_weights.npz from " + CLASSIC_URL + " or Keras' "
+# weights='imagenet': $HW3_VGG16_WEIGHTS if set, else ./vgg16_weights.npz.
+IMAGENET = "imagenet"
+WEIGHTS_ENV = "HW3_VGG16_WEIGHTS"
+WEIGHTS_FILE = "vgg16_weights.npz"
+
+GET_WEIGHTS_HELP = (
+    "Get the classic vgg16_weights.npz from " + CLASSIC_URL + " or Keras' "
     "vgg16_weights_tf_dim_ordering_tf_kernels.h5 (keras.applications.VGG16(weights="
-    "'imagenet') downloads it into ~/.keras/models/; or from " + KERAS_URL + "), and pass "
-    "its path. Nothing is downloaded at run time.")
+    "'imagenet') downloads it into ~/.keras/models/; or from " + KERAS_URL + ")")
+WHERE_TO_PUT_HELP = (
+    "then pass weights=PATH (--weights PATH on the command line), set " + WEIGHTS_ENV
+    + "=PATH, or put " + WEIGHTS_FILE + " in the working directory. Nothing is downloaded "
+    "at run time.")
+
+# Error messages, kept as data so that tests match the same templates.
+MISSING_FILE_ERROR = ("weights: no VGG16 weights file at {where}. " + GET_WEIGHTS_HELP
+                      + ", and pass its path. Nothing is downloaded at run time.")
+IMAGENET_NOT_FOUND_ERROR = ("weights='imagenet': no VGG16 weights file found; looked at "
+                            "{looked}. " + GET_WEIGHTS_HELP + ", " + WHERE_TO_PUT_HELP)
+ENV_MISSING_WARNING = "vgg16: ${env} is set to {path!r}, which does not exist; ignoring it"
 FORMAT_ERROR = ("weights: expected an .npz archive (the classic vgg16_weights.npz) or an "
                 "HDF5 file (Keras' vgg16_weights_tf_dim_ordering_tf_kernels.h5), but {path} "
                 "is {actual}")
@@ -314,10 +334,59 @@ def read_keras_h5_weights(path):
     return out
 
 
+def find_imagenet_weights():
+    """Where ``weights='imagenet'`` points: ``(path, reason, looked)``.
+
+    Order: ``$HW3_VGG16_WEIGHTS`` when set and a file, else ``./vgg16_weights.npz``. A
+    variable that names no file is reported on stderr and skipped. ``path`` is None when
+    nothing was found; ``looked`` lists each place tried and why it did not do
+    (``"$HW3_VGG16_WEIGHTS (not set)"``, ``"/abs/vgg16_weights.npz (no such file)"``).
+    Reads nothing and downloads nothing.
+    """
+    looked = []
+    env = os.environ.get(WEIGHTS_ENV)
+    if env:
+        if os.path.isfile(env):
+            return env, f"from ${WEIGHTS_ENV}", looked
+        looked.append(f"${WEIGHTS_ENV}={env!r} (no such file)")
+        print(ENV_MISSING_WARNING.format(env=WEIGHTS_ENV, path=env), file=sys.stderr)
+    else:
+        looked.append(f"${WEIGHTS_ENV} (not set)")
+    local = os.path.abspath(WEIGHTS_FILE)
+    if os.path.isfile(local):
+        return local, "found in the working directory", looked
+    looked.append(f"{local} (no such file)")
+    return None, None, looked
+
+
+def resolve_weights(weights):
+    """A weights argument as a path or a mapping: ``'imagenet'`` becomes the file that
+    ``find_imagenet_weights`` finds (FileNotFoundError listing where it looked if none);
+    anything else is returned as it is."""
+    if isinstance(weights, str) and weights == IMAGENET:
+        path, _, looked = find_imagenet_weights()
+        if path is None:
+            raise FileNotFoundError(IMAGENET_NOT_FOUND_ERROR.format(looked="; ".join(looked)))
+        return path
+    return weights
+
+
 def read_weights(path):
-    """Read either format, chosen by the file's first bytes; see the two readers."""
+    """Read either format, chosen by the file's first bytes; see the two readers.
+
+    ``path`` may be ``'imagenet'`` (see ``resolve_weights``).
+    """
+    path = resolve_weights(path)
     fmt = sniff_format(path)
     return read_npz_weights(path) if fmt == "npz" else read_keras_h5_weights(path)
+
+
+def _weights_mapping(weights, source="weights"):
+    """A checked mapping graph layer -> ``(W, b)`` from a path, ``'imagenet'`` or a mapping."""
+    if hasattr(weights, "items"):
+        check_weights(weights, source)
+        return weights
+    return read_weights(weights)
 
 
 def check_weights(weights, source="weights"):
@@ -368,9 +437,17 @@ class VGG16:
     Args:
         imgs: input tensor ``[None, 224, 224, 3]`` float32, RGB 0-255; ``None`` creates
             the placeholder ``imgs``.
-        weights: path of a weights file (classic npz or Keras h5, told apart by content)
-            or a mapping graph layer -> ``(W, b)``; loaded into ``sess`` when both given.
+        weights: path of a weights file (classic npz or Keras h5, told apart by content),
+            ``'imagenet'`` (``$HW3_VGG16_WEIGHTS`` if set, else ``./vgg16_weights.npz``;
+            see ``find_imagenet_weights``) or a mapping graph layer -> ``(W, b)``; loaded
+            into ``sess`` when both are given, after being read and checked and before
+            anything is added to the graph.
         sess: the session to load the weights into.
+
+    Raises:
+        FileNotFoundError: no weights file (the message says where it looked and how to
+        get one). ValueError: a wrong input tensor or weights file. TypeError: ``sess``
+        is not a session.
 
     Attributes: ``conv1_1`` ... ``conv5_3``, ``fc1``, ``fc2`` (after ReLU), ``pool1`` ...
     ``pool5``, ``fc3l`` = ``logits`` ``[N, 1000]``, ``probs``; ``layers`` (OrderedDict of
@@ -381,12 +458,17 @@ class VGG16:
     name = "vgg16"
 
     def __init__(self, imgs=None, weights=None, sess=None):
+        if imgs is not None:
+            shape = imgs.shape
+            if (imgs.dtype != tf.float32 or shape.rank != 4
+                    or not shape[1:].is_compatible_with(IMAGE_SHAPE)):
+                raise ValueError(IMGS_ERROR.format(actual=f"{imgs.dtype.name} {shape}"))
+        load = weights is not None and sess is not None
+        if load:  # read and check everything before the graph grows
+            _check_sess(sess)
+            weights = _weights_mapping(weights)
         if imgs is None:
             imgs = tf1.placeholder(tf.float32, [None] + list(IMAGE_SHAPE), name="imgs")
-        shape = imgs.shape
-        if (imgs.dtype != tf.float32 or shape.rank != 4
-                or not shape[1:].is_compatible_with(IMAGE_SHAPE)):
-            raise ValueError(IMGS_ERROR.format(actual=f"{imgs.dtype.name} {shape}"))
         self.imgs = imgs
         self.default_layers = {"gradcam": "conv5_3", "influence": "fc1"}
         self.layers = OrderedDict()
@@ -394,8 +476,8 @@ class VGG16:
         self._variables = OrderedDict()  # graph layer -> (W variable, b variable)
         self._build()
         self._define_load_ops()
-        if weights is not None and sess is not None:
-            self.load_weights(weights, sess)
+        if load:
+            self.assign_weights(weights, sess)
 
     def _params(self, layer):
         W_shape, b_shape = WEIGHT_SHAPES[layer]
@@ -468,14 +550,13 @@ class VGG16:
         sess.run(self._load_op, feed_dict=feed)
 
     def load_weights(self, weights, sess):
-        """Load weights from a path (npz or h5, by content) or a mapping into ``sess``.
+        """Load weights from a path (npz or h5, by content), ``'imagenet'`` or a mapping.
 
-        Adds no op to the graph. Raises as ``read_npz_weights`` / ``read_keras_h5_weights``.
+        Adds no op to the graph. Raises as ``read_npz_weights`` / ``read_keras_h5_weights``
+        and ``resolve_weights``.
         """
         _check_sess(sess)
-        if not hasattr(weights, "items"):
-            weights = read_weights(weights)
-        self.assign_weights(weights, sess)
+        self.assign_weights(_weights_mapping(weights), sess)
 
 
 vgg16 = VGG16  # the classic lowercase name: vgg16(imgs, weights, sess)

@@ -6,8 +6,10 @@ first. Only numpy, scipy and matplotlib are used. Figures are built as
 ``matplotlib.figure.Figure`` objects (no pyplot state, no display needed) and written
 by ``save_figure`` as PNG files under a temporary name that is renamed into place.
 
-``hw3_utils`` re-exports ``binary_mask``, ``point_cloud``, ``aggregate_attribution`` and
-``normalize_attribution`` (the homework's helper names).
+``highlight_top_pixels`` and ``magnitude_cloud`` are the project's richer versions of the
+homework's binary mask and point cloud (percentile or fraction threshold, blur, positive
+part, per-image normalisation); the course's own ``binary_mask`` and ``point_cloud``, value
+for value, are in ``hw3_utils``. ``comparison_figure`` draws both kinds of panel with these.
 """
 import os
 import sys
@@ -30,7 +32,7 @@ RANGE_ERROR = "{arg}: expected a number in {expected}, got {actual!r}"
 CHOICE_ERROR = "{arg}: expected one of {expected}, got {actual!r}"
 LENGTH_ERROR = "{arg}: expected {expected} entries, got {actual}"
 
-# Defaults of binary_mask and point_cloud, chosen by eye on 224x224 photographs with
+# Defaults of highlight_top_pixels and magnitude_cloud, chosen by eye on 224x224 photographs with
 # gradient-like attribution maps (sparse, heavy-tailed magnitudes).
 MASK_PERCENTILE = 80.0   # keep the top 20% of pixels
 MASK_FRACTION = 0.25     # threshold='fraction' default: keep pixels >= 25% of the max
@@ -142,11 +144,11 @@ def _check_fraction(value, arg, lo=0.0, hi=1.0, closed_lo=True):
     return float(value)
 
 
-# ---------------------------------------------------------------------- binary mask
+# ------------------------------------------------- highlight_top_pixels (binary mask)
 
-def binary_mask(image, attribution, threshold=MASK_PERCENTILE, mode="percentile",
-                blur=MASK_BLUR, background=MASK_BACKGROUND, positive_only=False):
-    """The image with its high-attribution pixels kept and the rest dimmed.
+def highlight_top_pixels(image, attribution, threshold=MASK_PERCENTILE, mode="percentile",
+                         blur=MASK_BLUR, background=MASK_BACKGROUND, positive_only=False):
+    """The image with its high-attribution pixels kept and the rest dimmed (a binary mask).
 
     Steps: sum the attribution over channels, take the magnitude (or only the positive
     part), min-max normalise to [0, 1], blur with a Gaussian, renormalise, then keep the
@@ -181,7 +183,8 @@ def binary_mask(image, attribution, threshold=MASK_PERCENTILE, mode="percentile"
     if img.ndim == 4:
         if attr.ndim not in (3, 4) or len(attr) != len(img):
             raise ValueError(MATCH_ERROR.format(expected=img.shape[1:3], actual=attr.shape))
-        return np.stack([binary_mask(i, a, threshold, mode, blur, background, positive_only)
+        return np.stack([highlight_top_pixels(i, a, threshold, mode, blur, background,
+                                              positive_only)
                          for i, a in zip(img, attr)])
     if attr.ndim not in (2, 3) or attr.shape[:2] != img.shape[:2]:
         raise ValueError(MATCH_ERROR.format(expected=img.shape[:2], actual=attr.shape))
@@ -195,7 +198,7 @@ def binary_mask(image, attribution, threshold=MASK_PERCENTILE, mode="percentile"
 
 
 def _mask(attribution, threshold, mode, blur, positive_only):
-    """Boolean ``[H, W]``: the pixels that ``binary_mask`` keeps."""
+    """Boolean ``[H, W]``: the pixels that ``highlight_top_pixels`` keeps."""
     if mode not in ("percentile", "fraction"):
         raise ValueError(CHOICE_ERROR.format(arg="mode", expected="'percentile', 'fraction'",
                                              actual=mode))
@@ -214,11 +217,12 @@ def _mask(attribution, threshold, mode, blur, positive_only):
     return (mag >= cut) & (mag > 0)
 
 
-# ---------------------------------------------------------------------- point cloud
+# ------------------------------------------------------ magnitude_cloud (point cloud)
 
-def point_cloud(attribution, keep=CLOUD_KEEP, clip=CLOUD_CLIP, background="black",
-                positive_only=False):
-    """The attribution magnitude as a sparse grey-scale cloud of the top pixels.
+def magnitude_cloud(attribution, keep=CLOUD_KEEP, clip=CLOUD_CLIP, background="black",
+                    positive_only=False):
+    """The attribution magnitude as a sparse grey-scale cloud of the top pixels (a point
+    cloud).
 
     The attribution is summed over channels, its magnitude (or positive part) taken,
     and only the ``keep`` fraction of pixels with the largest magnitude is drawn, each
@@ -442,8 +446,8 @@ def comparison_figure(rows, by_image=False, cloud_kwargs=None, mask_kwargs=None,
             that the expert neuron is inactive), or a ready title string.
         by_image: for a dict, order the rows image by image (method rows of image 1,
             then image 2, ...) instead of method by method.
-        cloud_kwargs, mask_kwargs: keyword arguments for ``point_cloud`` and
-            ``binary_mask``.
+        cloud_kwargs, mask_kwargs: keyword arguments for ``magnitude_cloud`` (the point
+            cloud panel) and ``highlight_top_pixels`` (the binary mask panel).
 
     Returns:
         a ``matplotlib.figure.Figure`` with one row per (method, image) and three
@@ -455,8 +459,8 @@ def comparison_figure(rows, by_image=False, cloud_kwargs=None, mask_kwargs=None,
     mask_kwargs = dict(mask_kwargs or {})
     grid, titles, modes = [], [], []
     for method, image, attribution, info in entries:
-        grid.append([image, point_cloud(attribution, **cloud_kwargs),
-                     binary_mask(image, attribution, **mask_kwargs)])
+        grid.append([image, magnitude_cloud(attribution, **cloud_kwargs),
+                     highlight_top_pixels(image, attribution, **mask_kwargs)])
         titles.append([_info_title(f"{method}: {panel}", info)
                        for panel in ("input", "point cloud", "binary mask")])
         modes.append(["image", "gray", "image"])

@@ -16,10 +16,11 @@ GOOD = {
         "import os, sys\n"
         "import numpy as np\n"
         "import tensorflow as tf\n"
-        "from hw3_utils import get_model, binary_mask, point_cloud\n"
+        "from hw3_utils import get_model, binary_mask, point_cloud, Domains, class_names\n"
         "import hw3_utils\n"
+        "from imagenet_classes import class_names as names\n"
         "def f():\n"
-        "    return hw3_utils.load_ImageNet\n"),
+        "    return hw3_utils.load_ImageNet, hw3_utils.Domains, hw3_utils.resize_images\n"),
     "hw3_infl.py": (
         "from hw3_attribution import f\n"
         "import scipy.ndimage\n"
@@ -73,6 +74,12 @@ def test_good_sources_have_no_problems(tmp_path):
     ("from . import hw3_attribution", "relative import"),
     ("from hw3_utils import *", "import *"),
     ("import hw3_utils as U; x = U.normalize_attribution", "hw3_utils.normalize_attribution"),
+    ("from hw3_utils import center_crop_resize",  # ours only: not in the course's file
+     "imports 'center_crop_resize' from hw3_utils"),
+    ("from hw3_utils import load_rgb_image", "imports 'load_rgb_image' from hw3_utils"),
+    ("import hw3_utils; hw3_utils.choose_model()", "hw3_utils.choose_model"),
+    ("import imagenet_classes.names", "imports 'imagenet_classes.names'"),
+    ("from efficientnet_lite0 import EfficientNetLite0", "imports 'efficientnet_lite0'"),
     ("__import__('sklearn')", "imports 'sklearn'"),
 ])
 def test_offending_import_is_named_with_file_and_line(tmp_path, line, needle):
@@ -82,6 +89,28 @@ def test_offending_import_is_named_with_file_and_line(tmp_path, line, needle):
     problems = MS.check_sources(_write(tmp_path / "src", files))
     assert len(problems) == 1, problems
     assert problems[0].startswith("hw3_infl.py:4: ") and needle in problems[0]
+
+
+def test_allowed_helper_names_are_exactly_the_course_api():
+    """DESIGN.md's list of the course's hw3_utils names, and the course's three files."""
+    assert MS.HW3_UTILS_NAMES == {
+        "get_model", "load_ImageNet", "Domains", "get_tensor_names", "ImageNet_name2idx",
+        "ImageNet_idx2name", "binary_mask", "point_cloud", "class_names", "img_to_array",
+        "load_img", "resize_images"}
+    assert MS.AUTOGRADER_MODULES == {"hw3_utils", "vgg16", "imagenet_classes"}
+
+
+def test_allowed_helper_names_match_design_md():
+    """When the course folder is there, the list in DESIGN.md is the one checked."""
+    import re
+    design = os.path.join(ROOT, "..", "shared", "DESIGN.md")
+    if not os.path.isfile(design):
+        pytest.skip("no ../shared/DESIGN.md next to the repository")
+    with open(design, encoding="utf-8") as f:
+        text = f.read()
+    section = text[text.index("## The course's helper API"):]
+    listed = section[section.index("only these names"):section.index("- `get_model(sess)`")]
+    assert set(re.findall(r"`(\w+)`", listed)) == MS.HW3_UTILS_NAMES
 
 
 def test_missing_and_broken_files_are_reported(tmp_path):

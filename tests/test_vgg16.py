@@ -69,6 +69,23 @@ def zeros_weights():
                        for layer, (w, b) in WEIGHT_SHAPES.items())
 
 
+def write_zero_npz(path, fc3_bias):
+    """A classic vgg16_weights.npz of zeros but fc8_b = ``fc3_bias``, compressed (~0.5 MB).
+
+    Every layer outputs 0 (ReLU of 0), so the logits are ``fc3_bias`` whatever the image:
+    a full-size file whose answer is known by hand. Written in about 1.5 s; reading and
+    assigning it takes a few seconds more.
+    """
+    arrays = {}
+    for layer, (w, b) in WEIGHT_SHAPES.items():
+        arrays[NPZ_NAMES[layer] + "_W"] = np.zeros(w, np.float32)
+        arrays[NPZ_NAMES[layer] + "_b"] = np.zeros(b, np.float32)
+    arrays["fc8_b"] = np.asarray(fc3_bias, np.float32)
+    with open(path, "wb") as f:  # np.savez_compressed would append '.npz' to other names
+        np.savez_compressed(f, **arrays)
+    return str(path)
+
+
 # ----------------------------------------------------------------------------- graph
 
 def test_graph_names_shapes_and_layer_order(sess):
@@ -315,6 +332,88 @@ def test_h5_unrecognised_weight_names_are_an_error(tmp_path):
         group.create_dataset("beta", data=np.zeros(2, np.float32))
     with pytest.raises(ValueError, match="cannot tell kernel from bias in layer fc2"):
         vgg16.read_keras_h5_weights(path)
+
+
+# ----------------------------------------------------------------------------- 'imagenet'
+
+@pytest.fixture
+def no_weights(tmp_path, monkeypatch):
+    """An empty working directory and no $HW3_VGG16_WEIGHTS."""
+    monkeypatch.delenv(vgg16.WEIGHTS_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _partial_npz(path):
+    """A small npz that is not VGG16's weights (conv1_1 only): reading it names the file."""
+    with open(path, "wb") as f:
+        np.savez(f, conv1_1_W=np.zeros((3, 3, 3, 64), np.float32),
+                 conv1_1_b=np.zeros(64, np.float32))
+    return str(path)
+
+
+def test_imagenet_lookup_env_then_working_directory(no_weights, monkeypatch, capsys):
+    assert (vgg16.IMAGENET, vgg16.WEIGHTS_ENV, vgg16.WEIGHTS_FILE) == \
+        ("imagenet", "HW3_VGG16_WEIGHTS", "vgg16_weights.npz")
+    local = os.path.join(str(no_weights), "vgg16_weights.npz")
+    path, reason, looked = vgg16.find_imagenet_weights()
+    assert path is None and reason is None
+    assert looked == ["$HW3_VGG16_WEIGHTS (not set)", f"{local} (no such file)"]
+    _partial_npz(local)
+    assert vgg16.find_imagenet_weights()[:2] == (local, "found in the working directory")
+    env_file = _partial_npz(no_weights / "elsewhere.npz")
+    monkeypatch.setenv(vgg16.WEIGHTS_ENV, env_file)
+    assert vgg16.find_imagenet_weights()[:2] == (env_file, "from $HW3_VGG16_WEIGHTS")
+    assert vgg16.resolve_weights("imagenet") == env_file
+    monkeypatch.setenv(vgg16.WEIGHTS_ENV, str(no_weights / "gone.npz"))
+    path, _, looked = vgg16.find_imagenet_weights()  # a variable naming no file: skipped
+    assert path == local and "gone.npz' (no such file)" in looked[0]
+    assert "HW3_VGG16_WEIGHTS is set to" in capsys.readouterr().err
+    # Other arguments are not looked up.
+    assert vgg16.resolve_weights("vgg16_weights.npz") == "vgg16_weights.npz"
+    assert vgg16.resolve_weights(None) is None
+
+
+def test_imagenet_not_found_says_where_it_looked_and_how_to_get_it(no_weights, sess):
+    with pytest.raises(FileNotFoundError) as err:
+        vgg16.vgg16(tf1.placeholder(tf.float32, [None, 224, 224, 3]), "imagenet", sess)
+    msg = str(err.value)
+    assert msg.startswith("weights='imagenet': no VGG16 weights file found; looked at "
+                          "$HW3_VGG16_WEIGHTS (not set); "
+                          + os.path.join(str(no_weights), "vgg16_weights.npz")
+                          + " (no such file). Get the classic vgg16_weights.npz from ")
+    assert vgg16.CLASSIC_URL in msg and vgg16.KERAS_URL in msg
+    assert "set HW3_VGG16_WEIGHTS=PATH" in msg and "Nothing is downloaded" in msg
+    assert [op.type for op in sess.graph.get_operations()] == ["Placeholder"]  # no more
+    with pytest.raises(FileNotFoundError, match="^weights='imagenet': no VGG16 weights"):
+        vgg16.read_weights("imagenet")
+    VGG16(weights="imagenet")  # without a session nothing is loaded, so nothing is looked up
+
+
+def test_imagenet_reads_the_file_it_finds_before_building(no_weights, sess, monkeypatch):
+    env_file = _partial_npz(no_weights / "from_env.npz")
+    monkeypatch.setenv(vgg16.WEIGHTS_ENV, env_file)
+    with pytest.raises(ValueError, match=r"^weights: .*from_env\.npz does not hold VGG16's "
+                                         r"weights: conv1_2_W is missing"):
+        VGG16(None, "imagenet", sess)
+    assert sess.graph.get_operations() == []  # checked before anything was built
+    monkeypatch.delenv(vgg16.WEIGHTS_ENV)
+    _partial_npz(no_weights / "vgg16_weights.npz")
+    with pytest.raises(ValueError, match=r"vgg16_weights\.npz does not hold"):
+        VGG16().load_weights("imagenet", mock.MagicMock())
+
+
+def test_imagenet_from_the_environment_end_to_end(no_weights, sess, monkeypatch):
+    """The course's call vgg16(imgs, 'imagenet', sess) with $HW3_VGG16_WEIGHTS set."""
+    bias = np.linspace(-5, 5, 1000)
+    monkeypatch.setenv(vgg16.WEIGHTS_ENV, write_zero_npz(no_weights / "w.npz", bias))
+    imgs = tf1.placeholder(tf.float32, [None, 224, 224, 3])
+    model = vgg16.vgg16(imgs, "imagenet", sess)
+    assert model.imgs is imgs and imgs.name == "Placeholder:0"
+    probs, logits = sess.run([model.probs, model.fc3l],
+                             {imgs: np.random.default_rng(0).uniform(0, 255, (2, 224, 224, 3))})
+    np.testing.assert_array_equal(logits, np.tile(bias.astype(np.float32), (2, 1)))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
 
 
 # ----------------------------------------------------------------------------- Keras parity
