@@ -8,8 +8,9 @@ import inside ``try: ... except ImportError:`` counts as optional and is not che
 autograder brings its own ``hw3_utils.py``, ``vgg16.py`` and ``imagenet_classes.py`` and has
 the standard library, numpy, scipy, tensorflow, Pillow, tqdm and matplotlib; from
 ``hw3_utils`` only the course's names exist there (``HW3_UTILS_NAMES``, the list in
-DESIGN.md). Any other import is named with its file and line, and nothing is written. The zip goes to a temporary name in the destination folder
-and is renamed into place, so an existing zip is either kept or replaced whole.
+DESIGN.md). Any other import is named with its file and line, and nothing is written. The
+zip goes to a temporary name in the destination folder and is renamed into place, so an
+existing zip is either kept or replaced whole.
 """
 import argparse
 import ast

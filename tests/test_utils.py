@@ -206,8 +206,8 @@ def test_binary_mask_accepts_one_channel_attribution_and_lists():
     X, attr = _mask_inputs(5)
     one = attr.mean(axis=-1, keepdims=True)
     np.testing.assert_array_equal(u.binary_mask(X, one), u.binary_mask(X, attr))
-    np.testing.assert_array_equal(u.binary_mask(X.tolist(), attr.tolist()),
-                                  course_binary_mask(X.astype(np.float64), attr.astype(np.float64)))
+    expected = course_binary_mask(X.astype(np.float64), attr.astype(np.float64))
+    np.testing.assert_array_equal(u.binary_mask(X.tolist(), attr.tolist()), expected)
 
 
 def test_binary_mask_and_point_cloud_never_modify_their_inputs():
@@ -884,6 +884,7 @@ def test_get_model_efficientnet_input_is_placeholder_0(sess, monkeypatch):
     assert model.name == "efficientnet_lite0" and loaded == ["/stub.pth"]
 
 
+@pytest.mark.slow
 def test_get_model_vgg16_from_the_working_directory_end_to_end(clean_env, sess, capsys):
     """Zero weights with fc3's bias 0..999 (a small compressed file): the logits are that
     bias whatever the image, through the tensor found as 'Placeholder:0'."""

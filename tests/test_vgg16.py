@@ -403,6 +403,7 @@ def test_imagenet_reads_the_file_it_finds_before_building(no_weights, sess, monk
         VGG16().load_weights("imagenet", mock.MagicMock())
 
 
+@pytest.mark.slow
 def test_imagenet_from_the_environment_end_to_end(no_weights, sess, monkeypatch):
     """The course's call vgg16(imgs, 'imagenet', sess) with $HW3_VGG16_WEIGHTS set."""
     bias = np.linspace(-5, 5, 1000)
