@@ -326,6 +326,10 @@ def model_ops(x, out):
     return cached_ops(x.graph, ("model", x.name, out.name), lambda: ModelOps(x, out))
 
 
+FUNCTION_OPS = frozenset({"PartitionedCall", "StatefulPartitionedCall", "While",
+                          "StatelessWhile", "If", "StatelessIf", "Case", "StatelessCase"})
+
+
 def clone_subgraph(x, outputs, new_x, name):
     """Copy the ops that lie between ``x`` and ``outputs`` with ``new_x`` in place of ``x``.
 
@@ -348,17 +352,19 @@ def clone_subgraph(x, outputs, new_x, name):
             up.add(op)
             stack.extend(i.op for i in op.inputs)
             stack.extend(op.control_inputs)
-    names = {op.name for op in down & up}
-    full = graph.as_graph_def()
+    ops = [op for op in graph.get_operations() if op in down and op in up]   # graph order
+    names = {op.name for op in ops}
     sub = tf1.GraphDef()
-    sub.versions.CopyFrom(full.versions)
-    sub.library.CopyFrom(full.library)
+    sub.versions.CopyFrom(graph.graph_def_versions)
+    if any(op.type in FUNCTION_OPS or any(a.HasField("func") or len(a.list.func)
+                                           for a in op.node_def.attr.values()) for op in ops):
+        # functions the copied ops call; only then serialise the whole graph (a graph can
+        # hold hundreds of MB of constants, e.g. weights loaded by assign)
+        sub.library.CopyFrom(graph.as_graph_def().library)
     input_map = {}
-    for node in full.node:
-        if node.name not in names:
-            continue
+    for op in ops:
         copy = sub.node.add()
-        copy.CopyFrom(node)
+        copy.CopyFrom(op.node_def)
         if "_class" in copy.attr:          # colocation with nodes that are not copied
             del copy.attr["_class"]
         inputs = []

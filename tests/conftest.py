@@ -45,4 +45,4 @@ def sample_data(default_model):
     from hw3_utils import load_ImageNet
     model, session = default_model
     with session.graph.as_default():
-        return load_ImageNet(model=model, sess=session)
+        return load_ImageNet('bundled', model=model, sess=session)

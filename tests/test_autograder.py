@@ -1,0 +1,288 @@
+"""Play the course's autograder: the graded files alone, beside the course's own helpers.
+
+The autograder unpacks submission.zip next to ITS OWN hw3_utils.py, vgg16.py and
+imagenet_classes.py and calls the starter signatures with positional arguments. These tests
+build the zip with make_submission.py, unpack it into a temporary folder together with a
+minimal course-style hw3_utils.py / vgg16.py / imagenet_classes.py written here (the
+course's code in substance: an unnamed placeholder, ``vgg16(imgs, 'imagenet', sess)``,
+``Domains``, ``imagenet_14c_vgg16.npz``), and run the calls in a subprocess whose
+``sys.path`` does not see the project.
+"""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GRADED = ("hw3_attribution.py", "hw3_infl.py", "hw3_vc.py", "hw3_evaluation.py")
+
+COURSE_CLASSES = """\
+class_names = ['class %d' % i for i in range(1000)]
+class_names[354] = 'Arabian camel, dromedary, Camelus dromedarius'
+class_names[356] = 'weasel'
+"""
+
+# The classic TF1 VGG16 (Frossard's, as the course ships it): variables created with
+# initial values, then weights loaded. 'imagenet' stands for the real 553 MB file; here it
+# runs the variables' own seeded He initialisers (fc3 scaled down and biased so that every
+# class score is positive, which Average Drop needs). The real loader assigns the file's
+# arrays; generating them in the graph keeps this test fast.
+COURSE_VGG16 = """\
+import numpy as np
+import tensorflow as tf
+tf1 = tf.compat.v1
+
+
+class vgg16:
+    def __init__(self, imgs, weights=None, sess=None):
+        self.imgs = imgs
+        self.convlayers()
+        self.fc_layers()
+        self.probs = tf.nn.softmax(self.fc3l)
+        if weights is not None and sess is not None:
+            self.load_weights(weights, sess)
+
+    @staticmethod
+    def _he(shape, seed, scale=1.0):
+        std = scale * np.sqrt(2.0 / np.prod(shape[:-1]))
+        return tf1.random.normal(shape, stddev=std, seed=seed)
+
+    def convlayers(self):
+        self.parameters = []
+        with tf1.name_scope('preprocess') as scope:
+            mean = tf.constant([123.68, 116.779, 103.939], dtype=tf.float32,
+                               shape=[1, 1, 1, 3], name='img_mean')
+            x = self.imgs - mean
+        cin = 3
+        for block, (n, cout) in enumerate([(2, 64), (2, 128), (3, 256), (3, 512),
+                                           (3, 512)], 1):
+            for i in range(1, n + 1):
+                name = 'conv%d_%d' % (block, i)
+                with tf1.name_scope(name) as scope:
+                    kernel = tf1.Variable(self._he([3, 3, cin, cout], len(self.parameters)),
+                                          name='weights')
+                    biases = tf1.Variable(tf.zeros([cout]), name='biases')
+                    conv = tf.nn.conv2d(x, kernel, [1, 1, 1, 1], padding='SAME')
+                    x = tf.nn.relu(tf.nn.bias_add(conv, biases), name=scope)
+                setattr(self, name, x)
+                self.parameters += [kernel, biases]
+                cin = cout
+            x = tf.nn.max_pool2d(x, [1, 2, 2, 1], [1, 2, 2, 1], 'SAME',
+                                 name='pool%d' % block)
+            setattr(self, 'pool%d' % block, x)
+
+    def fc_layers(self):
+        x = tf.reshape(self.pool5, [-1, 25088])
+        for name, cin, cout in (('fc1', 25088, 4096), ('fc2', 4096, 4096),
+                                ('fc3', 4096, 1000)):
+            last = name == 'fc3'
+            with tf1.name_scope(name) as scope:
+                w = tf1.Variable(self._he([cin, cout], len(self.parameters),
+                                          0.01 if last else 1.0), name='weights')
+                b = tf1.Variable(tf.fill([cout], 5.0 if last else 0.0), name='biases')
+                x = tf.nn.bias_add(tf.matmul(x, w), b)
+                if not last:
+                    x = tf.nn.relu(x)
+            self.parameters += [w, b]
+            setattr(self, 'fc3l' if last else name, x)
+
+    def load_weights(self, weight_file, sess):
+        sess.run(tf1.variables_initializer(self.parameters))
+"""
+
+COURSE_UTILS = """\
+import os
+from collections import namedtuple
+
+import numpy as np
+import tensorflow as tf
+from vgg16 import vgg16
+from imagenet_classes import class_names
+
+Domains = namedtuple("Domains", ["X", "Y", "Pred", "Idx"])
+
+
+def get_model(sess):
+    imgs = tf.compat.v1.placeholder(tf.float32, [None, 224, 224, 3])
+    return vgg16(imgs, 'imagenet', sess)
+
+
+def load_ImageNet():
+    for d in ['.', '..', '../..']:
+        path = os.path.join(d, "imagenet_14c_vgg16.npz")
+        if os.path.exists(path):
+            break
+    all = np.load(path)
+    return Domains(all['X'], all['Y'], all['Pred'], all['Idx'])
+
+
+def get_tensor_names():
+    return [n.name + ":0" for n in tf.compat.v1.get_default_graph().as_graph_def().node]
+
+
+def ImageNet_name2idx(name):
+    return class_names.index(name)
+
+
+def ImageNet_idx2name(idx):
+    return class_names[idx]
+"""
+
+PRELUDE = """\
+import json, os, sys
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+import numpy as np
+import tensorflow as tf
+tf.compat.v1.disable_eager_execution()
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROJECT = %r
+assert not any(os.path.abspath(p or '.') == PROJECT for p in sys.path), sys.path
+from hw3_attribution import SaliencyMap, IntegratedGrad
+from hw3_infl import InflDirected
+from hw3_evaluation import AverageDrop, N_Ord
+import hw3_attribution, hw3_infl, hw3_evaluation, hw3_vc, hw3_utils, vgg16
+for mod in (hw3_attribution, hw3_infl, hw3_evaluation, hw3_vc, hw3_utils, vgg16):
+    assert os.path.dirname(os.path.abspath(mod.__file__)) == HERE, mod.__file__
+try:
+    import visualization
+    raise AssertionError('the project is visible: ' + visualization.__file__)
+except ModuleNotFoundError:
+    pass
+out = {}
+"""
+
+# Toy graphs whose answers are known by hand.
+TOY_CALLS = """\
+g = tf.Graph()
+with g.as_default():
+    sess = tf.compat.v1.Session()
+    x = tf.compat.v1.placeholder(tf.float32, [None, 2])
+    f = tf.minimum(2 * x[:, 0] + 3 * x[:, 1], 1.0)
+    scores = tf.stack([f, -f], axis=1)
+    # Written exercise 6: IG of min(2 x1 + 3 x2, 1) at (2, 1), black baseline
+    ig = IntegratedGrad(sess, x, scores, 0)(np.array([[2.0, 1.0]]), 'black', 16, 7000)
+    out['ig_ex6'] = ig.tolist()
+    # Saliency of a linear model: x * W[:, c]
+    W = np.array([[1.0, -2.0], [3.0, 0.5]], np.float32)
+    lin = tf.matmul(x, W)
+    X = np.array([[1.0, 2.0], [-1.0, 4.0]], np.float32)
+    out['sal'] = SaliencyMap(sess, x, lin, 1)(X).tolist()
+    out['sal_grad'] = SaliencyMap(sess, x, lin, 1)(X, 16, False).tolist()
+    # Influence of a two-layer net: hidden = relu(W1 x + b1) all active, q = s_1 -> W2[1]
+    W1 = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], np.float32)
+    W2 = np.array([[1.0, 2.0, 3.0], [-1.0, 5.0, 0.5]], np.float32)
+    hidden = tf.nn.relu(tf.matmul(x, W1.T) + 1.0)
+    logits = tf.matmul(hidden, W2.T)
+    infl = InflDirected(sess, x, hidden, logits, lambda o: o[1])
+    out['expert'] = infl.dis_influence(np.abs(X), 16)
+    out['expert_attr'] = infl.expert_attribution(out['expert'], np.abs(X)).tolist()
+"""
+
+VGG16_CALLS = """\
+sess = tf.compat.v1.Session()
+from hw3_utils import get_model, load_ImageNet
+model = get_model(sess)
+x = tf.compat.v1.get_default_graph().get_tensor_by_name('Placeholder:0')
+data = load_ImageNet()
+X = data.X[:1].astype(np.float32)
+n_ops = len(tf.compat.v1.get_default_graph().get_operations())
+S = SaliencyMap(sess, x, model.fc3l, 356)(X)
+G = SaliencyMap(sess, x, model.fc3l, 356)(X, 16, False)
+ig = IntegratedGrad(sess, x, model.fc3l, 356)
+A = ig(X, 'black', num_steps=50)
+info = ig.last_info
+infl = InflDirected(sess, x, model.fc1, model.fc3l, qoi=lambda out: out[354])
+e = infl.dis_influence(data.X, batch_size=16)
+E = infl.expert_attribution(e, X)
+attr_map = A.mean(axis=-1)
+ad = AverageDrop(sess, attr_map, X, x, model.fc3l, 356)
+no = N_Ord(sess, attr_map[0], X[0], x, model.fc3l, 356)
+grown = len(tf.compat.v1.get_default_graph().get_operations())
+# calling everything again adds no op
+SaliencyMap(sess, x, model.fc3l, 356)(X)
+ig(X, 'black', num_steps=50)
+infl.expert_attribution(e, X)
+AverageDrop(sess, attr_map, X, x, model.fc3l, 356)
+N_Ord(sess, attr_map[0], X[0], x, model.fc3l, 356)
+again = len(tf.compat.v1.get_default_graph().get_operations())
+# independent check of the saliency map: x * d fc3l[:, 356] / dx
+g = tf.gradients(model.fc3l[:, 356], x)[0]
+grad = sess.run(g, {x: X})
+out.update(shapes=[list(S.shape), list(A.shape), list(E.shape)], expert=int(e),
+           sal_err=float(np.abs(S - X * grad).max() / np.abs(X * grad).max()),
+           grad_err=float(np.abs(G - grad).max() / np.abs(grad).max()),
+           completeness=float(info['completeness_error'][0]), ad=float(ad), nord=float(no),
+           finite=bool(np.isfinite(S).all() and np.isfinite(A).all() and np.isfinite(E).all()),
+           ops_growth=again - grown, ops_built=grown - n_ops)
+"""
+
+EPILOGUE = """\
+print('RESULT ' + json.dumps(out))
+"""
+
+
+def build_folder(tmp_path, data=None):
+    """The autograder's folder: the unpacked submission and the course's helpers."""
+    zip_path = tmp_path / "submission.zip"
+    subprocess.run([sys.executable, os.path.join(ROOT, "make_submission.py"), "--out",
+                    str(zip_path)], check=True, capture_output=True, cwd=ROOT)
+    folder = tmp_path / "autograder"
+    folder.mkdir()
+    with zipfile.ZipFile(zip_path) as zf:
+        assert sorted(zf.namelist()) == sorted(GRADED)
+        zf.extractall(folder)
+    (folder / "imagenet_classes.py").write_text(COURSE_CLASSES)
+    (folder / "vgg16.py").write_text(COURSE_VGG16)
+    (folder / "hw3_utils.py").write_text(COURSE_UTILS)
+    if data is not None:
+        np.savez(folder / "imagenet_14c_vgg16.npz", **data)
+    return folder
+
+
+def run_in(folder, body):
+    """Run PRELUDE + body in a subprocess from ``folder``; return its RESULT dict."""
+    script = folder / "grader.py"
+    script.write_text(PRELUDE % ROOT + textwrap.dedent(body) + EPILOGUE)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    proc = subprocess.run([sys.executable, "-s", str(script)], cwd=folder, env=env,
+                          capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1]
+    return json.loads(line[len("RESULT "):])
+
+
+def test_graded_files_alone_on_toy_graphs(tmp_path):
+    """The starter's call forms on toy graphs with answers known by hand."""
+    out = run_in(build_folder(tmp_path), TOY_CALLS)
+    np.testing.assert_allclose(out["ig_ex6"], [[4 / 7, 3 / 7]], atol=1e-3)
+    X = np.array([[1.0, 2.0], [-1.0, 4.0]])
+    np.testing.assert_allclose(out["sal"], X * np.array([-2.0, 0.5]), rtol=1e-6)
+    np.testing.assert_allclose(out["sal_grad"], [[-2.0, 0.5]] * 2, rtol=1e-6)
+    # influence of hidden on s_1 is W2[1] = [-1, 5, 0.5]: the expert is unit 1, whose
+    # gradient with respect to x is W1[1] = [0, 1]
+    assert out["expert"] == 1
+    np.testing.assert_allclose(out["expert_attr"], np.abs(X) * np.array([0.0, 1.0]))
+
+
+@pytest.mark.slow
+def test_graded_files_alone_on_course_vgg16(tmp_path):
+    """Every call of the issue on the course's VGG16 (random weights), in the autograder's
+    layout: get_model(sess), the input found as 'Placeholder:0', model.fc1 / model.fc3l."""
+    rng = np.random.default_rng(0)
+    data = {"X": rng.uniform(0, 255, (3, 224, 224, 3)).astype(np.float32),
+            "Y": np.array([354, 356, 354]), "Pred": np.array([354, 356, 1]),
+            "Idx": np.array([10, 11, 12])}
+    out = run_in(build_folder(tmp_path, data), VGG16_CALLS)
+    assert out["shapes"] == [[1, 224, 224, 3]] * 3
+    assert out["finite"]
+    assert 0 <= out["expert"] < 4096
+    assert out["sal_err"] < 1e-5 and out["grad_err"] < 1e-5
+    assert np.isfinite(out["ad"]) and out["ad"] >= 0
+    assert np.isfinite(out["nord"]) and out["nord"] >= 0
+    assert out["ops_growth"] == 0
+    assert np.isfinite(out["completeness"])
