@@ -203,12 +203,12 @@ attr_map = A.mean(axis=-1)
 ad = AverageDrop(sess, attr_map, X, x, model.fc3l, 356)
 no = N_Ord(sess, attr_map[0], X[0], x, model.fc3l, 356)
 grown = len(tf.compat.v1.get_default_graph().get_operations())
-# calling everything again adds no op
+# calling everything again (new instances too) adds no op; small budgets, same ops
 SaliencyMap(sess, x, model.fc3l, 356)(X)
-ig(X, 'black', num_steps=50)
-infl.expert_attribution(e, X)
+IntegratedGrad(sess, x, model.fc3l, 356)(X, 'white', num_steps=2)
+InflDirected(sess, x, model.fc1, model.fc3l, qoi=infl.qoi.fn).expert_attribution(e, X)
 AverageDrop(sess, attr_map, X, x, model.fc3l, 356)
-N_Ord(sess, attr_map[0], X[0], x, model.fc3l, 356)
+N_Ord(sess, attr_map[0], X[0], x, model.fc3l, 356, 100000)
 again = len(tf.compat.v1.get_default_graph().get_operations())
 # independent check of the saliency map: x * d fc3l[:, 356] / dx
 g = tf.gradients(model.fc3l[:, 356], x)[0]
