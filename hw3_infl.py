@@ -24,6 +24,7 @@ named helpers that need no lambda and share one op (class indices are fed):
 ``s_predicted - s_true``). They are also plain callables ``q(out)`` (``qoi_true`` needs
 ``y``), so they work in the starter code too.
 """
+import hashlib
 import numbers
 import warnings
 from collections import namedtuple
@@ -49,6 +50,8 @@ QOI_ERROR = ("qoi: expected a function from one instance's output vector [K] to 
 QOI_RANGE_ERROR = "qoi: expected class indices in [0, {k}), got {actual}"
 QOI_SCALAR_ERROR = ("qoi: expected a function that maps one instance's output vector "
                     "{out} to a scalar tensor, got a tensor of shape {actual} per instance")
+QOI_DTYPE_ERROR = ("qoi: expected a real-valued scalar (a float tensor, to differentiate), "
+                   "got dtype {actual}")
 QOI_CALL_ERROR = ("qoi: calling it on one instance's output vector {out} failed: "
                   "{reason}")
 QOI_CONNECT_ERROR = ("qoi: expected a quantity that depends on the output scores, got "
@@ -146,7 +149,18 @@ class FunctionQoI(QoI):
         return self.fn(out)
 
     def __repr__(self):
-        return "fn:" + getattr(self.fn, "__qualname__", repr(self.fn))
+        """The function's name, place and a digest of its code and constants: the same
+        function gives the same label in every process (so shards merge), two different
+        lambdas give different ones (so their partials do not)."""
+        fn = self.fn
+        code = getattr(fn, "__code__", None)
+        name = getattr(fn, "__qualname__", type(fn).__name__)
+        if code is None:
+            return f"fn:{name}"
+        cells = tuple(repr(c.cell_contents) for c in (getattr(fn, "__closure__", None) or ()))
+        digest = hashlib.sha1(repr((code.co_code, code.co_consts, code.co_names,
+                                    cells)).encode()).hexdigest()[:10]
+        return f"fn:{name}@{getattr(fn, '__module__', '?')}:{code.co_firstlineno}#{digest}"
 
 
 def qoi_class(c):
@@ -300,6 +314,8 @@ def vectorize_qoi(fn, out):
         raise TypeError(QOI_CALL_ERROR.format(out=k, reason=f"{type(err).__name__}: {err}"))
     if per_row.shape.rank != 0:
         raise ValueError(QOI_SCALAR_ERROR.format(out=k, actual=per_row.shape.as_list()))
+    if not per_row.dtype.is_floating:
+        raise TypeError(QOI_DTYPE_ERROR.format(actual=per_row.dtype.name))
     try:
         return tf.vectorized_map(fn, out, fallback_to_while_loop=True)
     except Exception:   # not vectorisable: the starter's loop

@@ -23,7 +23,8 @@ from hw3_attribution import (GRAPH_ERROR, INPUT_SHAPE_ERROR, LAYER_UNCONNECTED_E
                              MODEL_OBJECT_ERROR, SESSION_ERROR, TARGET_LENGTH_ERROR,
                              TARGET_RANGE_ERROR, TENSOR_ERROR)
 from hw3_infl import (DOI_EMPTY_ERROR, EXPERT_ERROR, K_ERROR, MERGE_EMPTY_ERROR, MERGE_ERROR,
-                      NO_ACTIVE_ERROR, QOI_CALL_ERROR, QOI_CONNECT_ERROR, QOI_ERROR,
+                      NO_ACTIVE_ERROR, QOI_CALL_ERROR, QOI_CONNECT_ERROR, QOI_DTYPE_ERROR,
+                      QOI_ERROR,
                       QOI_RANGE_ERROR, QOI_SCALAR_ERROR, QOI_TRUE_ERROR, Y_MISSING_ERROR,
                       InactiveExpertWarning, InflDirected, as_qoi, merge, qoi_class,
                       qoi_difference, qoi_predicted, qoi_true)
@@ -523,6 +524,24 @@ def test_bad_qoi(toy):
     # a constant does not depend on the scores
     with pytest.raises(ValueError, match=prefix(QOI_CONNECT_ERROR)):
         toy.infl(lambda out: tf.constant(1.0))
+    # a boolean cannot be differentiated
+    with pytest.raises(TypeError, match=re.escape(QOI_DTYPE_ERROR.format(actual="bool"))):
+        toy.infl(lambda out: out[0] > 0)
+
+
+def test_merge_refuses_partials_of_two_different_lambdas(toy):
+    """Two lambdas of the same function share a __qualname__; their partials must still
+    not merge, while the same function's partials (any process) do."""
+    first, second = (lambda out: out[0]), (lambda out: out[1])
+    X = toy.X
+    a = toy.infl(first).influence_partial(X[:2])
+    b = toy.infl(second).influence_partial(X[2:])
+    assert a.qoi != b.qoi
+    with pytest.raises(ValueError, match=prefix(MERGE_ERROR)):
+        merge([a, b])
+    again = toy.infl(first).influence_partial(X[2:])
+    assert again.qoi == a.qoi
+    assert merge([a, again]).count == len(X)
 
 
 def test_bad_call_arguments(toy):
