@@ -1,0 +1,400 @@
+"""explain_dataset.py: argument checks, input listing, shard naming, the summary maths, and
+(slow) whole runs on Ray with 2 actors: rows equal to the single-process API, influence
+merged exactly, bad inputs skipped, a killed worker retried, finished shards reused."""
+import importlib.util
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import explain_dataset as ed
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# small budgets: IG 8 steps, SmoothGrad 4 samples, N_Ord M=5000, 28-px superpixels
+SMALL = ["--ig-steps", "8", "--sg-samples", "4", "--occlusion-size", "28", "--nord-m",
+         "5000", "--curve-superpixel", "28", "--curve-step", "4", "--no-progress"]
+
+
+def run_cli(*args, timeout=600, env=None):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "explain_dataset.py"), *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, **(env or {})))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def chelsea_png():
+    spec = importlib.util.find_spec("skimage")
+    return os.path.join(list(spec.submodule_search_locations)[0], "data", "chelsea.png")
+
+
+# ------------------------------------------------------------------ fast: arguments
+
+def test_help_lists_the_engine_flags():
+    r = run_cli("--help", timeout=60)
+    assert r.returncode == 0
+    for flag in ("--methods", "--metrics", "--out", "--workers", "--address", "--save-maps",
+                 "--ig-steps", "--sg-samples", "--nord-m", "--layer", "--qoi", "--model"):
+        assert flag in r.stdout
+    assert "_crash" not in r.stdout
+
+
+@pytest.mark.parametrize("flag, value, bad", [("--methods", "saliency,lime", "lime"),
+                                              ("--metrics", "n_ord,iou", "iou")])
+def test_unknown_name_stops_before_any_work(tmp_path, flag, value, bad):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("earlier results")
+    r = run_cli("--out", str(out), flag, value, timeout=60)
+    assert r.returncode == 2
+    assert bad in r.stderr and "expected a comma list of" in r.stderr
+    assert sorted(os.listdir(out)) == ["keep.txt"]
+    assert (out / "keep.txt").read_text() == "earlier results"
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_unreachable_address_stops_before_any_work(tmp_path, how):
+    address = f"127.0.0.1:{free_port()}"
+    args, env = ["--out", str(tmp_path / "out")], {}
+    if how == "flag":
+        args += ["--address", address]
+    else:
+        env["RAY_ADDRESS"] = address
+    r = run_cli(*args, timeout=60, env=env)
+    assert r.returncode == 2
+    assert "cannot reach a Ray cluster" in r.stderr and address in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_input_is_a_usage_error(tmp_path):
+    r = run_cli(str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"), timeout=60)
+    assert r.returncode == 2 and "no such file or folder" in r.stderr
+
+
+def test_parse_names_and_qoi():
+    assert ed.parse_names("all", ed.METHODS, "methods") == list(ed.METHODS)
+    assert ed.parse_names("IG, saliency,ig", ed.METHODS, "methods") == ["ig", "saliency"]
+    assert ed.parse_names("none", ed.METRICS, "metrics", allow_none=True) == []
+    with pytest.raises(ed.UsageError, match="unknown name"):
+        ed.parse_names("ig,foo", ed.METHODS, "methods")
+    with pytest.raises(ed.UsageError, match="at least one"):
+        ed.parse_names("", ed.METHODS, "methods")
+    assert ed.parse_qoi("predicted") == ["predicted"]
+    assert ed.parse_qoi("354,356") == [354, 356]
+    assert ed.parse_qoi("true, predicted") == ["true", "predicted"]
+    for bad in ("camel", "1,2,3", "-4"):
+        with pytest.raises(ed.UsageError, match="qoi"):
+            ed.parse_qoi(bad)
+
+
+def test_bad_sizes_are_usage_errors():
+    for argv in (["--occlusion-size", "10"], ["--curve-superpixel", "0"],
+                 ["--ig-steps", "0"], ["--workers", "0"]):
+        with pytest.raises(ed.UsageError):
+            ed.check_args(ed.build_parser().parse_args(argv))
+
+
+# ------------------------------------------------------------------ fast: pieces
+
+def test_mean_ci_is_the_student_t_interval():
+    n, mean, lo, hi = ed.mean_ci([1.0, 2.0, 3.0, 4.0, np.nan])
+    # t_{0.975, 3} = 3.182446; s = 1.290994; half = t s / 2
+    assert n == 4 and mean == 2.5
+    assert hi - mean == pytest.approx(3.182446305 * 1.290994449 / 2, rel=1e-8)
+    assert mean - lo == pytest.approx(hi - mean)
+    assert ed.mean_ci([5.0])[:2] == (1, 5.0) and np.isnan(ed.mean_ci([5.0])[2])
+    assert ed.mean_ci([np.nan])[0] == 0
+
+
+def test_zero_maps_find_what_the_metrics_cannot_rank():
+    A = np.zeros((3, 8, 8, 3))
+    A[1, 0, 0] = [1, -1, 0]           # channel mean 0 everywhere: no pixel ranking
+    A[2, 0, 0, 0] = 1.0
+    assert ed.zero_maps(A).tolist() == [True, True, False]
+    P = np.zeros((2, 8, 8))
+    P[0, 0, 0], P[0, 0, 1] = 1.0, -1.0     # pixels differ, 4x4 superpixel sums are 0
+    P[1, 0, 0] = 1.0
+    assert ed.zero_maps(P).tolist() == [False, False]
+    assert ed.zero_maps(P, superpixel=4).tolist() == [True, False]
+
+
+def _items(n, group="g", digest="d"):
+    return [{"index": i, "input": "/data/x", "item": f"c/{i}.png", "image_id": -1,
+             "true_class": 1, "digest": f"{digest}{i}", "group": group} for i in range(n)]
+
+
+def test_shard_names_come_from_content_and_settings():
+    settings = {"methods": ["ig"], "ig": {"steps": 8}}
+    a = ed.plan_shards(_items(5), settings, 2)
+    assert [len(s["items"]) for s in a] == [2, 2, 1]
+    assert [s["name"] for s in a] == [s["name"] for s in ed.plan_shards(_items(5), settings, 2)]
+    changed = ed.plan_shards(_items(5, digest="e"), settings, 2)
+    assert not {s["name"] for s in a} & {s["name"] for s in changed}
+    other = ed.plan_shards(_items(5), dict(settings, ig={"steps": 9}), 2)
+    assert not {s["name"] for s in a} & {s["name"] for s in other}
+    # the same bytes at two paths are two results, not one
+    twins = _items(2, digest="same")
+    twins[1]["digest"] = twins[0]["digest"]
+    names = [s["name"] for s in ed.plan_shards(twins, settings, 1)]
+    assert len(set(names)) == 2
+    # shards never mix groups
+    mixed = _items(2, group="a") + [dict(it, group="b", index=2 + k)
+                                    for k, it in enumerate(_items(2, digest="z"))]
+    assert [len(s["items"]) for s in ed.plan_shards(mixed, settings, 16)] == [2, 2]
+
+
+def test_write_bytes_replaces_atomically(tmp_path):
+    path = tmp_path / "a" / "f.bin"
+    ed.write_bytes(str(path), b"one")
+    ed.write_bytes(str(path), b"two")
+    assert path.read_bytes() == b"two"
+    assert os.listdir(path.parent) == ["f.bin"]
+
+
+def make_folder(root):
+    """tabby/: one real photo, one broken .jpg, one text file; not_a_class/: a photo."""
+    (root / "tabby").mkdir(parents=True)
+    shutil.copy(chelsea_png(), root / "tabby" / "chelsea.png")
+    (root / "tabby" / "broken.jpg").write_bytes(b"this is not a JPEG")
+    (root / "tabby" / "readme.txt").write_text("notes")
+    (root / "tabby" / ".hidden.png").write_bytes(b"ignored")
+    (root / "not_a_class").mkdir()
+    shutil.copy(chelsea_png(), root / "not_a_class" / "cat.png")
+    (root / "stray.png").write_bytes(b"outside every class folder")
+    return root
+
+
+def test_folder_listing_skips_bad_entries(tmp_path):
+    root = make_folder(tmp_path / "imgs")
+    inputs = ed.Inputs()
+    inputs.add(str(root))
+    assert [it["item"] for it in inputs.items] == ["tabby/broken.jpg", "tabby/chelsea.png"]
+    assert all(it["true_class"] == 281 for it in inputs.items)
+    reasons = {s["item"]: s["reason"] for s in inputs.skipped}
+    assert set(reasons) == {"not_a_class/cat.png", "stray.png", "tabby/readme.txt"}
+    assert "not an ImageNet class" in reasons["not_a_class/cat.png"]
+    assert "not an image file" in reasons["tabby/readme.txt"]
+    assert "class sub-folder" in reasons["stray.png"]
+    idx = [s["index"] for s in inputs.skipped] + [it["index"] for it in inputs.items]
+    assert sorted(idx) == list(range(5))
+
+
+# ------------------------------------------------------------------ slow: on Ray
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A folder (1 good photo, bad entries) and a course-style .npz of 2 sample photos."""
+    import hw3_utils
+    root = make_folder(tmp_path_factory.mktemp("explain") / "imgs")
+    X, y, _ = hw3_utils.load_samples()
+    npz = root.parent / "two.npz"
+    np.savez(npz, X=X[[1, 3]], Y=y[[1, 3]], Pred=y[[1, 3]], Idx=np.array([101, 103]))
+    return root, npz
+
+
+@pytest.fixture(scope="module")
+def clean_run(data, tmp_path_factory):
+    root, npz = data
+    out = tmp_path_factory.mktemp("clean") / "out"
+    args = [str(root), str(npz), "--out", str(out), "--workers", "2", "--threads", "1",
+            "--shard-size", "1", "--save-maps", *SMALL]
+    r = run_cli(*args)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return out, args, r
+
+
+@pytest.fixture(scope="module")
+def one_thread_model():
+    """The default model in a session with one TensorFlow thread, as each actor of the
+    runs here has (--threads 1): TF's CPU kernels can round differently with another
+    thread count or batch size (in the last float32 bit of a logit)."""
+    import tensorflow as tf
+    import hw3_utils
+    from hw3_attribution import new_session
+    session = new_session(tf.Graph(), threads=1)
+    with session.graph.as_default():
+        model = hw3_utils.get_model(session, "efficientnet_lite0")
+    yield model, session
+    session.close()
+
+
+def read_table(out):
+    import pandas as pd
+    return pd.read_parquet(os.path.join(out, "results.parquet"))
+
+
+def reference_images(data, model, sess):
+    """The 3 good images as the single-process API sees them: the folder's photo read by
+    make_dataset.build_dataset, and the .npz read by hw3_utils.load_ImageNet."""
+    import hw3_utils
+    import make_dataset
+    root, npz = data
+    clean = root.parent / "clean"
+    (clean / "tabby").mkdir(parents=True, exist_ok=True)
+    shutil.copy(root / "tabby" / "chelsea.png", clean / "tabby" / "chelsea.png")
+    with sess.graph.as_default():
+        folder = make_dataset.build_dataset(str(clean), model, sess)
+        d = hw3_utils.load_ImageNet(str(npz), model=model, sess=sess)
+    X = np.concatenate([folder["X"].astype(np.float32), d.X])
+    y = np.concatenate([folder["y_true"], d.Y])
+    return X, y
+
+
+def api_rows(sess, model, X, digest):
+    """One image through the single-process API, as the README's calls: each method's map
+    and each metric on it (target None: the predicted class), with the test's budgets."""
+    import hw3_attribution as ha
+    import hw3_evaluation as he
+    x, logits = model.imgs, model.logits
+    kw = dict(progress=False)
+    ig, info = ha.IntegratedGrad(sess, x, logits, None, **kw)(X, "black", num_steps=8,
+                                                                return_error=True)
+    maps = {
+        "saliency": ha.SaliencyMap(sess, x, logits, None, **kw)(X),
+        "ig": ig,
+        "smoothgrad": ha.SmoothGrad(sess, x, logits, None, **kw)(X, samples=4),
+        "gradient": ha.VanillaGradient(sess, x, logits, None, **kw)(X),
+        "gradcam": ha.GradCAM(sess, x, logits, None, model.layers["head"], **kw)(X),
+        "occlusion": ha.Occlusion(sess, x, logits, None, **kw)(X, superpixel_size=28),
+        "random": ha.RandomAttribution(sess, x, logits, None, seed=ed.image_seed(0, digest),
+                                       **kw)(X),
+    }
+    out = {}
+    for m, A in maps.items():
+        row = {
+            "average_drop": he.AverageDrop(sess, A, X, x, logits, None,
+                                           return_details=True, **kw).per_image[0],
+            "n_ord": he.N_Ord(sess, A, X, x, logits, None, M=5000, **kw)[0],
+            "insertion_auc": he.auc(*he.Insertion(sess, A, X, x, logits, None,
+                                                  superpixel_size=28, step=4, **kw))[0],
+            "deletion_auc": he.auc(*he.Deletion(sess, A, X, x, logits, None,
+                                                superpixel_size=28, step=4, **kw))[0],
+            "ig_completeness_error": info["completeness_error"][0] if m == "ig" else np.nan,
+        }
+        out[m] = (row, ed.pixel_map(A)[0])
+    return out
+
+
+@pytest.mark.slow
+def test_rows_equal_the_single_process_api(clean_run, data, one_thread_model):
+    """Every method and metric on two actors, against the API called in this process on
+    the same images (one per call, as the run's shards of one image, and one TF thread, as
+    each actor): equal, bit for bit. (TensorFlow's CPU kernels round differently at other
+    batch sizes and thread counts: a forward of 3 images can differ from 3 forwards of 1 in
+    the last float32 bit of a logit.)"""
+    model, sess = one_thread_model
+    out, _, r = clean_run
+    df = read_table(out)
+    X, y = reference_images(data, model, sess)
+    assert sorted(df["item"].unique()) == ["#0", "#1", "tabby/chelsea.png"]
+    assert len(df) == 3 * len(ed.METHODS)
+    pred = sess.run(model.logits, {model.imgs: X}).argmax(1)
+    digests = [ed.sha256_file(os.path.join(data[0], "tabby", "chelsea.png"))] + [
+        ed.sha256_array(X[1]), ed.sha256_array(X[2])]
+    shard_maps = {}
+    for f in os.listdir(os.path.join(out, "maps")):
+        with np.load(os.path.join(out, "maps", f)) as z:
+            for k, idx in enumerate(z["index"]):
+                for m in ed.METHODS:
+                    shard_maps[(int(idx), m)] = z[f"map_{m}"][k]
+    order = sorted(df["index"].unique())        # folder photo first, then the .npz rows
+    rows = df.set_index(["index", "method"])
+    for k, idx in enumerate(order):
+        want = api_rows(sess, model, X[k:k + 1], digests[k])
+        for m, (metrics, pmap) in want.items():
+            got = rows.loc[(idx, m)]
+            assert got["predicted_class"] == pred[k] == got["target"]
+            assert got["true_class"] == y[k]
+            for col, v in metrics.items():
+                np.testing.assert_array_equal(got[col], v, err_msg=f"{m} {col}")
+            np.testing.assert_array_equal(shard_maps[(idx, m)], pmap, err_msg=m)
+        assert np.isfinite(rows.loc[(idx, "ig"), "ig_completeness_error"])
+
+
+@pytest.mark.slow
+def test_influence_merged_from_shards_equals_one_pass(clean_run, data, default_model):
+    import pandas as pd
+    from hw3_infl import InflDirected, qoi_predicted
+    model, sess = default_model
+    out, _, _ = clean_run
+    X, y = reference_images(data, model, sess)
+    infl = InflDirected(sess, model.imgs, model.layers["head_pool"], model.logits,
+                        qoi_predicted(), progress=False)
+    experts = pd.read_csv(os.path.join(out, "experts.csv"))
+    got = experts.set_index("class")["expert"].to_dict()
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert got[-1] == infl.dis_influence(X)
+        for c in np.unique(y):
+            assert got[int(c)] == infl.dis_influence(X[y == c])
+    assert experts.set_index("class").loc[-1, "n"] == 3
+
+
+@pytest.mark.slow
+def test_bad_inputs_are_skipped_and_named(clean_run):
+    import pandas as pd
+    out, _, _ = clean_run
+    skipped = pd.read_csv(os.path.join(out, "skipped.csv"))
+    reasons = dict(zip(skipped["item"], skipped["reason"]))
+    assert set(reasons) == {"not_a_class/cat.png", "stray.png", "tabby/broken.jpg",
+                            "tabby/readme.txt"}
+    assert reasons["tabby/broken.jpg"].startswith("cannot read as an image")
+    summary = open(os.path.join(out, "summary.md")).read()
+    assert "tabby/broken.jpg" in summary and "## Skipped" in summary
+    for name in ("results.parquet", "summary.csv", "experts.csv", "run.json"):
+        assert os.path.isfile(os.path.join(out, name))
+    rows = pd.read_csv(os.path.join(out, "summary.csv"))
+    ig = rows[(rows["method"] == "ig") & (rows["metric"] == "n_ord")].iloc[0]
+    assert ig["n"] == 3 and ig["ci_low"] <= ig["mean"] <= ig["ci_high"]
+
+
+@pytest.mark.slow
+def test_killed_worker_and_resume_give_the_clean_table(clean_run, tmp_path):
+    """Half the shards already on disk (resume); one actor dies on its first shard
+    (os._exit): Ray restarts it and retries that shard. The table equals the clean run's."""
+    import pandas as pd
+    out, args, _ = clean_run
+    out2 = tmp_path / "out2"
+    shards = sorted(os.listdir(os.path.join(out, "shards")))
+    assert len(shards) == 4
+    os.makedirs(out2 / "shards")
+    for f in shards[:2]:
+        shutil.copy(os.path.join(out, "shards", f), out2 / "shards" / f)
+    marker = tmp_path / "crashed"
+    argv = [a for a in args if a != "--save-maps"]
+    argv[argv.index("--out") + 1] = str(out2)
+    r = run_cli(*argv, "--_crash-once", str(marker))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert marker.exists(), "no actor died: the test did not test a retry"
+    assert "(2 already done)" in r.stderr
+    run = json.load(open(out2 / "run.json"))["stats"]
+    assert run["shards_computed_now"] == 2 and run["shards_reused"] == 2
+    pd.testing.assert_frame_equal(read_table(out), read_table(out2))
+    assert open(out2 / "experts.csv").read() == open(os.path.join(out, "experts.csv")).read()
+    assert sorted(os.listdir(out2 / "shards")) == shards
+
+
+@pytest.mark.slow
+def test_rerun_skips_every_finished_shard(clean_run):
+    out, args, _ = clean_run
+    before = {f: os.stat(os.path.join(out, "shards", f)).st_mtime_ns
+              for f in os.listdir(os.path.join(out, "shards"))}
+    table = read_table(out)
+    r = run_cli(*args)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "(4 already done)" in r.stderr and "ray:" not in r.stderr
+    after = {f: os.stat(os.path.join(out, "shards", f)).st_mtime_ns
+             for f in os.listdir(os.path.join(out, "shards"))}
+    assert after == before
+    import pandas as pd
+    pd.testing.assert_frame_equal(table, read_table(out))
