@@ -14,9 +14,10 @@ sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 import run as bench  # noqa: E402
 
-TINY = replace(bench.QUICK, batch_sizes=(1, 4), raw_rows=4, rounds=1, images=2, steps=4,
-               infl_images=3, nord_M=64, curve_superpixel=4, curve_step=4, metric_images=2,
-               budgets=(4, 8), completeness_images=0, memory_steps=(4, 16), memory_batch=4)
+TINY = replace(bench.QUICK, batch_size=4, batch_sizes=(1, 4), raw_rows=4, rounds=1, images=2,
+               steps=4, infl_images=3, occlusion_superpixel=4, nord_M=64, curve_superpixel=4,
+               curve_step=4, metric_images=2, ad_images=3, budgets=(4, 8),
+               completeness_images=0, memory_steps=(4, 16), memory_batch=4)
 
 
 def quiet(_msg):
@@ -45,10 +46,11 @@ def test_table_on_tiny_model(tiny, tmp_path):
                             vc_cmd=([sys.executable, str(fake_vc), "--out", str(out_dir)],
                                     str(out_dir)), progress=quiet)
     text = "\n".join(lines)
-    assert lines[0].startswith("| figure | measured | goal | status | notes |")
+    assert lines[0].startswith("| figure | before | after | goal | status | notes |")
     for figure in ("raw forward throughput", "raw forward+backward", "IntegratedGrad (",
-                   "SmoothGrad (", "homework loop", "InflDirected.influence", "N_Ord",
-                   "Insertion", "Deletion", "peak memory of IG", "hw3_vc.py --quick",
+                   "SmoothGrad (", "InflDirected.expert_attribution", "Occlusion (",
+                   "homework loop", "InflDirected.influence", "N_Ord", "Insertion",
+                   "Deletion", "AverageDrop (", "peak memory of IG", "hw3_vc.py: wall",
                    "Completeness error versus budget", "Issue 8 goal"):
         assert figure in text, figure
     if bench.pair_available():
@@ -56,13 +58,47 @@ def test_table_on_tiny_model(tiny, tmp_path):
         assert "GetSmoothedMask" in text
     else:
         assert "not importable" in text
-    # every table row has the five cells
+    # every table row has the six cells
     table = [ln for ln in lines if ln.startswith("| ") and not ln.startswith("| baseline")]
-    rows = [ln for ln in table[2:] if ln.count("|") == 6]
-    assert len(rows) >= 11
+    rows = [ln for ln in table[2:] if ln.count("|") == 7]
+    assert len(rows) >= 14
     # the hw3_vc row used the fake script's counts
-    vc_row = next(ln for ln in lines if ln.startswith("| hw3_vc.py --quick"))
+    vc_row = next(ln for ln in lines if ln.startswith("| hw3_vc.py"))
     assert "30 forwards + 12 gradients" in vc_row
+
+
+def test_counted_cases_count_rows_built_in_the_graph(tiny):
+    """The session proxy counts the rows of the toolkit's in-graph row feed: Occlusion of
+    one 16x16 image with 4x4 patches evaluates 16 occluded copies (+ 1 forward at x)."""
+    model, sess, X = tiny
+    c = bench.predicted(model, sess, X)
+    cases = bench.Cases(model, sess, X, c, TINY, pair=False)
+    rows, kind = cases.case_occlusion()
+    assert (rows, kind) == (16 + 1, "forward")
+    rows, _ = cases.case_average_drop()
+    assert rows == 2 * TINY.ad_images
+
+
+def test_before_revision_cases_run_old_modules(tiny, tmp_path):
+    """--before REV loads the graded modules of an earlier revision beside the current
+    ones; on the revision before the homework API they are the (model, sess) classes."""
+    import subprocess
+    rev = subprocess.run(["git", "rev-list", "-1", "HEAD", "--", "hw3_attribution.py"],
+                         cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    old = subprocess.run(["git", "rev-parse", "--verify", "-q", "e94ed74"], cwd=ROOT,
+                         capture_output=True, text=True).stdout.strip()
+    if not rev or not old:
+        pytest.skip("no git history here")
+    mods = bench.load_before(old)
+    assert set(mods) == set(bench.GRADED)
+    assert mods["hw3_infl"].__name__ == "before_hw3_infl"
+    model, sess, X = tiny
+    c = bench.predicted(model, sess, X)
+    res, _ = bench.speed_cases(model, sess, X, c, TINY, pair=False, before=mods,
+                               progress=quiet)
+    assert set(res["before"]) == set(bench.BeforeCases.names(None))
+    for name, o in res["before"].items():
+        assert o["rows"] > 0 and np.isfinite(o["ratio"]), name
 
 
 def test_pair_agreement_on_tiny_model(tiny):
@@ -82,9 +118,9 @@ def test_completeness_matches_integrated_grad(tiny):
     res = bench.completeness(model, sess, X, c, (4, 8), batch_size=5, check=True,
                              progress=quiet)
     assert res["check"] < 1e-5
-    ig = IntegratedGrad(model, sess, progress=False)
+    ig = IntegratedGrad(sess, model.imgs, model.logits, c, progress=False)
     for rule in bench.RULES:
-        _, info = ig(X, c, baseline="white", steps=8, method=rule, return_error=True)
+        _, info = ig(X, "white", num_steps=8, method=rule, return_error=True)
         np.testing.assert_allclose(res["errors"][("white", rule, 8)],
                                    info["completeness_error"], rtol=0, atol=1e-5)
     assert res["gradients"][("trapezoid", 4)] == 5
