@@ -97,6 +97,9 @@ INPUT_ERROR = ("input: expected a folder of class sub-folders, a .npz file or 'b
 ADDRESS_ERROR = ("address: cannot reach a Ray cluster at {address!r} ({why}). Start one "
                  "with `ray start --head` on the head node and give its address "
                  "(host:6379), or leave --address and RAY_ADDRESS unset for a local run")
+AUTH_HINT = (". The port answers: if the cluster uses token authentication (the default of "
+             "`ray start`), set RAY_AUTH_MODE=token and give its token (RAY_AUTH_TOKEN, or "
+             "the head node's ~/.ray/auth_token)")
 LAYER_ERROR = "{arg}: the model {model!r} has no layer {actual!r}; its layers: {valid}"
 QOI_ARG_ERROR = ("qoi: expected 'predicted', 'true', a class index, or two of those joined "
                  "by a comma (s_a - s_b), got {actual!r}")
@@ -338,10 +341,15 @@ class Inputs:
     ``self.pixels[index]`` (the driver ships them to the actors).
     """
 
-    def __init__(self, model=None, sess=None):
+    def __init__(self, model=None, sess=None, limit=None):
         self.items, self.skipped, self.pixels = [], [], {}
         self._model, self._sess = model, sess
         self._next = 0
+        self._limit = limit
+
+    def full(self):
+        """True once ``limit`` images are listed (``--limit``: the rest is not read)."""
+        return self._limit is not None and len(self.items) >= self._limit
 
     def _index(self):
         self._next += 1
@@ -363,6 +371,8 @@ class Inputs:
         import hw3_utils
         X, y, names = hw3_utils.load_samples()
         for row, (x, c, name) in enumerate(zip(X, y, names)):
+            if self.full():
+                return
             i = self._index()
             self.pixels[i] = x
             self.items.append({"index": i, "input": BUNDLED, "item": name, "image_id": row,
@@ -371,8 +381,14 @@ class Inputs:
 
     def add_npz(self, path):
         import hw3_utils
-        d = hw3_utils.load_ImageNet(path, model=self._model, sess=self._sess)
+        try:
+            d = hw3_utils.load_ImageNet(path, model=self._model, sess=self._sess)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+            self.skip(path, "", f"cannot read as a course-style .npz: {type(e).__name__}: {e}")
+            return
         for row in range(len(d.X)):
+            if self.full():
+                return
             i = self._index()
             self.pixels[i] = d.X[row]
             self.items.append({"index": i, "input": path, "item": f"#{row}",
@@ -382,6 +398,8 @@ class Inputs:
     def add_folder(self, root):
         from make_dataset import class_index
         for sub in sorted(os.listdir(root)):
+            if self.full():
+                return
             full = os.path.join(root, sub)
             if sub.startswith("."):
                 continue
@@ -395,6 +413,8 @@ class Inputs:
             for name in sorted(os.listdir(full)):
                 if name.startswith("."):
                     continue
+                if self.full():
+                    return
                 rel = f"{sub}/{name}"
                 path = os.path.join(full, name)
                 if bad_class is not None:
@@ -414,16 +434,6 @@ class Inputs:
                                        "image_id": -1, "true_class": int(c),
                                        "digest": digest, "group": f"{root}/{sub}",
                                        "path": os.path.abspath(path)})
-
-    def limit(self, n):
-        """Keep the first ``n`` images (and the skipped entries before the last kept)."""
-        if n is None or n >= len(self.items):
-            return
-        self.items = self.items[:n]
-        last = self.items[-1]["index"] if self.items else -1
-        self.skipped = [s for s in self.skipped if s["index"] < last]
-        keep = {it["index"] for it in self.items}
-        self.pixels = {k: v for k, v in self.pixels.items() if k in keep}
 
 
 # ------------------------------------------------------------------------- settings
@@ -901,7 +911,8 @@ def default_workers(resources):
 def start_ray(args, address):
     """``ray.init``: a local cluster, or the one at ``address`` (code shipped along)."""
     import ray
-    env = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+    # actors that share a GPU must not each take all of its memory
+    env = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
     if address is None:
         path = os.pathsep.join(p for p in (PROJECT_DIR, os.environ.get("PYTHONPATH")) if p)
         env["PYTHONPATH"] = path
@@ -915,8 +926,10 @@ def start_ray(args, address):
         try:
             ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING")
         except (ConnectionError, RuntimeError, ValueError) as e:
+            hint = "" if os.environ.get("RAY_AUTH_MODE") else AUTH_HINT
             raise UsageError(ADDRESS_ERROR.format(address=address,
-                                                  why=f"{type(e).__name__}: {e}")) from None
+                                                  why=f"{type(e).__name__}: {e}")
+                             + hint) from None
     return ray
 
 
@@ -924,51 +937,56 @@ def run_shards(args, settings, todo, pixels, address, log):
     """Run the shards ``todo`` on Ray; write each finished shard as it arrives.
 
     Returns ``(written, errors)``: shard names written, and ``{name: message}``."""
-    ray = start_ray(args, address)
-    try:
-        res = ray.cluster_resources()
-        workers = args.workers or default_workers(res)
-        cpus = float(res.get("CPU", 1))
-        threads = args.threads or max(1, int(cpus // workers))
-        num_cpus = min(float(threads), cpus / workers)
-        gpus = float(res.get("GPU", 0))
-        per_gpu = args.gpus_per_worker
-        if per_gpu is None:
-            per_gpu = min(1.0, gpus / workers) if gpus else 0.0
-        if per_gpu * workers > gpus + 1e-9:
-            raise UsageError(CAPACITY_ERROR.format(workers=workers, gpus=per_gpu,
-                                                   need=per_gpu * workers, have=gpus))
-        log(f"ray: {len(todo)} shards on {workers} actor(s), {threads} TF thread(s) and "
-            f"{num_cpus:g} CPU / {per_gpu:g} GPU each; cluster {cpus:g} CPU, {gpus:g} GPU")
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = not args.no_progress
-        ctx.execution_options.preserve_order = False
-        rows = [shard_rows(sh, pixels, args.save_maps) for sh in todo]
-        ds = ray.data.from_items(rows, override_num_blocks=len(rows))
-        retries = args.retries
+    import ray
+    if not ray.is_initialized():
+        start_ray(args, address)
+    res = ray.cluster_resources()
+    workers = args.workers or default_workers(res)
+    cpus = float(res.get("CPU", 1))
+    threads = args.threads or max(1, int(cpus // workers))
+    num_cpus = min(float(threads), cpus / workers)
+    gpus = float(res.get("GPU", 0))
+    per_gpu = args.gpus_per_worker
+    if per_gpu is None:
+        per_gpu = min(1.0, gpus / workers) if gpus else 0.0
+    if per_gpu * workers > gpus + 1e-9:
+        raise UsageError(CAPACITY_ERROR.format(workers=workers, gpus=per_gpu,
+                                               need=per_gpu * workers, have=gpus))
+    log(f"ray: {len(todo)} shards on {workers} actor(s), {threads} TF thread(s) and "
+        f"{num_cpus:g} CPU / {per_gpu:g} GPU each; cluster {cpus:g} CPU, {gpus:g} GPU")
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = not args.no_progress
+    ctx.execution_options.preserve_order = False
+    rows = [shard_rows(sh, pixels, args.save_maps) for sh in todo]
+    ds = ray.data.from_items(rows, override_num_blocks=len(rows))
+    retries = args.retries
+    with warnings.catch_warnings():
+        # Ray 2.60 deprecates ray_remote_args_fn (removal planned for 2.64) and offers no
+        # other way to bound the retries of an actor task whose actor died (its default
+        # is to retry forever, also a shard that kills its actor every time).
+        warnings.simplefilter("ignore", DeprecationWarning)
         ds = ds.map_batches(
             ShardExplainer, batch_size=1, batch_format="numpy",
             fn_constructor_kwargs={"settings": settings, "threads": threads,
                                    "crash_once": args.crash_once},
-            compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1),
+            compute=ray.data.ActorPoolStrategy(size=workers,
+                                               max_tasks_in_flight_per_actor=1),
             num_cpus=num_cpus, num_gpus=per_gpu or None,
             ray_remote_args_fn=lambda: {"max_restarts": -1, "max_task_retries": retries})
-        written, errors = [], {}
-        for b in ds.iter_batches(batch_size=1, batch_format="numpy"):
-            for name, status, msg, payload, mp in zip(b["shard"], b["status"], b["message"],
-                                                       b["payload"], b["maps"]):
-                name = str(name)
-                if status != "ok":
-                    errors[name] = str(msg)
-                    log(f"shard {name} failed (it will be retried by the next run):\n{msg}")
-                    continue
-                if args.save_maps and len(mp):
-                    write_bytes(maps_path(args.out, name), bytes(mp))
-                write_bytes(shard_path(args.out, name), bytes(payload))
-                written.append(name)
-        return written, errors
-    finally:
-        ray.shutdown()
+    written, errors = [], {}
+    for b in ds.iter_batches(batch_size=1, batch_format="numpy"):
+        for name, status, msg, payload, mp in zip(b["shard"], b["status"], b["message"],
+                                                   b["payload"], b["maps"]):
+            name = str(name)
+            if status != "ok":
+                errors[name] = str(msg)
+                log(f"shard {name} failed (it will be retried by the next run):\n{msg}")
+                continue
+            if args.save_maps and len(mp):
+                write_bytes(maps_path(args.out, name), bytes(mp))
+            write_bytes(shard_path(args.out, name), bytes(payload))
+            written.append(name)
+    return written, errors
 
 
 # ---------------------------------------------------------------------- the outputs
@@ -1168,25 +1186,38 @@ def write_outputs(args, settings, cols, skipped, experts, stats, inputs):
 
 # ------------------------------------------------------------------------------ main
 
+def log(msg):
+    print("explain_dataset: " + msg, file=sys.stderr, flush=True)
+
+
 def main(argv=None):
+    """The command line: returns the exit status (0 done, 1 shards left to do)."""
     args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    finally:
+        if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+            sys.modules["ray"].shutdown()
+
+
+def run(args):
     t0 = time.time()
-
-    def log(msg):
-        print("explain_dataset: " + msg, file=sys.stderr, flush=True)
-
-    # 1. everything that can be checked without a model or data
+    # 1. everything that can be checked without a model or data; a cluster is joined now
     methods, metrics, qoi = check_args(args)
     address = cluster_address(args)
     check_address(address)
-    os.makedirs(args.out, exist_ok=True)
+    if address is not None:
+        start_ray(args, address)
 
     # 2. the model in this process: checks the model, weights and layers; merges experts
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import hw3_utils
-    chosen, weights_path, _ = hw3_utils.choose_model(args.model, args.weights)
-    base = {"model": chosen, "weights": weights_path, "methods": [], "influence": None}
-    probe = Explainer(base, threads=0)
+    try:
+        chosen, weights_path, _ = hw3_utils.choose_model(args.model, args.weights)
+        base = {"model": chosen, "weights": weights_path, "methods": [], "influence": None}
+        probe = Explainer(base, threads=0)
+    except (FileNotFoundError, ValueError) as e:
+        raise UsageError(f"model: {e}") from None
     model = probe.model
     for arg, name in (("gradcam-layer", args.gradcam_layer), ("layer", args.layer)):
         if name is not None and name not in model.layers:
@@ -1202,19 +1233,25 @@ def main(argv=None):
                             make_qoi(qoi), progress=False)
 
     # 3. the inputs and the plan
-    inputs = Inputs(model, probe.raw_sess)
+    os.makedirs(args.out, exist_ok=True)
+    inputs = Inputs(model, probe.raw_sess, limit=args.limit)
     for inp in args.inputs:
         inputs.add(inp)
-    inputs.limit(args.limit)
     shards = plan_shards(inputs.items, settings, args.shard_size)
     todo = [sh for sh in shards if not is_done(args.out, sh["name"], args.save_maps)]
     log(f"{len(inputs.items)} images in {len(shards)} shards ({len(shards) - len(todo)} "
         f"already done), {len(inputs.skipped)} inputs skipped; output in {args.out}")
 
     # 4. the work
-    written, errors = [], {}
+    written, errors, failure = [], {}, None
     if todo:
-        written, errors = run_shards(args, settings, todo, inputs.pixels, address, log)
+        try:
+            written, errors = run_shards(args, settings, todo, inputs.pixels, address, log)
+        except UsageError:
+            raise
+        except Exception as e:   # the run broke off: what is on disk is kept and tabled
+            failure = f"{type(e).__name__}: {e}"
+            log(f"the Ray run stopped: {failure}\n{traceback.format_exc()}")
 
     # 5. the tables, from every finished shard of this plan
     cols, skipped, partials, metas = read_shards(args.out, shards)
@@ -1229,6 +1266,7 @@ def main(argv=None):
              "skipped": len(inputs.skipped) + len(skipped), "shards": len(shards),
              "shards_computed_now": len(written), "shards_reused": len(shards) - len(todo),
              "shards_failed": len(errors), "shards_missing": len(missing),
+             "run_error": failure or "",
              "forwards": forwards, "gradients": gradients,
              "wall_seconds": round(time.time() - t0, 1)}
     write_outputs(args, settings, cols, inputs.skipped + skipped, experts, stats,
@@ -1246,9 +1284,6 @@ def cli(argv=None):
         return main(argv)
     except UsageError as e:
         print(f"explain_dataset: error: {e}", file=sys.stderr)
-        return 2
-    except (FileNotFoundError, ValueError) as e:   # model / weights / data set problems
-        print(f"explain_dataset: error: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
 
 
