@@ -89,7 +89,7 @@ NOT_IMAGE_ERROR = ("{arg}: expected image inputs [N, H, W, C] for {method}, got 
 SUPERPIXEL_ERROR = ("{arg}: expected a size that divides the image's height and width "
                     "({h} x {w}), got {actual}")
 STRIDE_ERROR = "{arg}: expected a positive int <= superpixel_size ({size}), got {actual!r}"
-SEED_ERROR = "{arg}: expected an int, got {actual!r}"
+SEED_ERROR = "{arg}: expected an int in [0, 2**63), got {actual!r}"
 CLONE_WARNING = ("could not copy the model's ops to build rows in the graph ({reason}); "
                  "rows are built in the graph, fetched and fed to input_tensor instead "
                  "(same results, two sess.run per chunk)")
@@ -102,6 +102,8 @@ MODEL_HINTS = {
     "output_tensor": "pre-softmax scores, model.logits (VGG16: model.fc3l)",
     "internal_layer": "layer tensor, e.g. model.fc1 or model.layers['<name>']",
 }
+GRADCAM_LAYER_HINT = ("conv layer tensor [None, h, w, C], e.g. model.conv5_3 (VGG16) or "
+                      "model.layers['head'] (EfficientNet-Lite0)")
 _UNSET = object()   # "keyword not given": keeps the instance's setting
 
 
@@ -163,8 +165,12 @@ def check_positive_int(value, arg):
 
 
 def check_seed(seed, arg="seed"):
+    """A seed both numpy's and TensorFlow's stateless generators take: an int in
+    ``[0, 2**63)``."""
     if not is_int(seed):
         raise TypeError(SEED_ERROR.format(arg=arg, actual=seed))
+    if not 0 <= seed < 2 ** 63:
+        raise ValueError(SEED_ERROR.format(arg=arg, actual=seed))
     return int(seed)
 
 
@@ -299,6 +305,14 @@ def cached_ops(graph, key, build):
     return per_graph[key]
 
 
+def input_gradients(graph):
+    """The tensors of the toolkit's ops in ``graph`` that are gradients with respect to a
+    model's input (a backward pass all the way to the input), for counting passes: every
+    cached ops object lists its own in ``input_grads``."""
+    return [t for ops in _OP_CACHE.get(graph, {}).values()
+            for t in getattr(ops, "input_grads", ())]
+
+
 class ModelOps:
     """The ops every method shares, built once per (input_tensor, output_tensor).
 
@@ -318,6 +332,7 @@ class ModelOps:
             self.saliency = x * self.grad
             self.pred = tf.argmax(out, axis=1, output_type=tf.int32)
             self.probs = tf.nn.softmax(out)
+            self.input_grads = (self.grad,)
             if x.shape.rank == 4:   # |grad| summed over channels: [N, H, W]
                 self.abs_grad_sum = tf.reduce_sum(tf.abs(self.grad), axis=-1)
 
@@ -480,6 +495,7 @@ class RowOps:
             if self.grad is None:
                 raise ValueError(LAYER_UNCONNECTED_ERROR.format(arg="output_tensor",
                                                                 name=out.name))
+            self.input_grads = (self.grad,)
             flat = tf.reshape(self.grad, [n_rows, -1])                          # [R, D]
             acc_shape = tf.concat([[-1], tf.shape(self.images)[1:]], 0)
             self.acc = tf.reshape(tf.matmul(self.W, flat, transpose_a=True), acc_shape)
@@ -1304,7 +1320,7 @@ class GradCAM(AttributionMethod):
         check_session(sess, self.api)
         if internal_layer is None:
             raise TypeError(LAYER_RANK_ERROR.format(actual="None"))
-        check_tensor(internal_layer, "internal_layer", sess)
+        check_tensor(internal_layer, "internal_layer", sess, what=GRADCAM_LAYER_HINT)
         if internal_layer.shape.rank != 4:
             raise ValueError(LAYER_RANK_ERROR.format(
                 actual=f"{internal_layer.name!r} of shape {internal_layer.shape}"))

@@ -292,6 +292,7 @@ class InflOps:
                 raise ValueError(LAYER_UNCONNECTED_ERROR.format(arg="internal_layer",
                                                                 name=h.name))
             self.attr = x * self.grad_x
+            self.input_grads = (self.grad_x,)
 
 
 def grad_sum(q, h, arg, qoi=None):

@@ -116,8 +116,10 @@ class CountingSession:
 
     A run feeds either the model's input (one row per image) or the rows the graph builds
     itself (``hw3_attribution.RowOps``: one row per entry of its ``p`` feed). A run whose
-    fetches depend on a gradient op counts as a backward pass for every row; any other run
-    that feeds rows counts as a forward pass.
+    fetches depend on the gradient of the model's first op (a backward pass all the way to
+    the input: saliency, IG, SmoothGrad, expert attribution) counts as a gradient for every
+    row; any other run that feeds rows counts as a forward pass (influence and Grad-CAM only
+    differentiate back to an inner layer, which costs a small part of a forward).
     """
 
     def __init__(self, sess, imgs):
@@ -129,16 +131,19 @@ class CountingSession:
         return getattr(self._sess, name)
 
     def _gradient(self, t):
-        """Whether tensor ``t`` depends on an op of a ``tf.gradients`` call (cached)."""
+        """Whether tensor ``t`` depends on a gradient with respect to the model's input
+        (``hw3_attribution.input_gradients``); cached per tensor."""
         key = getattr(t, "name", None)
         if key not in self._is_grad:
+            from hw3_attribution import input_gradients
+            targets = {g.op.name for g in input_gradients(self._imgs.graph)}
             seen, stack, found = set(), [getattr(t, "op", t)], False
             while stack and not found:
                 op = stack.pop()
                 if op is None or op.name in seen:
                     continue
                 seen.add(op.name)
-                found = "gradients" in op.name.split("/")
+                found = op.name in targets
                 stack.extend(i.op for i in op.inputs)
             self._is_grad[key] = found
         return self._is_grad[key]

@@ -1210,7 +1210,7 @@ def test_gradcam_bad_layer(sess):
     with raises_exactly(TypeError, A.TENSOR_ERROR.format(arg="internal_layer", actual="str")):
         GradCAM(sess, x, out, 0, "conv2")               # a layer name, not its tensor
     with raises_exactly(TypeError, A.MODEL_OBJECT_ERROR.format(
-            arg="internal_layer", actual="Model", what=A.MODEL_HINTS["internal_layer"])):
+            arg="internal_layer", actual="Model", what=A.GRADCAM_LAYER_HINT)):
         GradCAM(sess, x, out, 0, model)
     loose = tf.nn.relu(tf1.placeholder(tf.float32, [None, 4, 4, 2]), name="loose")
     with raises_exactly(ValueError, A.LAYER_UNCONNECTED_ERROR.format(arg="internal_layer",
