@@ -605,15 +605,22 @@ class Explainer:
         import tensorflow as tf
         tf.compat.v1.disable_eager_execution()
         import hw3_utils
-        from hw3_attribution import (GradCAM, IntegratedGrad, Occlusion, SaliencyMap,
-                                     SmoothGrad, VanillaGradient, new_session)
-        from hw3_infl import InflDirected
-        self.settings = s = settings
+        from hw3_attribution import new_session
         self.raw_sess = new_session(tf.Graph(), threads=int(threads or 0))
         with self.raw_sess.graph.as_default():
-            self.model = hw3_utils.get_model(self.raw_sess, s["model"], s["weights"])
+            self.model = hw3_utils.get_model(self.raw_sess, settings["model"],
+                                             settings["weights"])
+        self.sess = CountingSession(self.raw_sess, self.model.imgs)
+        self.class_name = hw3_utils.ImageNet_idx2name
+        self.configure(settings)
+
+    def configure(self, settings):
+        """Build the ops of the methods and of the influence that ``settings`` ask for."""
+        from hw3_attribution import (GradCAM, IntegratedGrad, Occlusion, SaliencyMap,
+                                     SmoothGrad, VanillaGradient)
+        from hw3_infl import InflDirected
+        self.settings = s = settings
         m = self.model
-        self.sess = CountingSession(self.raw_sess, m.imgs)
         x, out = m.imgs, m.logits
         kw = dict(progress=False)
         self.methods = {}
@@ -629,7 +636,6 @@ class Explainer:
         if s["influence"]:
             self.infl = InflDirected(self.sess, x, m.layers[s["influence"]["layer"]], out,
                                      make_qoi(s["influence"]["qoi"]), **kw)
-        self.class_name = hw3_utils.ImageNet_idx2name
 
     # ---------------------------------------------------------------- one method
     def attribute(self, name, X, targets, items):
@@ -1244,6 +1250,7 @@ def run(args):
 
     # 4. the work
     written, errors, failure = [], {}, None
+    t_engine = time.time()
     if todo:
         try:
             written, errors = run_shards(args, settings, todo, inputs.pixels, address, log)
@@ -1252,6 +1259,7 @@ def run(args):
         except Exception as e:   # the run broke off: what is on disk is kept and tabled
             failure = f"{type(e).__name__}: {e}"
             log(f"the Ray run stopped: {failure}\n{traceback.format_exc()}")
+    engine_seconds = time.time() - t_engine
 
     # 5. the tables, from every finished shard of this plan
     cols, skipped, partials, metas = read_shards(args.out, shards)
@@ -1268,7 +1276,9 @@ def run(args):
              "shards_failed": len(errors), "shards_missing": len(missing),
              "run_error": failure or "",
              "forwards": forwards, "gradients": gradients,
-             "wall_seconds": round(time.time() - t0, 1)}
+             "shard_seconds": round(sum(mt["seconds"] for mt in metas), 2),
+             "engine_seconds": round(engine_seconds, 2),
+             "wall_seconds": round(time.time() - t0, 2)}
     write_outputs(args, settings, cols, inputs.skipped + skipped, experts, stats,
                   list(args.inputs))
     log(f"wrote {os.path.join(args.out, 'results.parquet')} ({stats['rows']} rows), "
