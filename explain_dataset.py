@@ -97,9 +97,9 @@ INPUT_ERROR = ("input: expected a folder of class sub-folders, a .npz file or 'b
 ADDRESS_ERROR = ("address: cannot reach a Ray cluster at {address!r} ({why}). Start one "
                  "with `ray start --head` on the head node and give its address "
                  "(host:6379), or leave --address and RAY_ADDRESS unset for a local run")
-AUTH_HINT = (". The port answers: if the cluster uses token authentication (the default of "
-             "`ray start`), set RAY_AUTH_MODE=token and give its token (RAY_AUTH_TOKEN, or "
-             "the head node's ~/.ray/auth_token)")
+AUTH_HINT = (". The port answers: if the cluster uses token authentication (`ray start` "
+             "turns it on when the head has ~/.ray/auth_token), set RAY_AUTH_MODE=token and "
+             "give the head's token (RAY_AUTH_TOKEN, or a copy in ~/.ray/auth_token)")
 LAYER_ERROR = "{arg}: the model {model!r} has no layer {actual!r}; its layers: {valid}"
 QOI_ARG_ERROR = ("qoi: expected 'predicted', 'true', a class index, or two of those joined "
                  "by a comma (s_a - s_b), got {actual!r}")
