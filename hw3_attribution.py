@@ -280,9 +280,11 @@ def new_session(graph=None, threads=0, jit=False):
 
     ``threads=0`` lets TensorFlow use every core for one op (the fastest for a single
     model on a small machine); inter-op parallelism is kept at 1 because these graphs are
-    a chain of large ops. ``jit=True`` turns on XLA's global JIT (``ON_1``): measured on a
-    2-core CPU it changes speed by a few percent either way and numbers by float rounding,
-    so it is off by default (see benchmarks/results.md).
+    a chain of large ops. ``jit=True`` sets XLA's ``global_jit_level`` to ``ON_1``; it is
+    off by default because it changes numbers. Measured on the default model on a 2-core
+    CPU: TensorFlow ignores the setting on CPU unless ``TF_XLA_FLAGS=--tf_xla_cpu_global_jit``
+    is set, and with that flag forwards ran at 3 /s instead of 80 /s (batch 16 and 32) and
+    IG moved by 1.4%; so it is not offered by ``hw3_vc.py``. It is meant for GPUs.
     """
     config = tf1.ConfigProto(intra_op_parallelism_threads=threads,
                              inter_op_parallelism_threads=1)

@@ -177,7 +177,7 @@ class Run:
         self.args, self.s = args, settings
         self.out = args.out
         self.progress = not args.no_progress
-        self._raw_sess = new_session(tf.Graph(), jit=args.jit)
+        self._raw_sess = new_session(tf.Graph())
         with self._raw_sess.graph.as_default():
             self.model = get_model(self._raw_sess, args.model, args.weights)
         self.x, self.logits = self.model.imgs, self.model.logits
@@ -868,10 +868,6 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true",
                    help="every figure with smaller budgets (fewer images, steps and samples)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--jit", action="store_true",
-                   help="XLA JIT (global_jit_level ON_1) for the session: measured here it "
-                        "changes speed by a few percent either way and numbers by float "
-                        "rounding, so it is off by default")
     args = p.parse_args(argv)
     parts = [x.strip() for x in args.parts.split(",") if x.strip()]
     unknown = [x for x in parts if x not in PARTS]
