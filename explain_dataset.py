@@ -947,7 +947,7 @@ def run_shards(args, settings, todo, pixels, address, log):
     if not ray.is_initialized():
         start_ray(args, address)
     res = ray.cluster_resources()
-    workers = args.workers or default_workers(res)
+    workers = min(args.workers or default_workers(res), len(todo))   # no idle actor
     cpus = float(res.get("CPU", 1))
     threads = args.threads or max(1, int(cpus // workers))
     num_cpus = min(float(threads), cpus / workers)

@@ -398,3 +398,16 @@ def test_rerun_skips_every_finished_shard(clean_run):
     assert after == before
     import pandas as pd
     pd.testing.assert_frame_equal(table, read_table(out))
+
+
+def test_bench_estimate_arithmetic():
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import ray_bench
+    counts = {"forward": [4, 0], "ig": [8, 200], "ig:metrics": [40, 0], "influence": [0, 4]}
+    f, g, by = ray_bench.per_image(counts, 4)
+    assert (f, g) == (13.0, 51.0)
+    assert by["ig"] == [12.0, 50.0] and by["influence"] == [0.0, 1.0]
+    # 50,000 images x (13 / 100 + 51 / 50) s = 57,500 s on one device, 7,187.5 s on 8
+    assert ray_bench.estimate(f, g, 100.0, 50.0) == pytest.approx(57_500.0)
+    assert ray_bench.estimate(f, g, 100.0, 50.0, devices=8) == pytest.approx(7_187.5)
+    assert ray_bench.hours(7200) == "2 h" and ray_bench.hours(90) == "1.5 min"
