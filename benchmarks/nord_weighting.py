@@ -36,7 +36,9 @@ def main(argv=None):
     p.add_argument("--reference-M", type=int, default=10,
                    help="pixels per step of the fine reference (1: the definition itself)")
     p.add_argument("--M", type=int, default=1000, help="the homework's M (default 1000)")
-    p.add_argument("--out", help="also write the Markdown table here")
+    p.add_argument("--out", default=os.path.join(HERE, "nord_weighting.md"),
+                   help="also write the Markdown table here (default: "
+                        "benchmarks/nord_weighting.md)")
     args = p.parse_args(argv)
     import tensorflow as tf
     tf.compat.v1.disable_eager_execution()
@@ -67,13 +69,18 @@ def main(argv=None):
                 f"Influence (unit {unit})": infl.expert_attribution(unit, Xs)}
         rows = []
         for name, A in maps.items():
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                d = N_Ord(sess, A, Xs, x, out, c, args.M, return_details=True)
-                ref = N_Ord(sess, A, Xs, x, out, c, args.reference_M)
             for j, i in enumerate(sel):
-                rows.append((name, int(idx[i]), int(d["positives"][j]),
-                             unweighted(d)[j], d["scores"][j], ref[j]))
+                if not A[j].any():   # e.g. an expert inactive on this image: undefined
+                    rows.append((name, int(idx[i]), 0, np.nan, np.nan, np.nan))
+                    continue
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    d = N_Ord(sess, A[j], Xs[j], x, out, c[j], args.M, return_details=True,
+                              progress=False)
+                    ref = N_Ord(sess, A[j], Xs[j], x, out, c[j], args.reference_M,
+                                progress=False)
+                rows.append((name, int(idx[i]), int(d["positives"][0]), unweighted(d)[0],
+                             d["scores"][0], ref))
                 print(rows[-1], file=sys.stderr, flush=True)
     lines = [f"| method | image | P | before (M={args.M}, unweighted) | after (M={args.M}, "
              f"weighted) | reference (M={args.reference_M}) |",
@@ -90,7 +97,8 @@ def main(argv=None):
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
-        write_text(args.out, text)
+        write_text(args.out, "# Necessity Ordering before and after the step weighting\n\n"
+                   + text)
     return 0
 
 
