@@ -569,14 +569,16 @@ class MetricTable:
                 f"images={len(self.images)})")
 
 
-def write_text(path, text):
-    """Write ``text`` to ``path`` through a temporary file in the same folder, then rename
-    it into place: a reader never sees a half-written file, and a failure leaves none."""
+def write_bytes(path, data):
+    """Write ``data`` to ``path`` through a temporary file in the same folder (created if
+    needed), then rename it into place: a reader never sees a half-written file, and a
+    failure leaves none."""
     folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=os.path.basename(path))
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
@@ -584,6 +586,11 @@ def write_text(path, text):
             os.remove(tmp)
         raise
     return path
+
+
+def write_text(path, text):
+    """:func:`write_bytes` of ``text`` in UTF-8 with ``\\n`` line ends."""
+    return write_bytes(path, text.encode("utf-8"))
 
 
 def _csv_cell(text):
@@ -657,4 +664,5 @@ def metric_table(metric, attributions, X, sess, input_tensor, output_tensor,
 
 
 __all__ = ["AverageDrop", "AverageDropResult", "N_Ord", "Insertion", "Deletion", "auc",
-           "num_feats", "per_image", "MetricTable", "metric_table", "write_text"]
+           "num_feats", "per_image", "MetricTable", "metric_table", "write_text",
+           "write_bytes"]

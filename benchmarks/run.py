@@ -1104,18 +1104,8 @@ def benchmark(model, sess, X, s, pair=True, memory_model=None, vc_cmd=None,
 
 def write_atomic(path, text):
     """Write ``text`` to ``path`` through a temporary file in the same folder."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    from hw3_evaluation import write_text
+    write_text(path, text)
 
 
 def header(args, s):
