@@ -923,6 +923,12 @@ def start_ray(args, address):
         path = os.pathsep.join(p for p in (PROJECT_DIR, os.environ.get("PYTHONPATH")) if p)
         env["PYTHONPATH"] = path
         runtime_env = {"env_vars": env}
+        # Ray starts its workers at nice 15 (so that its own daemons stay responsive); on a
+        # machine shared with other work that starves the actors, which then run far slower
+        # than the same code in a plain process. A local cluster exists for this run only:
+        # its workers run at the driver's priority (RAY_worker_niceness, read by the raylet
+        # this ray.init starts; a value already in the environment is kept).
+        os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
                  runtime_env=runtime_env, logging_level="WARNING")
     else:
