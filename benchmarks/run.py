@@ -973,7 +973,7 @@ def benchmark(model, sess, X, s, pair=True, memory_model=None, vc_cmd=None,
         note = f"{unit} at bs {bs}; rounds: " + ", ".join(fmt(r) for r in o["ratios"])
         if name in old:
             b = old[name]
-            note += (f"; before: rounds " + ", ".join(fmt(r) for r in b["ratios"])
+            note += ("; before: rounds " + ", ".join(fmt(r) for r in b["ratios"])
                      + f", {100 * b['outside_median']:.0f}% of wall outside sess.run")
         if not ok:
             note += "; " + why_slow(o, bs)
