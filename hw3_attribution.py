@@ -525,9 +525,6 @@ class Bank:
         self.arrays = [a for a in arrays if a is not None]
         self.offsets = np.cumsum([0] + [len(a) for a in self.arrays])
 
-    def offset(self, k):
-        return int(self.offsets[k])
-
     def take(self, idx):
         out = np.empty((len(idx),) + self.arrays[0].shape[1:], np.float32)
         which = np.searchsorted(self.offsets, idx, side="right") - 1
@@ -987,7 +984,7 @@ class IntegratedGrad(AttributionMethod):
         n = len(X)
         base = dense_baseline(Xb, X)
         bank = Bank(X, base)
-        logits = self.logits_of(bank, n + len(base), bs)
+        logits = self._bank_logits(bank, n + len(base), bs)
         if targets is None:
             targets = logits[:n].argmax(axis=1).astype(np.int32)
         elif self.num_classes is None:
@@ -997,7 +994,8 @@ class IntegratedGrad(AttributionMethod):
         return (targets, logits[r, targets].astype(np.float64),
                 logits[n + b, targets].astype(np.float64))
 
-    def logits_of(self, bank, n_rows, bs):
+    def _bank_logits(self, bank, n_rows, bs):
+        """Logits ``[n_rows, K]`` of the bank's first ``n_rows`` images."""
         out = None
         for sl, val in self._run_batched(self.output_tensor, n_rows, lambda s: {
                 self.input_tensor: bank.take(np.arange(s.start, s.stop))}, "IG ends", bs):
