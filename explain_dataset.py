@@ -215,7 +215,8 @@ def build_parser():
     i.add_argument("--no-influence", action="store_true", help="skip the influence experts")
     e = p.add_argument_group("engine")
     e.add_argument("--workers", type=int, default=None,
-                   help="actors in the pool (default: one per GPU, else one per 2 CPUs)")
+                   help="actors in the pool (default: one per GPU, else one per CPU "
+                        "with one TF thread each, at most one per 2 GiB of memory)")
     e.add_argument("--threads", type=int, default=None,
                    help="TensorFlow threads per actor (default: the cluster's CPUs / "
                         "workers)")
@@ -909,9 +910,34 @@ def shard_rows(shard, pixels, save_maps):
             "pixels": to_bytes(px) if px else b""}
 
 
-def default_workers(resources):
-    gpus = int(resources.get("GPU", 0))
-    return gpus if gpus else max(1, int(resources.get("CPU", 1)) // 2)
+ACTOR_MEMORY = 2 << 30   # bytes an actor may need (measured: ~1.3 GB resident)
+
+
+def pool_layout(resources, todo, workers=None, threads=None, gpus_per_worker=None):
+    """``(workers, threads, num_cpus, num_gpus)`` of the actor pool for a cluster's
+    ``resources`` (``ray.cluster_resources()``) and ``todo`` shards.
+
+    Default workers: one per GPU when the cluster has GPUs; else one per CPU, each with
+    one TensorFlow thread (measured on 2 cores: two 1-thread actors beat one 2-thread
+    actor, see benchmarks/README.md), at most one per ``ACTOR_MEMORY`` of the cluster's
+    memory; never more than the shards to do. Threads: the CPUs shared out. Each actor
+    asks for ``min(threads, CPUs / workers)`` CPUs, so that the pool always fits, and for
+    ``gpus_per_worker`` GPUs (default: one, or the GPUs shared out when fewer).
+    """
+    cpus = float(resources.get("CPU", 1))
+    gpus = float(resources.get("GPU", 0))
+    if workers is None:
+        memory_cap = max(1, int(resources.get("memory", ACTOR_MEMORY) // ACTOR_MEMORY))
+        workers = int(gpus) if gpus >= 1 else min(max(1, int(cpus)), memory_cap)
+    workers = max(1, min(workers, todo))
+    threads = threads or max(1, int(cpus // workers))
+    num_cpus = min(float(threads), cpus / workers)
+    if gpus_per_worker is None:
+        gpus_per_worker = min(1.0, gpus / workers) if gpus else 0.0
+    if gpus_per_worker * workers > gpus + 1e-9:
+        raise UsageError(CAPACITY_ERROR.format(workers=workers, gpus=gpus_per_worker,
+                                               need=gpus_per_worker * workers, have=gpus))
+    return workers, threads, num_cpus, gpus_per_worker
 
 
 def start_ray(args, address):
@@ -953,17 +979,9 @@ def run_shards(args, settings, todo, pixels, address, log):
     if not ray.is_initialized():
         start_ray(args, address)
     res = ray.cluster_resources()
-    workers = min(args.workers or default_workers(res), len(todo))   # no idle actor
-    cpus = float(res.get("CPU", 1))
-    threads = args.threads or max(1, int(cpus // workers))
-    num_cpus = min(float(threads), cpus / workers)
-    gpus = float(res.get("GPU", 0))
-    per_gpu = args.gpus_per_worker
-    if per_gpu is None:
-        per_gpu = min(1.0, gpus / workers) if gpus else 0.0
-    if per_gpu * workers > gpus + 1e-9:
-        raise UsageError(CAPACITY_ERROR.format(workers=workers, gpus=per_gpu,
-                                               need=per_gpu * workers, have=gpus))
+    workers, threads, num_cpus, per_gpu = pool_layout(res, len(todo), args.workers,
+                                                      args.threads, args.gpus_per_worker)
+    cpus, gpus = float(res.get("CPU", 1)), float(res.get("GPU", 0))
     log(f"ray: {len(todo)} shards on {workers} actor(s), {threads} TF thread(s) and "
         f"{num_cpus:g} CPU / {per_gpu:g} GPU each; cluster {cpus:g} CPU, {gpus:g} GPU")
     ctx = ray.data.DataContext.get_current()

@@ -411,3 +411,19 @@ def test_bench_estimate_arithmetic():
     assert ray_bench.estimate(f, g, 100.0, 50.0) == pytest.approx(57_500.0)
     assert ray_bench.estimate(f, g, 100.0, 50.0, devices=8) == pytest.approx(7_187.5)
     assert ray_bench.hours(7200) == "2 h" and ray_bench.hours(90) == "1.5 min"
+
+
+def test_pool_layout():
+    gib = 1 << 30
+    # CPUs only: one 1-thread actor per CPU, capped by memory and by the shards to do
+    assert ed.pool_layout({"CPU": 2.0, "memory": 16 * gib}, 10) == (2, 1, 1.0, 0.0)
+    assert ed.pool_layout({"CPU": 16.0, "memory": 8 * gib}, 10) == (4, 4, 4.0, 0.0)
+    assert ed.pool_layout({"CPU": 16.0, "memory": 64 * gib}, 3) == (3, 5, 5.0, 0.0)
+    # asked for: one actor on 2 CPUs gets both; 4 actors on 2 CPUs share them
+    assert ed.pool_layout({"CPU": 2.0}, 10, workers=1) == (1, 2, 2.0, 0.0)
+    assert ed.pool_layout({"CPU": 2.0}, 10, workers=4) == (4, 1, 0.5, 0.0)
+    # GPUs: one actor per GPU with one GPU each; more actors share them
+    assert ed.pool_layout({"CPU": 32.0, "GPU": 4.0}, 100) == (4, 8, 8.0, 1.0)
+    assert ed.pool_layout({"CPU": 32.0, "GPU": 4.0}, 100, workers=8)[3] == 0.5
+    with pytest.raises(ed.UsageError, match="GPUs"):
+        ed.pool_layout({"CPU": 8.0, "GPU": 1.0}, 10, workers=2, gpus_per_worker=1)
