@@ -21,10 +21,10 @@ Ray Data runs ``ShardExplainer`` over them as a fixed pool of ``--workers`` acto
 (``map_batches`` with a callable class); each actor builds the TF1 graph, session, model and
 method ops once, in its constructor. ``ray.init`` starts a local cluster unless
 ``--address`` (or ``RAY_ADDRESS``) names one to join; actors ask for a GPU each when the
-cluster has them. Progress is Ray Data's own progress bar.
+cluster has them (``pool_layout``). Progress is Ray Data's own progress display.
 
-Nothing lost, nothing twice: a shard's name is a hash of its inputs (the file bytes or the
-pixels, and the true classes) and of every setting that changes a number (methods, metrics,
+Nothing lost, nothing twice: a shard's name is a hash of its images (where each is, its
+file bytes or pixels, its labels) and of every setting that changes a number (methods, metrics,
 their parameters, model and weights, seed, batch size, and the toolkit's source code).
 The driver writes each finished shard to ``OUT/shards/<name>.npz`` through a temporary file
 and a rename, as soon as it arrives; a rerun skips the shards whose file exists. An actor
@@ -228,8 +228,10 @@ def build_parser():
     e.add_argument("--no-ship-code", action="store_true",
                    help="with --address: do not upload this folder to the cluster (its "
                         "nodes already have the project on their PYTHONPATH)")
-    e.add_argument("--shard-size", type=int, default=16,
-                   help="images per shard (the unit of work, of retry and of resume)")
+    e.add_argument("--shard-size", type=int, default=None,
+                   help="images per shard (the unit of work, of retry and of resume; "
+                        "default: 16, fewer for small data sets so that there are at least "
+                        "8 shards; a rerun reuses shards of the same size)")
     e.add_argument("--retries", type=int, default=3,
                    help="times a shard is retried when its actor dies")
     e.add_argument("--save-maps", action="store_true",
@@ -247,7 +249,7 @@ def check_args(args):
     qoi = parse_qoi(args.qoi)
     for arg, v in (("batch-size", args.batch_size), ("ig-steps", args.ig_steps),
                    ("sg-samples", args.sg_samples), ("nord-m", args.nord_m),
-                   ("curve-step", args.curve_step), ("shard-size", args.shard_size)):
+                   ("curve-step", args.curve_step)):
         if v is None or v < 1:
             raise UsageError(POSITIVE_ERROR.format(arg=arg, what="a positive int", actual=v))
     for arg, v in (("occlusion-size", args.occlusion_size),
@@ -255,7 +257,7 @@ def check_args(args):
         if v < 1 or IMAGE_SIZE % v:
             raise UsageError(SIZE_ERROR.format(arg=arg, size=IMAGE_SIZE, actual=v))
     for arg, v in (("workers", args.workers), ("threads", args.threads),
-                   ("limit", args.limit)):
+                   ("limit", args.limit), ("shard-size", args.shard_size)):
         if v is not None and v < 1:
             raise UsageError(POSITIVE_ERROR.format(arg=arg, what="a positive int", actual=v))
     if args.retries < 0:
@@ -484,6 +486,15 @@ def item_key(it):
     """What identifies an item's result: where it is, its content and its labels."""
     where = it["item"] if it["input"] == BUNDLED else (os.path.abspath(it["input"]), it["item"])
     return "\n" + json.dumps([where, it["image_id"], it["digest"], it["true_class"]])
+
+
+DEFAULT_SHARD_SIZE = 16
+
+
+def default_shard_size(n_images):
+    """16 images, fewer for a small data set (at least 8 shards, so that a pool of actors
+    shares them out); a function of the data alone, so that a rerun plans the same shards."""
+    return max(1, min(DEFAULT_SHARD_SIZE, -(-n_images // 8)))
 
 
 def plan_shards(items, settings, shard_size):
@@ -1267,7 +1278,8 @@ def run(args):
     inputs = Inputs(model, probe.raw_sess, limit=args.limit)
     for inp in args.inputs:
         inputs.add(inp)
-    shards = plan_shards(inputs.items, settings, args.shard_size)
+    shard_size = args.shard_size or default_shard_size(len(inputs.items))
+    shards = plan_shards(inputs.items, settings, shard_size)
     todo = [sh for sh in shards if not is_done(args.out, sh["name"], args.save_maps)]
     log(f"{len(inputs.items)} images in {len(shards)} shards ({len(shards) - len(todo)} "
         f"already done), {len(inputs.skipped)} inputs skipped; output in {args.out}")

@@ -427,3 +427,8 @@ def test_pool_layout():
     assert ed.pool_layout({"CPU": 32.0, "GPU": 4.0}, 100, workers=8)[3] == 0.5
     with pytest.raises(ed.UsageError, match="GPUs"):
         ed.pool_layout({"CPU": 8.0, "GPU": 1.0}, 10, workers=2, gpus_per_worker=1)
+
+
+def test_default_shard_size_depends_on_the_data_alone():
+    assert [ed.default_shard_size(n) for n in (1, 8, 17, 100, 128, 50_000)] == \
+        [1, 1, 3, 13, 16, 16]
