@@ -39,7 +39,7 @@ import numpy as np
 
 from hw3_attribution import (DEFAULT_BATCH_SIZE, INPUT_FINITE_ERROR, AttributionMethod, Bank,
                              RowPlan, as_batch, blurred, check_number, check_positive_int,
-                             check_session, run_rows)
+                             check_session, is_int, run_rows)
 
 # Error messages, kept as data so that tests match the same templates.
 IMAGE_INPUT_ERROR = ("input_tensor: expected an image input of shape [None, H, W, C], got "
@@ -600,6 +600,27 @@ def _csv_cell(text):
     return text
 
 
+def _unranked(metric, A, X, superpixel_size):
+    """``[N]`` bool: the images whose attribution ``A`` gives ``metric`` nothing to rank.
+
+    What the metric reads is checked (the channel mean; for Insertion and Deletion its sums
+    per superpixel); arrays of another shape are left for the metric's own error."""
+    n = len(X) if np.ndim(X) == 4 else 1
+    if np.ndim(X) != 4 or A.ndim < 3 or len(A) != n or not np.issubdtype(A.dtype, np.number):
+        return np.zeros(n, bool)
+    h, w, ch = X.shape[1:]
+    if A.shape[1:] not in ((h, w, ch), (h, w)) and not (
+            metric in (Insertion, Deletion) and A.ndim == 3):
+        return np.zeros(n, bool)
+    pix = A.mean(axis=-1) if A.ndim == 4 else A.astype(np.float64)
+    if metric in (Insertion, Deletion) and pix.shape[1:] == (h, w) and is_int(
+            superpixel_size) and superpixel_size > 0 and not (h % superpixel_size
+                                                               or w % superpixel_size):
+        s = superpixel_size
+        pix = pix.reshape(n, h // s, s, w // s, s).sum(axis=(2, 4))
+    return ~pix.reshape(n, -1).any(axis=1)
+
+
 def metric_table(metric, attributions, X, sess, input_tensor, output_tensor,
                  target_class=None, images=None, **kwargs):
     """Run ``metric`` for every method's attributions on the images ``X``.
@@ -636,12 +657,11 @@ def metric_table(metric, attributions, X, sess, input_tensor, output_tensor,
                                                   actual=len(images)))
     rows, curves, xs = [], None, None
     for method, A in pairs:
-        # An image whose attribution is all zero has no value (the metric is undefined for
-        # it): score the others and mark it NaN, rather than lose the whole table.
+        # An image whose attribution ranks no pixel (all zero as the metric reads it: the
+        # channel mean, and for the curves its superpixel sums) has no value: score the
+        # others and mark it NaN, rather than lose the whole table.
         arr = np.asarray(A)
-        zero = np.zeros(n, bool)
-        if np.ndim(X) == 4 and arr.ndim >= 3 and len(arr) == n:
-            zero = ~arr.reshape(n, -1).any(axis=1)
+        zero = _unranked(metric, arr, X, kwargs.get("superpixel_size", 8))
         ok = np.flatnonzero(~zero) if zero.any() and not zero.all() else np.arange(n)
         if len(ok) < n:
             warnings.warn(UNDEFINED_WARNING.format(

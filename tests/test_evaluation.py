@@ -885,3 +885,24 @@ def test_metrics_on_default_model(default_model, sample_data):
     ad = AverageDrop(sess, A, X, model.imgs, model.logits, None)
     assert isinstance(ad, float) and np.isfinite(ad)
     print("seconds per image:", {k: round(v, 2) for k, v in seconds.items()})
+
+
+def test_metric_table_undefined_image_is_read_as_the_metric_reads_it(sess):
+    """An attribution whose channels cancel (mean zero everywhere) ranks no pixel: that
+    image is NaN for the method, the others are scored (found by the Ray pipeline's work);
+    for the curves, a map whose superpixel sums are all zero is undefined too."""
+    m = models.tiny_convnet(classes=5)
+    X = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype(np.float32)
+    A = np.random.default_rng(1).normal(size=(2, 16, 16, 3)).astype(np.float32)
+    A[0] = np.array([1.0, -1.0, 0.0], np.float32)            # channel mean 0 everywhere
+    with pytest.warns(RuntimeWarning, match=r"image\(s\) \[0\]"):
+        table = metric_table(AverageDrop, {"a": A}, X, sess, m.imgs, m.logits)
+    assert np.isnan(table.values[0, 0]) and np.isfinite(table.values[0, 1])
+    alone = AverageDrop(sess, A[1], X[1], m.imgs, m.logits, return_details=True)
+    assert table.values[0, 1] == pytest.approx(alone.per_image[0])
+    P = np.random.default_rng(2).normal(size=(2, 16, 16)).astype(np.float32)
+    P[0] = np.tile([[1.0, -1.0], [-1.0, 1.0]], (8, 8))        # sums to 0 in every 4x4 patch
+    with pytest.warns(RuntimeWarning, match=r"image\(s\) \[0\]"):
+        table = metric_table(Deletion, {"p": P}, X, sess, m.imgs, m.logits,
+                             superpixel_size=4)
+    assert np.isnan(table.values[0, 0]) and np.isfinite(table.values[0, 1])
