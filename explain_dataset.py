@@ -522,56 +522,11 @@ def plan_shards(items, settings, shard_size):
 
 # ------------------------------------------------------------------------ the worker
 
-class CountingSession:
-    """A session proxy that counts the rows fed through forward and gradient runs.
-
-    Rows are those of the model's input placeholder or of the rows the graph builds itself
-    (``hw3_rows/p``); a run whose fetches depend on a ``tf.gradients`` op counts as a
-    gradient run. For reporting only: results are those of the wrapped session.
-    """
-
-    def __init__(self, sess, imgs):
-        self._sess, self._imgs = sess, imgs
-        self.forwards = self.gradients = 0
-        self._is_grad = {}
-
-    def __getattr__(self, name):
-        return getattr(self._sess, name)
-
-    @property
-    def graph(self):
-        return self._sess.graph
-
-    def _gradient(self, t):
-        key = getattr(t, "name", None)
-        if key not in self._is_grad:
-            seen, stack, found = set(), [getattr(t, "op", t)], False
-            while stack and not found:
-                op = stack.pop()
-                if op is None or op.name in seen:
-                    continue
-                seen.add(op.name)
-                found = "gradients" in op.name.split("/")
-                stack.extend(i.op for i in op.inputs)
-            self._is_grad[key] = found
-        return self._is_grad[key]
-
-    def run(self, fetches, feed_dict=None, **kwargs):
-        import tensorflow as tf
-        n = 0
-        for t, v in (feed_dict or {}).items():
-            if t is self._imgs or getattr(t, "name", "").startswith("hw3_rows/p:"):
-                n = len(v)
-                break
-        if n:
-            if any(self._gradient(t) for t in tf.nest.flatten(fetches)):
-                self.gradients += n
-            else:
-                self.forwards += n
-        return self._sess.run(fetches, feed_dict, **kwargs)
-
-    def counts(self):
-        return self.forwards, self.gradients
+def CountingSession(sess, imgs):
+    """The main job's session proxy (``hw3_vc.CountingSession``): counts forward and
+    gradient rows, results are those of the wrapped session."""
+    from hw3_vc import CountingSession as Counting
+    return Counting(sess, imgs)
 
 
 def pixel_map(A):
@@ -583,13 +538,8 @@ def pixel_map(A):
 def zero_maps(A, superpixel=None):
     """``[N]`` True where the metrics find no ranking: an all-zero pixel attribution (or,
     with ``superpixel``, all-zero superpixel sums, as Insertion / Deletion rank them)."""
-    A = np.asarray(A, np.float64)
-    pix = A.mean(axis=-1) if A.ndim == 4 else A
-    n, h, w = pix.shape
-    if superpixel:
-        pix = pix.reshape(n, h // superpixel, superpixel, w // superpixel,
-                          superpixel).sum(axis=(2, 4))
-    return ~pix.reshape(n, -1).any(axis=1)
+    from hw3_evaluation import unranked
+    return unranked(A, superpixel)
 
 
 def to_bytes(arrays):
@@ -1133,21 +1083,18 @@ def merge_experts(partials, settings, explainer_infl, class_name):
 
 def fmt(v):
     if isinstance(v, (float, np.floating)):
-        return "—" if not np.isfinite(v) else f"{v:.4g}"
+        return "undefined" if not np.isfinite(v) else f"{v:.4g}"
     return str(v).replace("|", "/")
 
 
 def csv_text(header, rows):
-    def cell(v):
-        s = repr(float(v)) if isinstance(v, (float, np.floating)) else str(v)
-        return '"' + s.replace('"', '""') + '"' if any(ch in s for ch in ',"\n') else s
-    return "\n".join(",".join(cell(v) for v in row) for row in [header] + rows) + "\n"
+    from hw3_vc import csv_table
+    return csv_table(header, rows)
 
 
 def md_table(header, rows):
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+    from hw3_vc import markdown_table
+    return markdown_table(header, rows)
 
 
 def write_outputs(args, settings, cols, skipped, experts, stats, inputs):

@@ -600,25 +600,35 @@ def _csv_cell(text):
     return text
 
 
-def _unranked(metric, A, X, superpixel_size):
-    """``[N]`` bool: the images whose attribution ``A`` gives ``metric`` nothing to rank.
+def unranked(A, superpixel_size=None):
+    """``[N]`` bool: the images whose attribution ranks no pixel as the metrics read it.
 
-    What the metric reads is checked (the channel mean; for Insertion and Deletion its sums
-    per superpixel); arrays of another shape are left for the metric's own error."""
+    ``A`` is a batch of pixel maps ``[N, H, W]`` or attributions ``[N, H, W, C]`` (their
+    channel mean is what the metrics rank); with ``superpixel_size`` the map's sums per
+    superpixel are what Insertion and Deletion rank.
+    """
+    A = np.asarray(A, np.float64)
+    pix = A.mean(axis=-1) if A.ndim == 4 else A
+    n, h, w = pix.shape
+    if superpixel_size:
+        s = superpixel_size
+        pix = pix.reshape(n, h // s, s, w // s, s).sum(axis=(2, 4))
+    return ~pix.reshape(n, -1).any(axis=1)
+
+
+def _unranked(metric, A, X, superpixel_size):
+    """:func:`unranked` for a table's ``metric`` where ``A`` fits ``X``; arrays of another
+    shape are left for the metric's own error."""
     n = len(X) if np.ndim(X) == 4 else 1
     if np.ndim(X) != 4 or A.ndim < 3 or len(A) != n or not np.issubdtype(A.dtype, np.number):
         return np.zeros(n, bool)
     h, w, ch = X.shape[1:]
-    if A.shape[1:] not in ((h, w, ch), (h, w)) and not (
-            metric in (Insertion, Deletion) and A.ndim == 3):
+    curve = metric in (Insertion, Deletion)
+    if A.shape[1:] not in ((h, w, ch), (h, w)):
         return np.zeros(n, bool)
-    pix = A.mean(axis=-1) if A.ndim == 4 else A.astype(np.float64)
-    if metric in (Insertion, Deletion) and pix.shape[1:] == (h, w) and is_int(
-            superpixel_size) and superpixel_size > 0 and not (h % superpixel_size
-                                                               or w % superpixel_size):
-        s = superpixel_size
-        pix = pix.reshape(n, h // s, s, w // s, s).sum(axis=(2, 4))
-    return ~pix.reshape(n, -1).any(axis=1)
+    ok_grid = (curve and is_int(superpixel_size) and superpixel_size > 0
+               and not (h % superpixel_size or w % superpixel_size))
+    return unranked(A, superpixel_size if ok_grid else None)
 
 
 def metric_table(metric, attributions, X, sess, input_tensor, output_tensor,
@@ -684,5 +694,5 @@ def metric_table(metric, attributions, X, sess, input_tensor, output_tensor,
 
 
 __all__ = ["AverageDrop", "AverageDropResult", "N_Ord", "Insertion", "Deletion", "auc",
-           "num_feats", "per_image", "MetricTable", "metric_table", "write_text",
+           "num_feats", "per_image", "MetricTable", "metric_table", "unranked", "write_text",
            "write_bytes"]

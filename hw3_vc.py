@@ -148,6 +148,10 @@ class CountingSession:
             self._is_grad[key] = found
         return self._is_grad[key]
 
+    def counts(self):
+        """``(forwards, gradients)`` so far."""
+        return self.forwards, self.gradients
+
     def run(self, fetches, feed_dict=None, **kwargs):
         import tensorflow as tf
         n = 0
