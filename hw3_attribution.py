@@ -280,7 +280,10 @@ def new_session(graph=None, threads=0, jit=False):
 
     ``threads=0`` lets TensorFlow use every core for one op (the fastest for a single
     model on a small machine); inter-op parallelism is kept at 1 because these graphs are
-    a chain of large ops. ``jit=True`` sets XLA's ``global_jit_level`` to ``ON_1``; it is
+    a chain of large ops. TensorFlow keeps one intra-op thread pool per process, sized by
+    the process's first session: a later session's ``threads`` does not change it (run a
+    one-thread job in a process of its own, as each actor of ``explain_dataset.py`` is).
+    ``jit=True`` sets XLA's ``global_jit_level`` to ``ON_1``; it is
     off by default because it changes numbers. Measured on the default model on a 2-core
     CPU: TensorFlow ignores the setting on CPU unless ``TF_XLA_FLAGS=--tf_xla_cpu_global_jit``
     is set, and with that flag forwards ran at 3 /s instead of 80 /s (batch 16 and 32) and

@@ -4,6 +4,8 @@ merged exactly, bad inputs skipped, a killed worker retried, finished shards reu
 import importlib.util
 import json
 import os
+import pathlib
+import pickle
 import shutil
 import socket
 import subprocess
@@ -212,19 +214,33 @@ def clean_run(data, tmp_path_factory):
     return out, args, r
 
 
-@pytest.fixture(scope="module")
 def one_thread_model():
     """The default model in a session with one TensorFlow thread, as each actor of the
     runs here has (--threads 1): TF's CPU kernels can round differently with another
-    thread count or batch size (in the last float32 bit of a logit)."""
+    thread count or batch size (in the last float32 bit of a logit). TensorFlow sizes one
+    intra-op pool per process, at the process's first session, so this must run in a
+    fresh process (see :func:`one_thread_reference`)."""
     import tensorflow as tf
     import hw3_utils
     from hw3_attribution import new_session
     session = new_session(tf.Graph(), threads=1)
     with session.graph.as_default():
         model = hw3_utils.get_model(session, "efficientnet_lite0")
-    yield model, session
-    session.close()
+    return model, session
+
+
+def one_thread_reference(root, npz, result):
+    """In a fresh process: the 3 good images through the single-process API with one
+    TensorFlow thread, pickled to ``result``: images, labels, predictions, and for each
+    image every method's metrics and pixel map."""
+    model, sess = one_thread_model()
+    X, y = reference_images((root, npz), model, sess)
+    pred = sess.run(model.logits, {model.imgs: X}).argmax(1)
+    digests = [ed.sha256_file(os.path.join(root, "tabby", "chelsea.png"))] + [
+        ed.sha256_array(X[1]), ed.sha256_array(X[2])]
+    rows = [api_rows(sess, model, X[k:k + 1], digests[k]) for k in range(len(X))]
+    with open(result, "wb") as f:
+        pickle.dump(dict(X=X, y=y, pred=pred, rows=rows), f)
 
 
 def read_table(out):
@@ -237,7 +253,7 @@ def reference_images(data, model, sess):
     make_dataset.build_dataset, and the .npz read by hw3_utils.load_ImageNet."""
     import hw3_utils
     import make_dataset
-    root, npz = data
+    root, npz = map(pathlib.Path, data)
     clean = root.parent / "clean"
     (clean / "tabby").mkdir(parents=True, exist_ok=True)
     shutil.copy(root / "tabby" / "chelsea.png", clean / "tabby" / "chelsea.png")
@@ -285,21 +301,27 @@ def api_rows(sess, model, X, digest):
 
 
 @pytest.mark.slow
-def test_rows_equal_the_single_process_api(clean_run, data, one_thread_model):
-    """Every method and metric on two actors, against the API called in this process on
-    the same images (one per call, as the run's shards of one image, and one TF thread, as
-    each actor): equal, bit for bit. (TensorFlow's CPU kernels round differently at other
+def test_rows_equal_the_single_process_api(clean_run, data, tmp_path):
+    """Every method and metric on two actors, against the API called on the same images (one
+    per call, as the run's shards of one image) in a fresh process with one TF thread, as
+    each actor: equal, bit for bit. (TensorFlow's CPU kernels round differently at other
     batch sizes and thread counts: a forward of 3 images can differ from 3 forwards of 1 in
-    the last float32 bit of a logit.)"""
-    model, sess = one_thread_model
+    the last float32 bit of a logit; and the thread count is fixed per process by its
+    first session, hence the fresh process.)"""
     out, _, r = clean_run
+    result = tmp_path / "reference.pkl"
+    code = ("import sys; sys.path[:0] = [{root!r}, {tests!r}]; import test_explain_dataset as t; "
+            "t.one_thread_reference(*sys.argv[1:])").format(
+        root=ROOT, tests=os.path.join(ROOT, "tests"))
+    ref = subprocess.run([sys.executable, "-c", code, str(data[0]), str(data[1]), str(result)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    with open(result, "rb") as f:
+        want_all = pickle.load(f)
+    pred, y = want_all["pred"], want_all["y"]
     df = read_table(out)
-    X, y = reference_images(data, model, sess)
     assert sorted(df["item"].unique()) == ["#0", "#1", "tabby/chelsea.png"]
     assert len(df) == 3 * len(ed.METHODS)
-    pred = sess.run(model.logits, {model.imgs: X}).argmax(1)
-    digests = [ed.sha256_file(os.path.join(data[0], "tabby", "chelsea.png"))] + [
-        ed.sha256_array(X[1]), ed.sha256_array(X[2])]
     shard_maps = {}
     for f in os.listdir(os.path.join(out, "maps")):
         with np.load(os.path.join(out, "maps", f)) as z:
@@ -309,8 +331,7 @@ def test_rows_equal_the_single_process_api(clean_run, data, one_thread_model):
     order = sorted(df["index"].unique())        # folder photo first, then the .npz rows
     rows = df.set_index(["index", "method"])
     for k, idx in enumerate(order):
-        want = api_rows(sess, model, X[k:k + 1], digests[k])
-        for m, (metrics, pmap) in want.items():
+        for m, (metrics, pmap) in want_all["rows"][k].items():
             got = rows.loc[(idx, m)]
             assert got["predicted_class"] == pred[k] == got["target"]
             assert got["true_class"] == y[k]
