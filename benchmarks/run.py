@@ -1132,7 +1132,7 @@ def header(args, s):
         "",
         "Every speed figure is a ratio to the bare model measured right after it at the "
         f"same batch size ({s.batch_size}, the toolkit's default) over as many rows (up to "
-        "1024), repeated {s.rounds}x "
+        f"1024), repeated {s.rounds}x "
         "(median; the per-round values are in the notes). With `--before REV` the earlier "
         "revision's graded modules run the same cases in the same rounds, each right after "
         "its current twin. Sessions use `hw3_attribution.new_session()`'s thread settings. "
