@@ -572,8 +572,15 @@ class Bank:
         self.offsets = np.cumsum([0] + [len(a) for a in self.arrays])
 
     def take(self, idx):
-        out = np.empty((len(idx),) + self.arrays[0].shape[1:], np.float32)
+        """The images ``idx`` (sorted, unique) as one float32 array; a view, not a copy,
+        when they are consecutive rows of one float32 array."""
         which = np.searchsorted(self.offsets, idx, side="right") - 1
+        if len(idx) and which[0] == which[-1] and idx[-1] - idx[0] == len(idx) - 1:
+            arr = self.arrays[which[0]]
+            if arr.dtype == np.float32:
+                start = idx[0] - self.offsets[which[0]]
+                return arr[start:start + len(idx)]
+        out = np.empty((len(idx),) + self.arrays[0].shape[1:], np.float32)
         for k, arr in enumerate(self.arrays):
             sel = which == k
             if sel.any():
@@ -638,7 +645,12 @@ def _row_feed(ops, plan, bank, rank_bank, s, reduce_):
     if "ri" in plan.fields:
         ri = plan.fields["ri"][s]
         r_used = np.unique(ri)
-        extra["rank"] = np.stack([rank_bank[i] for i in r_used]).astype(np.int32)
+        if isinstance(rank_bank, np.ndarray):
+            contiguous = r_used[-1] - r_used[0] == len(r_used) - 1
+            extra["rank"] = (rank_bank[r_used[0]:r_used[-1] + 1] if contiguous
+                             else rank_bank[r_used]).astype(np.int32, copy=False)
+        else:
+            extra["rank"] = np.stack([rank_bank[i] for i in r_used]).astype(np.int32)
         extra["ri"] = np.searchsorted(r_used, ri).astype(np.int32)
     acc_ids = None
     if reduce_:

@@ -227,7 +227,7 @@ def AverageDrop(sess, attr_map, input, input_tensor, output_tensor, target_class
     img = np.arange(n)
     plan = RowPlan(img, np.full(n, -1), targets, ri=img, lo=np.zeros(n, np.int32),
                    hi=np.ones(n, np.int32))
-    rank = [np.where(k, 0, 1).astype(np.int32) for k in keep]
+    rank = (~keep).astype(np.int32)                                        # [N, H, W]
     masked = run_rows(scorer, plan, Bank(X), ["score"], bs, name,
                       rank_bank=rank)["score"].astype(np.float64)
     excluded = scores <= 0
@@ -309,7 +309,7 @@ def N_Ord(sess, attr_map, input, input_tensor, output_tensor, target_class=None,
     plan = RowPlan(np.full(len(img), -1), img, targets[img], ri=img,
                    lo=np.zeros(len(img), np.int32), hi=removed)
     values = run_rows(scorer, plan, Bank(X), ["score"], bs, name,
-                      rank_bank=list(rank))["score"].astype(np.float64)
+                      rank_bank=rank)["score"].astype(np.float64)
     bounds = np.concatenate([[0], np.cumsum(steps)])
     curves = [values[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
     removed = [removed[a:b].astype(np.int64) for a, b in zip(bounds[:-1], bounds[1:])]
@@ -426,7 +426,7 @@ def _ablation(insert, sess, attr_map, input, input_tensor, output_tensor, target
     plan = RowPlan(p, q, targets[img], ri=img, lo=np.zeros(len(img), np.int32),
                    hi=np.tile(xs, n).astype(np.int32))
     probs = run_rows(scorer, plan, Bank(X, base), ["prob"], bs, metric,
-                     rank_bank=list(rank))["prob"].astype(np.float64)
+                     rank_bank=rank)["prob"].astype(np.float64)
     curves = probs.reshape(n, t)
     return (curves[0] if single else curves), xs
 
