@@ -460,9 +460,9 @@ class RowOps:
             # the same whichever branch runs: t = 1 gives P exactly, in both.
             t_col = tf.reshape(self.t, bshape)
 
-            def interpolate():
-                return select_leading(tf.equal(self.t, 1.0), P,
-                                      gather_q() + t_col * self.direction)
+            def interpolate():      # built inside the branch, so that only it computes Q
+                Q = gather_q()
+                return select_leading(tf.equal(self.t, 1.0), P, Q + t_col * (P - Q))
 
             rows = tf.cond(tf.reduce_all(tf.equal(self.t, 1.0)), lambda: P, interpolate)
             if self.image:
@@ -612,8 +612,9 @@ def run_rows(method, plan, bank, fetch, batch_size, desc, rank_bank=None, n_acc=
 
     ``fetch``: names of :class:`RowOps` per-row fetches (``score``, ``prob``, ``logits``,
     ``grad``, ``integrand``) and reductions (``acc``, ``acc_sq``). Returns a dict: per-row
-    arrays ``[R, ...]`` and float64 accumulators ``[n_acc, ...]``. One ``sess.run`` per
-    chunk (two in the fallback ``feed`` mode).
+    arrays ``[R, ...]`` and float64 accumulators ``[n_acc, ...]``. ``rank_bank``: int32
+    pixel ranks ``[K, H, W]`` that the plan's ``ri`` indexes. One ``sess.run`` per chunk
+    (two in the fallback ``feed`` mode).
     """
     ops = method._rows
     per_row = [f for f in fetch if f not in ("acc", "acc_sq")]
@@ -645,12 +646,7 @@ def _row_feed(ops, plan, bank, rank_bank, s, reduce_):
     if "ri" in plan.fields:
         ri = plan.fields["ri"][s]
         r_used = np.unique(ri)
-        if isinstance(rank_bank, np.ndarray):
-            contiguous = r_used[-1] - r_used[0] == len(r_used) - 1
-            extra["rank"] = (rank_bank[r_used[0]:r_used[-1] + 1] if contiguous
-                             else rank_bank[r_used]).astype(np.int32, copy=False)
-        else:
-            extra["rank"] = np.stack([rank_bank[i] for i in r_used]).astype(np.int32)
+        extra["rank"] = rank_bank[r_used]
         extra["ri"] = np.searchsorted(r_used, ri).astype(np.int32)
     acc_ids = None
     if reduce_:
