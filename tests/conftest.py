@@ -20,6 +20,15 @@ def new_session(graph=None):
 
 
 @pytest.fixture
+def no_weights(tmp_path, monkeypatch):
+    """No VGG16 weights anywhere: an empty working directory and no $HW3_VGG16_WEIGHTS."""
+    import vgg16
+    monkeypatch.delenv(vgg16.WEIGHTS_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
 def sess():
     """A fresh graph, made the default for the test, and a session on it."""
     session = new_session()

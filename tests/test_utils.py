@@ -773,29 +773,21 @@ def test_bundled_sample_has_right_and_wrong_under_default_model(default_model):
 
 # ------------------------------------------------------------------ model choice
 
-@pytest.fixture
-def clean_env(tmp_path, monkeypatch):
-    """No weights anywhere: an empty working directory and no environment variable."""
-    monkeypatch.delenv(u.VGG16_WEIGHTS_ENV, raising=False)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def test_choice_without_vgg16_weights_is_the_default(clean_env):
+def test_choice_without_vgg16_weights_is_the_default(no_weights):
     name, path, reason = u.choose_model()
     assert (name, path) == ("efficientnet_lite0", None)
     assert "not set" in reason and "vgg16_weights.npz (no such file)" in reason
 
 
-def test_choice_order_argument_env_cwd(clean_env, monkeypatch):
-    cwd_file = clean_env / "vgg16_weights.npz"
+def test_choice_order_argument_env_cwd(no_weights, monkeypatch):
+    cwd_file = no_weights / "vgg16_weights.npz"
     cwd_file.write_bytes(b"x")
     assert u.choose_model()[:2] == ("vgg16", str(cwd_file))
-    env_file = clean_env / "env.npz"
+    env_file = no_weights / "env.npz"
     env_file.write_bytes(b"x")
     monkeypatch.setenv(u.VGG16_WEIGHTS_ENV, str(env_file))
     assert u.choose_model()[:2] == ("vgg16", str(env_file))
-    arg_file = clean_env / "arg.h5"
+    arg_file = no_weights / "arg.h5"
     arg_file.write_bytes(b"x")
     assert u.choose_model(weights=arg_file)[:2] == ("vgg16", str(arg_file))
     assert u.choose_model("VGG16")[:2] == ("vgg16", str(env_file))
@@ -803,7 +795,7 @@ def test_choice_order_argument_env_cwd(clean_env, monkeypatch):
     assert u.choose_model("efficientnet_lite0")[:2] == ("efficientnet_lite0", None)
 
 
-def test_choice_uses_the_lookup_of_vgg16_imagenet(clean_env, monkeypatch):
+def test_choice_uses_the_lookup_of_vgg16_imagenet(no_weights, monkeypatch):
     """One lookup for get_model's rule and vgg16(weights='imagenet')."""
     import vgg16
     calls = []
@@ -816,19 +808,19 @@ def test_choice_uses_the_lookup_of_vgg16_imagenet(clean_env, monkeypatch):
     assert vgg16.resolve_weights("imagenet") == "/somewhere/w.npz" and calls == [1, 1]
 
 
-def test_choice_env_pointing_nowhere_falls_back(clean_env, monkeypatch, capsys):
-    monkeypatch.setenv(u.VGG16_WEIGHTS_ENV, str(clean_env / "gone.npz"))
+def test_choice_env_pointing_nowhere_falls_back(no_weights, monkeypatch, capsys):
+    monkeypatch.setenv(u.VGG16_WEIGHTS_ENV, str(no_weights / "gone.npz"))
     assert u.choose_model()[0] == "efficientnet_lite0"
     assert "gone.npz" in capsys.readouterr().err
 
 
-def test_vgg16_without_weights_says_where_it_looked(clean_env, sess):
+def test_vgg16_without_weights_says_where_it_looked(no_weights, sess):
     with pytest.raises(FileNotFoundError, match=r"^weights: no VGG16 weights found; looked "
                                                 r"at .*HW3_VGG16_WEIGHTS.*vgg16_weights\.npz"
                                                 r".*pass weights=PATH"):
         u.get_model(sess, "vgg16")
     with pytest.raises(FileNotFoundError, match=r"^weights: no such file .*nope\.npz"):
-        u.get_model(sess, weights=str(clean_env / "nope.npz"))
+        u.get_model(sess, weights=str(no_weights / "nope.npz"))
     assert sess.graph.get_operations() == []  # nothing half-built
 
 
@@ -840,10 +832,10 @@ def test_unknown_model_name_lists_valid_names(sess):
         u.get_model(None, "vgg16")
 
 
-def test_choice_reaches_the_vgg16_loader_before_building(clean_env, sess, capsys):
+def test_choice_reaches_the_vgg16_loader_before_building(no_weights, sess, capsys):
     """A fake vgg16_weights.npz in the working directory: get_model() picks VGG16, and
     VGG16's reader (not a fallback) rejects the file before anything is built."""
-    np.savez(clean_env / "vgg16_weights.npz", conv1_1_W=np.zeros((3, 3, 3, 64), np.float32))
+    np.savez(no_weights / "vgg16_weights.npz", conv1_1_W=np.zeros((3, 3, 3, 64), np.float32))
     with pytest.raises(ValueError, match=r"weights: .*vgg16_weights\.npz does not hold "
                                          r"VGG16's weights: conv1_1_b is missing"):
         u.get_model(sess)
@@ -851,12 +843,12 @@ def test_choice_reaches_the_vgg16_loader_before_building(clean_env, sess, capsys
     assert sess.graph.get_operations() == []
 
 
-def test_get_model_vgg16_input_is_placeholder_0(clean_env, sess, monkeypatch):
+def test_get_model_vgg16_input_is_placeholder_0(no_weights, sess, monkeypatch):
     """The course finds the input as 'Placeholder:0'. Reading and loading are stubbed
     out here (a later test loads a real file)."""
     import vgg16
     from test_vgg16 import zeros_weights
-    (clean_env / "vgg16_weights.npz").write_bytes(b"x")
+    (no_weights / "vgg16_weights.npz").write_bytes(b"x")
     read = []
     monkeypatch.setattr(vgg16, "read_weights", lambda path: read.append(path) or weights)
     weights = zeros_weights()
@@ -869,7 +861,7 @@ def test_get_model_vgg16_input_is_placeholder_0(clean_env, sess, monkeypatch):
     assert model.imgs.shape.as_list() == [None, 224, 224, 3]
     assert model.name == "vgg16" and model.logits is model.fc3l
     assert model.fc1.shape.as_list() == [None, 4096] and len(model.parameters) == 32
-    assert read == [str(clean_env / "vgg16_weights.npz")] and loaded == [weights]
+    assert read == [str(no_weights / "vgg16_weights.npz")] and loaded == [weights]
 
 
 def test_get_model_efficientnet_input_is_placeholder_0(sess, monkeypatch):
@@ -885,11 +877,11 @@ def test_get_model_efficientnet_input_is_placeholder_0(sess, monkeypatch):
 
 
 @pytest.mark.slow
-def test_get_model_vgg16_from_the_working_directory_end_to_end(clean_env, sess, capsys):
+def test_get_model_vgg16_from_the_working_directory_end_to_end(no_weights, sess, capsys):
     """Zero weights with fc3's bias 0..999 (a small compressed file): the logits are that
     bias whatever the image, through the tensor found as 'Placeholder:0'."""
     from test_vgg16 import write_zero_npz
-    write_zero_npz(clean_env / "vgg16_weights.npz", fc3_bias=np.arange(1000))
+    write_zero_npz(no_weights / "vgg16_weights.npz", fc3_bias=np.arange(1000))
     model = u.get_model(sess)
     assert "using vgg16 (VGG16 weights found in the working directory" in \
         capsys.readouterr().err
@@ -899,7 +891,7 @@ def test_get_model_vgg16_from_the_working_directory_end_to_end(clean_env, sess, 
 
 
 @pytest.mark.slow
-def test_default_choice_builds_efficientnet(clean_env, sess, capsys):
+def test_default_choice_builds_efficientnet(no_weights, sess, capsys):
     model = u.get_model(sess)
     assert model.name == "efficientnet_lite0"
     err = capsys.readouterr().err
@@ -1018,7 +1010,7 @@ def test_make_dataset_help(capsys):
 
 
 @pytest.mark.slow
-def test_make_dataset_end_to_end_with_the_default_model(tmp_path, clean_env, capsys):
+def test_make_dataset_end_to_end_with_the_default_model(tmp_path, no_weights, capsys):
     skimage_data = os.path.join(u._package_dir("skimage"), "data")
     for sub, file in (("espresso", "coffee.png"), ("tabby", "chelsea.png")):
         (tmp_path / "imgs" / sub).mkdir(parents=True)

@@ -336,14 +336,6 @@ def test_h5_unrecognised_weight_names_are_an_error(tmp_path):
 
 # ----------------------------------------------------------------------------- 'imagenet'
 
-@pytest.fixture
-def no_weights(tmp_path, monkeypatch):
-    """An empty working directory and no $HW3_VGG16_WEIGHTS."""
-    monkeypatch.delenv(vgg16.WEIGHTS_ENV, raising=False)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def _partial_npz(path):
     """A small npz that is not VGG16's weights (conv1_1 only): reading it names the file."""
     with open(path, "wb") as f:
