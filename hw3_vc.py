@@ -25,6 +25,18 @@ and ``index.md`` that shows them in order. Every file is written under a tempora
 renamed into place; an existing folder is updated, never wiped; nothing outside it is written.
 Results are shared between parts (the same IG maps feed the comparison, the metrics and the
 study), and every forward and backward pass is batched.
+
+Two homes. In the project's folder it uses the project's helpers: ``get_model(sess, name,
+weights)``, ``load_ImageNet(path, model=, sess=)`` and the richer plots of
+``visualization.py``. In the course's folder (the four graded files beside the course's own
+``hw3_utils.py``, ``vgg16.py`` and ``imagenet_classes.py``) it finds, by looking at what is
+there, ``get_model(sess)``, ``load_ImageNet()`` and the course's ``point_cloud`` and
+``binary_mask``: it draws written exercise 14 with those, adds the influence tables and the
+metrics, and says which parts it skipped and why (:class:`Home`). The figures are drawn here,
+with matplotlib alone, so that the graded file needs no other module of the project.
+
+The file is long because it is one of the four graded files, which the course asks for as
+they are: the parts, the two homes and the figure layer must all live in it.
 """
 import argparse
 import json
@@ -46,6 +58,9 @@ PART_TITLES = {
 }
 STUDY_BASELINES = ("black", "white", "noise", "blur", "other image")
 HOMEWORK_CLASSES = (354, 356)  # Arabian camel, weasel (written exercise 11)
+# The parts that the homework's written exercises ask for (14, 11-13, 17, 20): the default
+# beside the course's helpers, where the model is VGG16 and the rest costs hours on a CPU.
+HOMEWORK_PARTS = ("comparison", "influence", "metrics")
 
 
 @dataclass(frozen=True)
@@ -106,11 +121,6 @@ def csv_table(header, rows):
     return "\n".join(",".join(cell(v) for v in row) for row in [header] + list(rows)) + "\n"
 
 
-def short(name):
-    """The first synonym of an ImageNet class name."""
-    return str(name).split(",")[0]
-
-
 class CountingSession:
     """Wraps a session and counts the rows fed through forward and backward passes.
 
@@ -168,34 +178,145 @@ class CountingSession:
         return self._sess.run(fetches, feed_dict, **kwargs)
 
 
+# ---------------------------------------------------------------------------- homes
+
+COURSE_MODEL_ERROR = ("{flag}: this folder's hw3_utils.get_model(sess) is the course's: it "
+                      "builds VGG16 with its own weights and takes no {what}")
+COURSE_DATA_ERROR = ("--data: this folder's hw3_utils.load_ImageNet() is the course's: it "
+                     "reads imagenet_14c_vgg16.npz from ., .. or ../.. and takes no path")
+SKIP_EXTRA = ("an extra study beyond the homework's written exercises; beside the course's "
+              "own helpers (get_model(sess): VGG16) it is left out unless --parts names it, "
+              "as it runs the model thousands of times (hours on a CPU)")
+SKIP_PANELS = ("neither visualization.py nor hw3_utils' point_cloud and binary_mask are "
+               "here to draw the panels")
+SKIP_LAYER = ("the model names no influence layer (default_layers['influence']) and has "
+              "no layer fc1")
+
+
+def takes_arguments(fn, n):
+    """Whether ``fn`` accepts ``n`` positional arguments (its signature says so)."""
+    import inspect
+    try:
+        inspect.signature(fn).bind(*range(n))
+    except TypeError:
+        return False
+    except ValueError:    # no signature to read (a builtin): assume it does
+        return True
+    return True
+
+
+class Home:
+    """What the folder beside hw3_vc.py offers, found by looking at it, never by a flag.
+
+    - the model: the project's ``get_model(sess, name, weights)`` or the course's
+      ``get_model(sess)`` (VGG16 with its weights);
+    - the data: the project's ``load_ImageNet(path, model=, sess=)`` or the course's
+      ``load_ImageNet()`` (its file, with the predictions stored in it);
+    - the comparison's panels: visualization.py's richer point cloud and mask when the
+      project is here, else the course's ``point_cloud`` and ``binary_mask``;
+    - the default parts: all of them, or beside the course's helpers the homework's.
+    """
+
+    def __init__(self):
+        import hw3_utils
+        self.utils = hw3_utils
+        try:
+            import visualization     # the project's; the course's folder has none
+            self.viz = visualization
+        except ImportError:
+            self.viz = None
+        self.own_model = takes_arguments(hw3_utils.get_model, 3)
+        self.own_data = takes_arguments(hw3_utils.load_ImageNet, 1)
+        self.course = not self.own_model
+        self.default_parts = HOMEWORK_PARTS if self.course else PARTS
+
+    def check(self, args, error):
+        """Refuse, through ``error`` (the parser's), options that this folder's helpers
+        cannot honour."""
+        for flag, what in (("model", "model name"), ("weights", "weights file")):
+            if getattr(args, flag) and not self.own_model:
+                error(COURSE_MODEL_ERROR.format(flag="--" + flag, what=what))
+        if args.data and not self.own_data:
+            error(COURSE_DATA_ERROR)
+
+    def skipped(self, asked):
+        """``{part: reason}`` of the parts left out of a run that did not name its parts."""
+        if asked is not None:
+            return {}
+        return {p: SKIP_EXTRA for p in PARTS if p not in self.default_parts}
+
+    def load_model(self, sess, args):
+        if self.own_model:
+            return self.utils.get_model(sess, args.model, args.weights)
+        return self.utils.get_model(sess)
+
+    def load_data(self, args, model, sess):
+        if self.own_data:
+            return self.utils.load_ImageNet(args.data, model=model, sess=sess)
+        return self.utils.load_ImageNet()
+
+    def panels(self):
+        """``(cloud, mask)`` for the comparison figure: ``cloud(attr)`` -> ``[H, W]`` and
+        ``mask(image, attr)`` -> an image; None when nothing here can draw them."""
+        if self.viz is not None:
+            return self.viz.magnitude_cloud, self.viz.highlight_top_pixels
+        cloud = getattr(self.utils, "point_cloud", None)
+        mask = getattr(self.utils, "binary_mask", None)
+        if cloud is None or mask is None:
+            return None
+        # The course's helpers may write into their arguments: give them copies.
+        return (lambda a: cloud(np.array(a, np.float64)[None])[0],
+                lambda image, a: mask(np.array(image, np.float64)[None],
+                                      np.array(a, np.float64)[None])[0])
+
+
+def influence_layer(model):
+    """``(name, tensor)`` of the layer the influence-directed explanations use: the
+    model's ``default_layers['influence']``, else the homework's ``fc1``; ``(None, None)``
+    when the model has neither."""
+    import tensorflow as tf
+    name = getattr(model, "default_layers", {}).get("influence", "fc1")
+    layers = getattr(model, "layers", None)
+    if isinstance(layers, dict) and name in layers:
+        return name, layers[name]
+    tensor = getattr(model, name, None)
+    return (name, tensor) if isinstance(tensor, tf.Tensor) else (None, None)
+
+
 # ---------------------------------------------------------------------------- the run
 
 class Run:
     """One run: the model, the data, shared results and the files written."""
 
-    def __init__(self, args, settings):
+    def __init__(self, args, settings, home):
         import tensorflow as tf
         from hw3_attribution import new_session
-        from hw3_utils import get_model, load_ImageNet, ImageNet_idx2name
         tf.compat.v1.disable_eager_execution()
-        self.args, self.s = args, settings
+        self.args, self.s, self.home = args, settings, home
         self.out = args.out
         self.progress = not args.no_progress
         self._raw_sess = new_session(tf.Graph())
         with self._raw_sess.graph.as_default():
-            self.model = get_model(self._raw_sess, args.model, args.weights)
-        self.x, self.logits = self.model.imgs, self.model.logits
-        layers = getattr(self.model, "default_layers", {})
-        self.infl_layer_name = layers.get("influence", "fc1")
-        self.infl_layer = self.model.layers[self.infl_layer_name]
+            self.model = home.load_model(self._raw_sess, args)
+            self.x = self.model.imgs
+            # the course's VGG16 calls its pre-softmax scores fc3l and has no name
+            self.logits = self.model.logits if hasattr(self.model, "logits") \
+                else self.model.fc3l
+            self.probs = self.model.probs if hasattr(self.model, "probs") \
+                else tf.nn.softmax(self.logits)
+        self.model_name = getattr(self.model, "name", type(self.model).__name__)
+        self.infl_layer_name, self.infl_layer = influence_layer(self.model)
+        self.panels = home.panels()
         self.sess = CountingSession(self._raw_sess, self.x)
         with self.graph():
-            data = load_ImageNet(args.data, model=self.model, sess=self.sess)
+            data = home.load_data(args, self.model, self.sess)
         self.X, self.y_true, self.y_pred, self.idx = data
-        self.X = self.X.astype(np.float32)
+        self.X = np.asarray(self.X, np.float32)
         self.y_true = np.asarray(self.y_true).astype(int)
         self.y_pred = np.asarray(self.y_pred).astype(int)
-        self.names = {c: ImageNet_idx2name(int(c)) for c in
+        self.idx = np.asarray(self.idx).astype(int)
+        idx2name = home.utils.ImageNet_idx2name
+        self.names = {c: idx2name(int(c)) for c in
                       set(self.y_true.tolist()) | set(self.y_pred.tolist())}
         self.sel = select_images(self.y_true, self.y_pred, settings.n_right, settings.n_wrong,
                                  args.images)
@@ -203,6 +324,14 @@ class Run:
         self.entries = {}  # part -> list of report entries
         self._methods = {}
         self._writer = FigureWriter()
+
+    def cannot_run(self, part):
+        """Why ``part`` cannot run with this model and these helpers, or None."""
+        if part == "comparison" and self.panels is None:
+            return SKIP_PANELS
+        if part == "influence" and self.infl_layer is None:
+            return SKIP_LAYER
+        return None
 
     def graph(self):
         return self._raw_sess.graph.as_default()
@@ -229,7 +358,7 @@ class Run:
 
     # ---------------------------------------------------------------- image metadata
     def info(self, i, note=None):
-        """Title info of dataset image ``i`` for visualization.panel_title."""
+        """Title info of dataset image ``i`` for :func:`info_title`."""
         info = {"index": int(self.idx[i]), "true_name": self.names[self.y_true[i]],
                 "pred_name": self.names[self.y_pred[i]],
                 "correct": bool(self.y_true[i] == self.y_pred[i])}
@@ -239,15 +368,20 @@ class Run:
 
     def label(self, i):
         ok = "correct" if self.y_true[i] == self.y_pred[i] else "incorrect"
-        return (f"image {int(self.idx[i])} (true {short(self.names[self.y_true[i]])}, "
-                f"pred {short(self.names[self.y_pred[i]])}, {ok})")
+        return (f"image {int(self.idx[i])} (true {short_name(self.names[self.y_true[i]])}, "
+                f"pred {short_name(self.names[self.y_pred[i]])}, {ok})")
 
     # ------------------------------------------------------------------- outputs
-    def figure(self, part, name, fig, caption):
-        """Queue ``fig`` to be written (in a background thread, while the next work runs)."""
+    def figure(self, part, name, fig, caption, images=None):
+        """Queue ``fig`` to be written (in a background thread, while the next work runs);
+        ``images``: the data-set rows it shows, recorded in report.json."""
         self._writer.submit(fig, os.path.join(self.out, name))
-        self.entries.setdefault(part, []).append({"kind": "figure", "file": name,
-                                                  "caption": caption})
+        entry = {"kind": "figure", "file": name, "caption": caption}
+        if images is not None:
+            entry["images"] = [{"index": int(self.idx[i]), "row": int(i),
+                                "correct": bool(self.y_true[i] == self.y_pred[i])}
+                               for i in images]
+        self.entries.setdefault(part, []).append(entry)
 
     def finish_figures(self):
         """Wait until every queued figure is written; re-raise the first failure."""
@@ -374,7 +508,7 @@ class FigureWriter:
         self._pending = []
 
     def submit(self, fig, path):
-        self._pending.append(self._pool.submit(viz().save_figure, fig, path))
+        self._pending.append(self._pool.submit(save_figure, fig, path))
 
     def wait(self):
         pending, self._pending = self._pending, []
@@ -388,16 +522,6 @@ def study_steps(settings, baseline):
     if baseline in ("black", "white"):
         return settings.ig_steps
     return tuple(n for n in settings.ig_steps if settings.ig_other_max % n == 0)
-
-
-def viz():
-    """The plotting helpers of the toolkit (visualization.py)."""
-    try:
-        import visualization
-    except ImportError as err:  # an autograder's environment has only the graded files
-        raise RuntimeError("hw3_vc.py draws its figures with visualization.py from the "
-                           "toolkit; put it next to hw3_vc.py") from err
-    return visualization
 
 
 def select_images(y_true, y_pred, n_right, n_wrong, chosen=None):
@@ -423,30 +547,40 @@ def select_images(y_true, y_pred, n_right, n_wrong, chosen=None):
 # ------------------------------------------------------------------------------ parts
 
 def part_comparison(run):
-    """Written exercise 14: three methods x 10 images, input | point cloud | mask."""
+    """Written exercise 14: Saliency, Integrated Gradients and the influence-directed expert
+    (pre-softmax score of the predicted class, the whole data set, the influence layer) on
+    the 5 + 5 images: input | point cloud | binary mask, one figure per method."""
     sel = run.sel
-    expert = run.influence_expert()
-    methods = [("Saliency", run.saliency()), ("Integrated Gradients", run.ig())]
-    e = expert["expert"]
-    note = None
-    if expert["inactive"]:
-        note = (f"expert {e} of {expert['layer']} is inactive on the whole data set: "
-                "its attribution is zero")
-    methods.append((f"Influence (expert {e} of {expert['layer']})", run.influence_maps(e)))
-    if expert["inactive"]:
-        a = expert["active_expert"]
-        methods.append((f"Influence (most influential active unit {a})",
-                        run.influence_maps(a)))
-    for k, (name, maps) in enumerate(methods):
-        rows = {name: [(run.X[i], maps[j], run.info(i, note if "expert" in name and note
-                                                     and "active" not in name else None))
-                       for j, i in enumerate(sel)]}
-        fname = f"1_comparison_{k + 1}_{slug(name)}.png"
-        caption = f"{name}: input, point cloud and binary mask for {len(sel)} images."
-        if note and "active unit" in name:
+    methods = [("Saliency", run.saliency(), None), ("Integrated Gradients", run.ig(), None)]
+    if run.infl_layer is not None:
+        methods += influence_methods(run)
+    else:
+        print(f"comparison: no influence-directed panels: {SKIP_LAYER}", file=sys.stderr)
+    cloud, mask = run.panels
+    helpers = ("the project's magnitude_cloud and highlight_top_pixels" if run.home.viz
+               else "the course's point_cloud and binary_mask")
+    for k, (name, maps, note) in enumerate(methods):
+        entries = [(name, run.X[i], maps[j], run.info(i, note)) for j, i in enumerate(sel)]
+        caption = (f"{name}: input, point cloud and binary mask ({helpers}) for "
+                   f"{len(sel)} images.")
+        if "active unit" in name:
             caption += (" The definition's expert is inactive on the data, so this shows the "
                         "most influential unit that is active on at least one image.")
-        run.figure("comparison", fname, viz().comparison_figure(rows), caption)
+        run.figure("comparison", f"1_comparison_{k + 1}_{slug(name)}.png",
+                   comparison_figure(entries, cloud, mask), caption, images=sel)
+
+
+def influence_methods(run):
+    """``(name, maps, note)`` of the exercise-14 expert, and of the most influential
+    active unit when the expert is inactive on the whole data set."""
+    expert = run.influence_expert()
+    e, layer = expert["expert"], expert["layer"]
+    if not expert["inactive"]:
+        return [(f"Influence (expert {e} of {layer})", run.influence_maps(e), None)]
+    note = f"expert {e} of {layer} is inactive on the whole data set: its attribution is zero"
+    a = expert["active_expert"]
+    return [(f"Influence (expert {e} of {layer})", run.influence_maps(e), note),
+            (f"Influence (most influential active unit {a})", run.influence_maps(a), None)]
 
 
 def slug(text):
@@ -516,7 +650,7 @@ def part_influence(run):
     expert_of((int(c1), int(c2)), np.arange(len(run.X)), "whole data set", "13", c1)
     expert_of((int(c1), int(c2)), np.flatnonzero(run.y_true == c1), f"class {c1} only",
               "13", c1)
-    names = ", ".join(f"{c} {short(run.names.get(c, c))}" for c in first + related
+    names = ", ".join(f"{c} {short_name(run.names.get(c, c))}" for c in first + related
                       if c in run.names)
     run.table("influence", "2_influence_experts",
               ["exercise", "quantity of interest", "distribution of interest", "images",
@@ -524,9 +658,9 @@ def part_influence(run):
               f"Expert neurons of layer {layer} (classes: {names}). Exercise 11: two "
               "classes; 12: two related classes (logits most correlated over the data); "
               "13: the unit that separates them.")
-    for k in range(0, len(entries), 6):
+    for k in range(0, len(entries) if run.panels else 0, 6):
         run.figure("influence", f"2_influence_experts_{k // 6 + 1}.png",
-                   viz().comparison_figure(entries[k:k + 6]),
+                   comparison_figure(entries[k:k + 6], *run.panels),
                    "Each expert on a representative image of its class: input, point cloud, "
                    "binary mask of x * grad h_expert(x).")
 
@@ -536,10 +670,11 @@ def part_metrics(run):
     from hw3_evaluation import AverageDrop, Deletion, Insertion, N_Ord, metric_table
     sel, X = run.sel, run.X[run.sel]
     c = run.targets(sel)
-    expert = run.influence_expert()
-    unit = expert["active_expert"] if expert["inactive"] else expert["expert"]
-    maps = {"Saliency": run.saliency(), "Integrated Gradients": run.ig(),
-            f"Influence (unit {unit})": run.influence_maps(unit)}
+    maps = {"Saliency": run.saliency(), "Integrated Gradients": run.ig()}
+    if run.infl_layer is not None:
+        expert = run.influence_expert()
+        unit = expert["active_expert"] if expert["inactive"] else expert["expert"]
+        maps[f"Influence (unit {unit})"] = run.influence_maps(unit)
     labels = [int(run.idx[i]) for i in sel]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
@@ -581,7 +716,7 @@ def part_metrics(run):
     j = 0
     maps_row = [importance[m][j] for m in importance]
     pooled = [pool(a, s) for a in maps_row]
-    fig = viz().plot_grid(
+    fig = plot_grid(
         [[X[j]] + maps_row, [X[j]] + pooled],
         [["input"] + [f"{m}, {run.label(sel[j])}" for m in importance],
          ["input"] + [f"{m}, summed per {s}x{s} superpixel" for m in importance]])
@@ -714,7 +849,7 @@ def part_ig_study(run):
             grid.append([X[j]] + row)
             titles.append([run.label(sel[j]) if not titles else "input"] + t)
         run.figure("ig_study", f"4_ig_maps_{j + 1}.png",
-                   viz().plot_grid(grid, titles),
+                   plot_grid(grid, titles),
                    f"IG maps (summed over channels, red positive, blue negative) for "
                    f"{run.label(sel[j])}: rows are baselines, columns step counts (noise, blur and "
                    f"other image up to {run.s.ig_other_max} steps).")
@@ -738,7 +873,7 @@ def forward_probs(run, images, targets):
     from hw3_attribution import DEFAULT_BATCH_SIZE, chunk_slices
     out = np.empty(len(images), np.float32)
     for sl in chunk_slices(len(images), DEFAULT_BATCH_SIZE):
-        p = run.sess.run(run.model.probs, {run.x: images[sl]})
+        p = run.sess.run(run.probs, {run.x: images[sl]})
         out[sl] = p[np.arange(len(p)), targets[sl]]
     return out
 
@@ -760,13 +895,13 @@ def part_gradients(run):
                f"IG black ({n} steps) |.| summed", f"IG white ({n} steps) |.| summed"]
               for i in first]
     modes = [["image"] + ["abs"] * 4 for _ in first]
-    run.figure("gradients", "5_gradient_methods.png", viz().plot_grid(grid, titles, modes),
+    run.figure("gradients", "5_gradient_methods.png", plot_grid(grid, titles, modes),
                "Vanilla gradient, SmoothGrad and Integrated Gradients with black and white "
                "baselines (magnitudes summed over channels) on the first three images.")
     s = run.s.metric_superpixel
     occ = run.occlusion(s)[:3]
     run.figure("gradients", "5_occlusion.png",
-               viz().plot_grid([[X[j], occ[j]] for j in range(len(first))],
+               plot_grid([[X[j], occ[j]] for j in range(len(first))],
                                [[run.label(i), f"occlusion {s}x{s}, black"] for i in first],
                                [["image", "signed"] for _ in first]),
                f"Occlusion ({s}x{s} superpixels, black baseline) on the first three images: "
@@ -775,7 +910,7 @@ def part_gradients(run):
     sizes = run.s.occlusion_sizes
     maps = [run.occlusion(k, rows=one)[0] for k in sizes]
     run.figure("gradients", "5_occlusion_sizes.png",
-               viz().plot_row(X[0], maps, [run.label(first[0])]
+               plot_row(X[0], maps, [run.label(first[0])]
                               + [f"occlusion {k}x{k}" for k in sizes],
                               modes=["signed"] * len(sizes)),
                "Occlusion of the first image with superpixels of several sizes.")
@@ -789,7 +924,7 @@ def part_gradients(run):
     titles = [[run.label(first[0])] + [f"blurred, sigma {b:g} px" for b in run.s.blur_sigmas],
               ["input"] + [f"occlusion {k}x{k}, blur sigma {b:g}" for b in run.s.blur_sigmas]]
     modes = [["image"] * (1 + len(blurred)), ["image"] + ["signed"] * len(maps)]
-    run.figure("gradients", "5_occlusion_blur.png", viz().plot_grid(grid, titles, modes),
+    run.figure("gradients", "5_occlusion_blur.png", plot_grid(grid, titles, modes),
                "Occlusion with blurred baselines of several strengths (top: the baselines).")
 
 
@@ -798,10 +933,210 @@ PART_FUNCTIONS = {"comparison": part_comparison, "influence": part_influence,
                   "gradients": part_gradients}
 
 
+# ---------------------------------------------------------------------------- figures
+# Drawn here with matplotlib alone, so that the graded file draws its figures beside the
+# course's helpers too; visualization.py builds its richer panels on these.
+
+PANEL_SIZE = 2.6         # inches per panel side
+TITLE_WIDTH = 46         # characters per title line before wrapping
+PANEL_MODES = ("auto", "signed", "abs", "gray", "image")
+PANEL_MODE_ERROR = "mode: expected one of {expected}, got {actual!r}"
+PANEL_COUNT_ERROR = "{arg}: expected {expected} entries, got {actual}"
+
+
+def short_name(name):
+    """The first synonym of an ImageNet class name ('goldfish, Carassius auratus' ->
+    'goldfish'); anything that is not a string is formatted with ``str``."""
+    if not isinstance(name, str):
+        return str(name)
+    return name.split(",")[0].strip()
+
+
+def panel_title(method, index, true_name, pred_name, correct=None, width=TITLE_WIDTH):
+    """The homework's panel title: method, image index, true and predicted class, e.g.
+    ``'Saliency, image 354\\ntrue: Arabian camel\\npred: weasel (incorrect)'``.
+
+    Long synonym lists are cut to the first one; ``correct`` None compares the two names;
+    lines longer than ``width`` characters are wrapped.
+    """
+    import textwrap
+    if correct is None:
+        correct = true_name == pred_name
+    lines = [f"{method}, image {index}", f"true: {short_name(true_name)}",
+             f"pred: {short_name(pred_name)} ({'correct' if correct else 'incorrect'})"]
+    return "\n".join(textwrap.fill(line, width) for line in lines)
+
+
+def info_title(method, info):
+    """A panel title from ``info``: a dict with ``index``, ``true_name``, ``pred_name``,
+    optionally ``correct`` and ``note`` (a line added below), or a ready string, or None."""
+    import textwrap
+    if isinstance(info, str):
+        return f"{method}, {info}"
+    if info is None:
+        return str(method)
+    title = panel_title(method, info.get("index", "?"), info.get("true_name", "?"),
+                        info.get("pred_name", "?"), info.get("correct"))
+    note = info.get("note")
+    return f"{title}\n{textwrap.fill(note, TITLE_WIDTH)}" if note else title
+
+
+def per_pixel(a):
+    """A map ``[H, W]`` (float64) from ``[H, W]`` or ``[H, W, C]`` (summed over channels)."""
+    a = np.asarray(a, np.float64)
+    return a.sum(axis=-1) if a.ndim == 3 else a
+
+
+def _finish_axes(ax, title):
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title is not None:
+        ax.set_title(title, fontsize=8)
+
+
+def plot_signed(ax, attr, title=None, colorbar=False):
+    """Diverging heat map of a signed map (summed over channels): seismic, limits
+    +-max|a| (red +, blue -); an all-zero map is drawn white with limits +-1."""
+    agg = per_pixel(attr)
+    m = float(np.abs(agg).max())
+    m = m if m > 0 else 1.0
+    im = ax.imshow(agg, cmap="seismic", vmin=-m, vmax=m)
+    _finish_axes(ax, title)
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    return im
+
+
+def plot_magnitude(ax, attr, title=None, cmap="hot", colorbar=False):
+    """Heat map of the magnitude ``|sum_c a|`` with limits ``[0, max]``."""
+    agg = np.abs(per_pixel(attr))
+    m = float(agg.max())
+    im = ax.imshow(agg, cmap=cmap, vmin=0.0, vmax=m if m > 0 else 1.0)
+    _finish_axes(ax, title)
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    return im
+
+
+def show_image(ax, image, title=None):
+    """Show an RGB 0-255 image (float or uint8) or a grey ``[H, W]`` map in [0, 1]."""
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        im = ax.imshow(arr, cmap="gray", vmin=0.0, vmax=1.0)
+    else:
+        im = ax.imshow(np.clip(np.asarray(arr, np.float64), 0, 255).astype(np.uint8))
+    _finish_axes(ax, title)
+    return im
+
+
+def plot_map(ax, data, mode="auto", title=None):
+    """Draw one panel. Modes: ``'signed'`` (plot_signed), ``'abs'`` (plot_magnitude),
+    ``'gray'`` (a [0, 1] map such as a point cloud), ``'image'`` (RGB 0-255), and
+    ``'auto'``: signed if the map has negative values, else magnitude."""
+    if mode not in PANEL_MODES:
+        raise ValueError(PANEL_MODE_ERROR.format(expected=PANEL_MODES, actual=mode))
+    if mode == "auto":
+        mode = "signed" if np.min(data) < 0 else "abs"
+    if mode == "signed":
+        return plot_signed(ax, data, title)
+    if mode == "abs":
+        return plot_magnitude(ax, data, title)
+    return show_image(ax, data, title)
+
+
+def plot_grid(rows, titles, modes=None, suptitle=None, panel_size=PANEL_SIZE):
+    """A figure with one titled panel per entry of ``rows`` (a list of rows of arrays).
+
+    ``titles`` has the same nesting (every panel is titled); ``modes`` too (``plot_map``
+    modes; None: ``'auto'``). Rows may differ in length. Returns a
+    ``matplotlib.figure.Figure`` (pass it to :func:`save_figure`).
+    """
+    from matplotlib.figure import Figure
+    if not rows:
+        raise ValueError(PANEL_COUNT_ERROR.format(arg="rows", expected="at least 1",
+                                                  actual=0))
+    if len(titles) != len(rows):
+        raise ValueError(PANEL_COUNT_ERROR.format(arg="titles", expected=len(rows),
+                                                  actual=len(titles)))
+    modes = [["auto"] * len(r) for r in rows] if modes is None else modes
+    n_cols = max(len(r) for r in rows)
+    # room for the titles: about 0.15 inch per line of 8-point text
+    lines = sum(max((str(t).count("\n") + 1 for t in row if t is not None), default=0)
+                for row in titles)
+    fig = Figure(figsize=(panel_size * n_cols, panel_size * len(rows) + 0.15 * lines
+                          + 0.2 * len(rows) + (0.4 if suptitle else 0.0)))
+    axes = fig.subplots(len(rows), n_cols, squeeze=False)
+    for r, row in enumerate(rows):
+        if len(titles[r]) != len(row) or len(modes[r]) != len(row):
+            raise ValueError(PANEL_COUNT_ERROR.format(arg=f"titles/modes of row {r}",
+                                                      expected=len(row),
+                                                      actual=(len(titles[r]), len(modes[r]))))
+        for c in range(n_cols):
+            if c < len(row):
+                plot_map(axes[r, c], row[c], modes[r][c], titles[r][c])
+            else:
+                axes[r, c].axis("off")
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_row(image, maps, titles, modes=None, suptitle=None, panel_size=PANEL_SIZE):
+    """The image and any number of maps in one row, every panel titled. ``titles``: one
+    per map, the image's first (or one per map only: the image is titled 'input');
+    ``modes``: one ``plot_map`` mode per map (None: 'auto')."""
+    maps, titles = list(maps), list(titles)
+    if len(titles) == len(maps):
+        titles = ["input"] + titles
+    if len(titles) != len(maps) + 1:
+        raise ValueError(PANEL_COUNT_ERROR.format(
+            arg="titles", expected=f"{len(maps) + 1} or {len(maps)}", actual=len(titles)))
+    modes = ["auto"] * len(maps) if modes is None else list(modes)
+    if len(modes) != len(maps):
+        raise ValueError(PANEL_COUNT_ERROR.format(arg="modes", expected=len(maps),
+                                                  actual=len(modes)))
+    return plot_grid([[image] + maps], [titles], [["image"] + modes], suptitle, panel_size)
+
+
+def comparison_figure(entries, cloud, mask, suptitle=None, panel_size=PANEL_SIZE):
+    """Written exercise 14's layout: one row per ``(method, image, attribution, info)``
+    entry, panels input | ``cloud(attribution)`` | ``mask(image, attribution)``, each
+    titled with the method, the image's index, the true and predicted class and whether
+    the prediction is right (:func:`info_title`)."""
+    grid, titles, modes = [], [], []
+    for method, image, attribution, info in entries:
+        grid.append([image, cloud(attribution), mask(image, attribution)])
+        titles.append([info_title(f"{method}: {panel}", info)
+                       for panel in ("input", "point cloud", "binary mask")])
+        modes.append(["image", "gray", "image"])
+    return plot_grid(grid, titles, modes, suptitle, panel_size)
+
+
+def save_figure(fig, path, dpi=120):
+    """Write ``fig`` as a PNG to ``path`` through the project's one atomic writer
+    (``hw3_evaluation.write_bytes``), then close it; returns ``path`` as a string. A
+    failed drawing writes nothing and leaves an older file as it was."""
+    import io
+    from hw3_evaluation import write_bytes
+    path = os.fspath(path)
+    try:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=dpi)
+        write_bytes(path, buffer.getvalue())
+    finally:
+        from matplotlib.figure import Figure
+        pyplot = sys.modules.get("matplotlib.pyplot")   # a pyplot figure is closed too
+        if pyplot is not None and isinstance(fig, Figure):
+            pyplot.close(fig)
+    return path
+
+
 # ----------------------------------------------------------------------------- report
 
-def write_report(run, timings):
-    """Merge this run's entries into report.json and rewrite index.md from it."""
+def write_report(run, timings, skipped=None):
+    """Merge this run's entries into report.json and rewrite index.md from it; the parts
+    in ``skipped`` that no run has written are listed at the end with the reason."""
     state_path = os.path.join(run.out, "report.json")
     state = {}
     if os.path.exists(state_path):
@@ -813,7 +1148,7 @@ def write_report(run, timings):
     parts = state.get("parts", {})
     for part in timings:
         parts[part] = {"entries": run.entries.get(part, []), "seconds": timings[part],
-                       "model": run.model.name, "images": len(run.X),
+                       "model": run.model_name, "images": len(run.X),
                        "settings": "quick" if run.args.quick else "full"}
     state["parts"] = parts
     write_text(state_path, json.dumps(state, indent=1, default=str))
@@ -842,13 +1177,29 @@ def write_report(run, timings):
                 listed.append(e["csv"])
             lines.append("")
             listed.append(e["file"])
+    missing = {p: why for p, why in (skipped or {}).items() if p not in parts}
+    if missing:
+        lines += ["## Skipped", ""] + [f"- {PART_TITLES[p]}: {why}." for p, why in
+                                       missing.items()] + [""]
     write_text(os.path.join(run.out, "index.md"), "\n".join(lines) + "\n")
     return listed
 
 
 # ------------------------------------------------------------------------------- main
 
-def parse_args(argv=None):
+def group_by_reason(skipped):
+    """``[(reason, 'part, part'), ...]`` from ``{part: reason}``, in the parts' order."""
+    reasons = {}
+    for part in PARTS:
+        if part in skipped:
+            reasons.setdefault(skipped[part], []).append(part)
+    return [(why, ", ".join(names)) for why, names in reasons.items()]
+
+
+
+def parse_args(argv=None, probe=False):
+    """The options, checked; with ``probe``, also ``args.home`` (:class:`Home`), and the
+    options that this folder's helpers cannot honour are refused."""
     p = argparse.ArgumentParser(
         description="Regenerate every figure and table of the homework's written part "
                     "into an output folder (index.md shows them in order).",
@@ -864,20 +1215,22 @@ def parse_args(argv=None):
                                   "., .. or ../.. as the course's load_ImageNet finds it, else "
                                   "the bundled sample)")
     p.add_argument("--out", default="figures", help="output folder (default: figures/)")
-    p.add_argument("--parts", default=",".join(PARTS),
-                   help="comma-separated parts to run (default: all)")
+    p.add_argument("--parts",
+                   help="comma-separated parts to run (default: all; beside the course's own "
+                        "helpers, the homework's: " + ", ".join(HOMEWORK_PARTS) + ")")
     p.add_argument("--images", help="comma-separated data-set row indices to use instead of "
                                     "the first 5 correct and 5 incorrect predictions")
     p.add_argument("--quick", action="store_true",
                    help="every figure with smaller budgets (fewer images, steps and samples)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
-    parts = [x.strip() for x in args.parts.split(",") if x.strip()]
-    unknown = [x for x in parts if x not in PARTS]
-    if unknown or not parts:
-        p.error(f"--parts: expected a comma-separated subset of {', '.join(PARTS)}, "
-                f"got {args.parts!r}")
-    args.parts = [x for x in PARTS if x in parts]
+    if args.parts is not None:
+        parts = [x.strip() for x in args.parts.split(",") if x.strip()]
+        unknown = [x for x in parts if x not in PARTS]
+        if unknown or not parts:
+            p.error(f"--parts: expected a comma-separated subset of {', '.join(PARTS)}, "
+                    f"got {args.parts!r}")
+        args.parts = [x for x in PARTS if x in parts]
     if args.images:
         try:
             args.images = [int(x) for x in args.images.split(",") if x.strip()]
@@ -885,33 +1238,45 @@ def parse_args(argv=None):
             p.error(f"--images: expected comma-separated integers, got {args.images!r}")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         p.error(f"--out: expected a folder, got the file {args.out!r}")
+    if probe:   # what this folder's helpers offer (imports TensorFlow: after --help)
+        args.home = Home()
+        args.home.check(args, p.error)
     return args
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    args = parse_args(argv, probe=True)
     from tqdm.auto import tqdm
     settings = QUICK if args.quick else FULL
     os.makedirs(args.out, exist_ok=True)
     start = time.time()
-    run = Run(args, settings)
-    print(f"model {run.model.name}; {len(run.X)} images; comparison set: "
+    run = Run(args, settings, args.home)
+    skipped = args.home.skipped(args.parts)
+    parts = args.parts or list(args.home.default_parts)
+    skipped.update({p: run.cannot_run(p) for p in parts if run.cannot_run(p)})
+    parts = [p for p in parts if p not in skipped]
+    print(f"model {run.model_name}; {len(run.X)} images; comparison set: "
           + ", ".join(run.label(i) for i in run.sel), file=sys.stderr)
+    print("parts: " + ", ".join(parts), file=sys.stderr)
+    for why, names in group_by_reason(skipped):
+        print(f"skipped {names}: {why}", file=sys.stderr)
     timings = {}
-    for part in tqdm(args.parts, desc="parts", disable=args.no_progress):
+    for part in tqdm(parts, desc="parts", disable=args.no_progress):
         t0 = time.time()
         PART_FUNCTIONS[part](run)
         timings[part] = time.time() - t0
         print(f"{part}: {timings[part]:.1f} s", file=sys.stderr)
     run.finish_figures()
-    files = write_report(run, timings)
+    files = write_report(run, timings, skipped)
     seconds = time.time() - start
     stats = {"forwards": run.sess.forwards, "gradients": run.sess.gradients,
-             "seconds": seconds, "parts": timings, "model": run.model.name,
-             "quick": bool(args.quick)}
+             "seconds": seconds, "parts": timings, "model": run.model_name,
+             "quick": bool(args.quick), "skipped": skipped}
     write_text(os.path.join(args.out, "run_stats.json"), json.dumps(stats, indent=1))
     print(f"Wrote {len(files)} files to {os.path.abspath(args.out)}; open "
           f"{os.path.join(args.out, 'index.md')}")
+    for why, names in group_by_reason(skipped):
+        print(f"Skipped {names}: {why}.")
     print(f"passes: forwards={run.sess.forwards} gradients={run.sess.gradients} "
           f"seconds={seconds:.1f}")
     return 0

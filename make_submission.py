@@ -11,11 +11,23 @@ the standard library, numpy, scipy, tensorflow, Pillow, tqdm and matplotlib; fro
 DESIGN.md). Any other import is named with its file and line, and nothing is written. The
 zip goes to a temporary name in the destination folder and is renamed into place, so an
 existing zip is either kept or replaced whole.
+
+Then it does what a grader does: it unpacks the new zip into a scratch folder beside
+stand-ins of the course's own helpers (``course/``: ``get_model(sess)``, ``load_ImageNet()``,
+``binary_mask``, ``point_cloud``), a small random-weight VGG16 and a small course-style data
+file written for the check, and runs the zipped ``hw3_vc.py --quick`` there. A crash, or a
+run that does not write written exercise 14's figures, means no zip, with the reason
+(``--no-run`` skips this run; the import check always runs).
 """
 import argparse
 import ast
+import glob
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
+import time
 import uuid
 import zipfile
 
@@ -30,6 +42,16 @@ HW3_UTILS_NAMES = frozenset({
     "load_img", "resize_images"})
 STDLIB = frozenset(sys.stdlib_module_names) | {"__future__"}
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+# Stand-ins of the course's own hw3_utils.py and vgg16.py (course/README.md); the course's
+# imagenet_classes.py is the project's own list.
+COURSE_DIR = os.path.join(HERE, "course")
+COURSE_FILES = (os.path.join(COURSE_DIR, "hw3_utils.py"), os.path.join(COURSE_DIR, "vgg16.py"),
+                os.path.join(HERE, "imagenet_classes.py"))
+COURSE_DATA_FILE = "imagenet_14c_vgg16.npz"
+CHECK_VGG16_DIVISOR = 16      # the check's VGG16: every layer 16 times narrower
+CHECK_TIMEOUT = 1800          # seconds for the check's run
+
 MISSING = "{file}: missing (expected in {folder})"
 SYNTAX = "{file}:{line}: does not compile: {msg}"
 NOT_PROVIDED = ("{file}:{line}: imports {what}, which the autograder does not provide "
@@ -40,6 +62,11 @@ UTILS_NAME = ("{file}:{line}: uses hw3_utils.{name}, which the autograder's hw3_
 RELATIVE = "{file}:{line}: relative import {what}; the submission is flat, import by name"
 SUBMODULE = "{file}:{line}: imports {what}, but {top} is a single module, not a package"
 STAR = "{file}:{line}: 'from {module} import *' hides which names are used; import them by name"
+RUN_FAILED = ("the zipped hw3_vc.py --quick failed beside the course's helpers (exit status "
+              "{code}); the end of what it printed:\n{tail}")
+RUN_TIMEOUT = "the zipped hw3_vc.py --quick ran past {seconds} s beside the course's helpers"
+RUN_MISSING = ("the zipped hw3_vc.py --quick exited 0 beside the course's helpers but wrote "
+               "no {what}")
 
 
 def _allowed_names():
@@ -198,8 +225,96 @@ def write_zip(paths, out):
     return entries
 
 
+def course_data(n=12, seed=0):
+    """A small course-style data set (the keys of ``imagenet_14c_vgg16.npz``): ``X``
+    ``[n, 224, 224, 3]`` RGB 0-255 (seeded smooth noise), ``Y``, ``Pred``, ``Idx``, over the
+    homework's camel and weasel and four more classes, the first image of each class
+    predicted right and the second wrong, so that every table of the written part has
+    rows (``n`` even, at most 12)."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    coarse = rng.uniform(0, 255, (n, 7, 7, 3))
+    X = np.repeat(np.repeat(coarse, 32, axis=1), 32, axis=2)        # blobs of 32 x 32
+    X = np.clip(X + rng.normal(0, 20, X.shape), 0, 255).astype(np.float32)
+    classes = np.array([354, 356, 1, 163, 250, 283])
+    Y = np.concatenate([classes, classes])[:n]
+    wrong = np.roll(classes, 1)
+    Pred = np.concatenate([classes, wrong])[:n]
+    return {"X": X, "Y": Y, "Pred": Pred, "Idx": np.arange(1000, 1000 + n)}
+
+
+def write_course_folder(folder, zip_path=None, data=None):
+    """A grader's folder: the zip unpacked (if given) beside the course's helpers
+    (``COURSE_FILES``) and, if given, a course-style data file ``imagenet_14c_vgg16.npz``
+    (a dict of arrays)."""
+    os.makedirs(folder, exist_ok=True)
+    if zip_path is not None:
+        with zipfile.ZipFile(zip_path) as zf:
+            zf.extractall(folder)
+    for path in COURSE_FILES:
+        shutil.copy(path, os.path.join(folder, os.path.basename(path)))
+    if data is not None:
+        import numpy as np
+        np.savez(os.path.join(folder, COURSE_DATA_FILE), **data)
+    return folder
+
+
+def course_env(divisor=CHECK_VGG16_DIVISOR):
+    """The environment of a run in a grader's folder: nothing of the project on the path,
+    the stand-in VGG16 narrowed by ``divisor``, TensorFlow's start-up notices off."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env["HW3_STANDIN_VGG16_DIVISOR"] = str(divisor)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env
+
+
+def run_check(zip_path, timeout=CHECK_TIMEOUT):
+    """Run the zipped ``hw3_vc.py --quick`` as a grader would (module docstring).
+
+    Returns ``(problems, summary)``: a list of problem strings (empty: it ran and wrote
+    written exercise 14's figures and the homework's tables) and a one-line summary.
+    """
+    scratch = tempfile.mkdtemp(prefix="hw3_grader_check_")
+    try:
+        write_course_folder(scratch, zip_path, course_data())
+        start = time.time()
+        try:
+            proc = subprocess.run([sys.executable, "-s", "hw3_vc.py", "--quick",
+                                   "--no-progress", "--out", "figures"], cwd=scratch,
+                                  env=course_env(), capture_output=True, text=True,
+                                  timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return [RUN_TIMEOUT.format(seconds=timeout)], ""
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+            return [RUN_FAILED.format(code=proc.returncode, tail=tail)], ""
+        out = os.path.join(scratch, "figures")
+        problems = [RUN_MISSING.format(what=what) for what, pattern in (
+            ("exercise-14 figure (1_comparison_*.png)", "1_comparison_*.png"),
+            ("influence table (2_influence_experts.csv)", "2_influence_experts.csv"),
+            ("Average Drop table (3_average_drop.csv)", "3_average_drop.csv"),
+            ("Necessity Ordering table (3_necessity_ordering.csv)",
+             "3_necessity_ordering.csv")) if not glob.glob(os.path.join(out, pattern))]
+        files = len(os.listdir(out)) if os.path.isdir(out) else 0
+        return problems, (f"the zipped hw3_vc.py --quick ran beside the course's helpers "
+                          f"(small random VGG16) in {time.time() - start:.0f} s and wrote "
+                          f"{files} files")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def refuse(problems, out):
+    """Say why no zip was written; an existing zip stays as it was. Returns exit status 1."""
+    print(f"make_submission: {len(problems)} problem(s); no zip written:", file=sys.stderr)
+    for problem in problems:
+        print("  " + problem, file=sys.stderr)
+    if os.path.exists(out):
+        print(f"  (the existing {out} is from an earlier run and was left unchanged)",
+              file=sys.stderr)
+    return 1
+
+
 def main(argv=None):
-    here = os.path.dirname(os.path.abspath(__file__))
     parser = argparse.ArgumentParser(
         description="Build the Gradescope zip with " + ", ".join(SUBMISSION_FILES)
                     + " at its top level, after checking that each file compiles and "
@@ -207,22 +322,26 @@ def main(argv=None):
     parser.add_argument("--out", default="submission.zip",
                         help="the zip to write (default: submission.zip in the current "
                              "folder; Gradescope wants exactly that name)")
-    parser.add_argument("--src", default=here,
+    parser.add_argument("--src", default=HERE,
                         help="the folder holding the four files (default: this script's "
                              "folder, %(default)s)")
+    parser.add_argument("--no-run", action="store_true",
+                        help="only check the imports; do not run the zipped hw3_vc.py "
+                             "--quick beside the course's helpers first")
     args = parser.parse_args(argv)
 
     paths = [os.path.join(args.src, f) for f in SUBMISSION_FILES]
     problems = check_sources(paths)
+    summary = ""
+    if not problems and not args.no_run:
+        with tempfile.TemporaryDirectory(prefix="hw3_zip_") as scratch:
+            trial = os.path.join(scratch, "submission.zip")
+            write_zip(paths, trial)
+            print("running the zipped hw3_vc.py --quick beside the course's helpers "
+                  "(a minute or two)...", file=sys.stderr)
+            problems, summary = run_check(trial)
     if problems:
-        print(f"make_submission: {len(problems)} problem(s); no zip written:",
-              file=sys.stderr)
-        for problem in problems:
-            print("  " + problem, file=sys.stderr)
-        if os.path.exists(args.out):
-            print(f"  (the existing {args.out} is from an earlier run and was left "
-                  "unchanged)", file=sys.stderr)
-        return 1
+        return refuse(problems, args.out)
     try:
         entries = write_zip(paths, args.out)
     except OSError as err:
@@ -233,6 +352,8 @@ def main(argv=None):
           "entries at its top level:")
     for name, size, packed in entries:
         print(f"  {name:<22} {size:>8} bytes ({packed} compressed)")
+    if summary:
+        print("checked: " + summary)
     if os.path.basename(args.out) != "submission.zip":
         print("note: Gradescope accepts only the name submission.zip; rename it before "
               "uploading", file=sys.stderr)

@@ -1,137 +1,31 @@
-"""Play the course's autograder: the graded files alone, beside the course's own helpers.
+"""Play the course's autograder and a grader: the graded files alone, beside the course's
+own helpers.
 
 The autograder unpacks submission.zip next to ITS OWN hw3_utils.py, vgg16.py and
-imagenet_classes.py and calls the starter signatures with positional arguments. These tests
-build the zip with make_submission.py, unpack it into a temporary folder together with a
-minimal course-style hw3_utils.py / vgg16.py / imagenet_classes.py written here (the
-course's code in substance: an unnamed placeholder, ``vgg16(imgs, 'imagenet', sess)``,
-``Domains``, ``imagenet_14c_vgg16.npz``), and run the calls in a subprocess whose
-``sys.path`` does not see the project.
+imagenet_classes.py and calls the starter signatures with positional arguments; a grader
+runs hw3_vc.py there. These tests build the zip once with make_submission.py (which itself
+runs the zipped ``hw3_vc.py --quick`` beside the stand-ins), unpack it into a temporary
+folder beside the stand-ins of the course's helpers in ``course/`` (the course's code in
+substance: an unnamed placeholder, ``vgg16(imgs, 'imagenet', sess)``, ``Domains``,
+``imagenet_14c_vgg16.npz``, ``binary_mask``, ``point_cloud``), and run the calls and the
+script in subprocesses whose ``sys.path`` does not see the project.
 """
+import hashlib
 import json
 import os
 import subprocess
 import sys
 import textwrap
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import make_submission as MS
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GRADED = ("hw3_attribution.py", "hw3_infl.py", "hw3_vc.py", "hw3_evaluation.py")
-
-COURSE_CLASSES = """\
-class_names = ['class %d' % i for i in range(1000)]
-class_names[354] = 'Arabian camel, dromedary, Camelus dromedarius'
-class_names[356] = 'weasel'
-"""
-
-# The classic TF1 VGG16 (Frossard's, as the course ships it): variables created with
-# initial values, then weights loaded. 'imagenet' stands for the real 553 MB file; here it
-# runs the variables' own seeded He initialisers (fc3 scaled down and biased so that every
-# class score is positive, which Average Drop needs). The real loader assigns the file's
-# arrays; generating them in the graph keeps this test fast.
-COURSE_VGG16 = """\
-import numpy as np
-import tensorflow as tf
-tf1 = tf.compat.v1
-
-
-class vgg16:
-    def __init__(self, imgs, weights=None, sess=None):
-        self.imgs = imgs
-        self.convlayers()
-        self.fc_layers()
-        self.probs = tf.nn.softmax(self.fc3l)
-        if weights is not None and sess is not None:
-            self.load_weights(weights, sess)
-
-    @staticmethod
-    def _he(shape, seed, scale=1.0):
-        std = scale * np.sqrt(2.0 / np.prod(shape[:-1]))
-        return tf1.random.normal(shape, stddev=std, seed=seed)
-
-    def convlayers(self):
-        self.parameters = []
-        with tf1.name_scope('preprocess') as scope:
-            mean = tf.constant([123.68, 116.779, 103.939], dtype=tf.float32,
-                               shape=[1, 1, 1, 3], name='img_mean')
-            x = self.imgs - mean
-        cin = 3
-        for block, (n, cout) in enumerate([(2, 64), (2, 128), (3, 256), (3, 512),
-                                           (3, 512)], 1):
-            for i in range(1, n + 1):
-                name = 'conv%d_%d' % (block, i)
-                with tf1.name_scope(name) as scope:
-                    kernel = tf1.Variable(self._he([3, 3, cin, cout], len(self.parameters)),
-                                          name='weights')
-                    biases = tf1.Variable(tf.zeros([cout]), name='biases')
-                    conv = tf.nn.conv2d(x, kernel, [1, 1, 1, 1], padding='SAME')
-                    x = tf.nn.relu(tf.nn.bias_add(conv, biases), name=scope)
-                setattr(self, name, x)
-                self.parameters += [kernel, biases]
-                cin = cout
-            x = tf.nn.max_pool2d(x, [1, 2, 2, 1], [1, 2, 2, 1], 'SAME',
-                                 name='pool%d' % block)
-            setattr(self, 'pool%d' % block, x)
-
-    def fc_layers(self):
-        x = tf.reshape(self.pool5, [-1, 25088])
-        for name, cin, cout in (('fc1', 25088, 4096), ('fc2', 4096, 4096),
-                                ('fc3', 4096, 1000)):
-            last = name == 'fc3'
-            with tf1.name_scope(name) as scope:
-                w = tf1.Variable(self._he([cin, cout], len(self.parameters),
-                                          0.01 if last else 1.0), name='weights')
-                b = tf1.Variable(tf.fill([cout], 5.0 if last else 0.0), name='biases')
-                x = tf.nn.bias_add(tf.matmul(x, w), b)
-                if not last:
-                    x = tf.nn.relu(x)
-            self.parameters += [w, b]
-            setattr(self, 'fc3l' if last else name, x)
-
-    def load_weights(self, weight_file, sess):
-        sess.run(tf1.variables_initializer(self.parameters))
-"""
-
-COURSE_UTILS = """\
-import os
-from collections import namedtuple
-
-import numpy as np
-import tensorflow as tf
-from vgg16 import vgg16
-from imagenet_classes import class_names
-
-Domains = namedtuple("Domains", ["X", "Y", "Pred", "Idx"])
-
-
-def get_model(sess):
-    imgs = tf.compat.v1.placeholder(tf.float32, [None, 224, 224, 3])
-    return vgg16(imgs, 'imagenet', sess)
-
-
-def load_ImageNet():
-    for d in ['.', '..', '../..']:
-        path = os.path.join(d, "imagenet_14c_vgg16.npz")
-        if os.path.exists(path):
-            break
-    all = np.load(path)
-    return Domains(all['X'], all['Y'], all['Pred'], all['Idx'])
-
-
-def get_tensor_names():
-    return [n.name + ":0" for n in tf.compat.v1.get_default_graph().as_graph_def().node]
-
-
-def ImageNet_name2idx(name):
-    return class_names.index(name)
-
-
-def ImageNet_idx2name(idx):
-    return class_names[idx]
-"""
 
 PRELUDE = """\
 import json, os, sys
@@ -226,22 +120,23 @@ print('RESULT ' + json.dumps(out))
 """
 
 
-def build_folder(tmp_path, data=None):
+@pytest.fixture(scope="module")
+def submission(tmp_path_factory):
+    """submission.zip built once by make_submission.py, its grader check included."""
+    zip_path = tmp_path_factory.mktemp("zip") / "submission.zip"
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "make_submission.py"), "--out",
+                           str(zip_path)], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "checked: the zipped hw3_vc.py --quick ran beside the course's helpers" \
+        in proc.stdout
+    return zip_path
+
+
+def build_folder(tmp_path, zip_path, data=None):
     """The autograder's folder: the unpacked submission and the course's helpers."""
-    zip_path = tmp_path / "submission.zip"
-    subprocess.run([sys.executable, os.path.join(ROOT, "make_submission.py"), "--out",
-                    str(zip_path)], check=True, capture_output=True, cwd=ROOT)
-    folder = tmp_path / "autograder"
-    folder.mkdir()
     with zipfile.ZipFile(zip_path) as zf:
         assert sorted(zf.namelist()) == sorted(GRADED)
-        zf.extractall(folder)
-    (folder / "imagenet_classes.py").write_text(COURSE_CLASSES)
-    (folder / "vgg16.py").write_text(COURSE_VGG16)
-    (folder / "hw3_utils.py").write_text(COURSE_UTILS)
-    if data is not None:
-        np.savez(folder / "imagenet_14c_vgg16.npz", **data)
-    return folder
+    return Path(MS.write_course_folder(tmp_path / "autograder", zip_path, data))
 
 
 def run_in(folder, body):
@@ -256,9 +151,9 @@ def run_in(folder, body):
     return json.loads(line[len("RESULT "):])
 
 
-def test_graded_files_alone_on_toy_graphs(tmp_path):
+def test_graded_files_alone_on_toy_graphs(tmp_path, submission):
     """The starter's call forms on toy graphs with answers known by hand."""
-    out = run_in(build_folder(tmp_path), TOY_CALLS)
+    out = run_in(build_folder(tmp_path, submission), TOY_CALLS)
     np.testing.assert_allclose(out["ig_ex6"], [[4 / 7, 3 / 7]], atol=1e-3)
     X = np.array([[1.0, 2.0], [-1.0, 4.0]])
     np.testing.assert_allclose(out["sal"], X * np.array([-2.0, 0.5]), rtol=1e-6)
@@ -270,14 +165,14 @@ def test_graded_files_alone_on_toy_graphs(tmp_path):
 
 
 @pytest.mark.slow
-def test_graded_files_alone_on_course_vgg16(tmp_path):
+def test_graded_files_alone_on_course_vgg16(tmp_path, submission):
     """Every call of the issue on the course's VGG16 (random weights), in the autograder's
     layout: get_model(sess), the input found as 'Placeholder:0', model.fc1 / model.fc3l."""
     rng = np.random.default_rng(0)
     data = {"X": rng.uniform(0, 255, (3, 224, 224, 3)).astype(np.float32),
             "Y": np.array([354, 356, 354]), "Pred": np.array([354, 356, 1]),
             "Idx": np.array([10, 11, 12])}
-    out = run_in(build_folder(tmp_path, data), VGG16_CALLS)
+    out = run_in(build_folder(tmp_path, submission, data), VGG16_CALLS)
     assert out["shapes"] == [[1, 224, 224, 3]] * 3
     assert out["finite"]
     assert 0 <= out["expert"] < 4096
@@ -327,3 +222,75 @@ def test_starter_calls_on_the_default_model(default_model, sample_data):
     assert np.all(f > 0)
     assert ad == pytest.approx(100 * np.mean(np.maximum(f - fm, 0) / f), rel=1e-5)
     assert np.isfinite(no) and no >= 0
+
+
+# ---------------------------------------------------------------- hw3_vc.py as a grader runs it
+
+def run_script(folder, *args, timeout=1200):
+    """``python hw3_vc.py ARGS`` in the grader's folder, the stand-in VGG16 narrowed."""
+    return subprocess.run([sys.executable, "-s", "hw3_vc.py", *args], cwd=folder,
+                          env=MS.course_env(), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def digests(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()
+            if p.is_file()}
+
+
+def csv_rows(path):
+    import csv
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.reader(f))[1:]
+
+
+@pytest.mark.slow
+def test_hw3_vc_regenerates_exercise_14_beside_the_course_helpers(tmp_path, submission):
+    """``python hw3_vc.py`` (full settings) in the course's folder: written exercise 14 for
+    Saliency, IG and the influence expert on 5 right + 5 wrong images with the course's
+    point_cloud and binary_mask, the influence, Average Drop and N_Ord tables with
+    numbers, the extra studies skipped with the reason; nothing of the folder changed."""
+    folder = build_folder(tmp_path, submission, MS.course_data())
+    before = digests(folder)
+    proc = run_script(folder, "--no-progress", "--out", "figures")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert digests(folder) == before                   # no file of the folder changed
+    assert "skipped ig_study, gradients: an extra study" in proc.stderr
+    out = folder / "figures"
+    report = json.loads((out / "report.json").read_text())
+    assert sorted(report["parts"]) == ["comparison", "influence", "metrics"]
+    figures = report["parts"]["comparison"]["entries"]
+    names = [e["file"] for e in figures]
+    assert names[:2] == ["1_comparison_1_saliency.png",
+                         "1_comparison_2_integrated_gradients.png"]
+    assert names[2].startswith("1_comparison_3_influence_expert_") and "of_fc1" in names[2]
+    for e in figures:
+        from PIL import Image
+        with Image.open(out / e["file"]) as im:      # ten rows of titled panels
+            assert im.format == "PNG" and im.size[1] > 10 * 250 and im.size[0] > 3 * 250
+        assert len(e["images"]) == 10
+        assert [i["correct"] for i in e["images"]] == [True] * 5 + [False] * 5
+        assert "the course's point_cloud and binary_mask" in e["caption"]
+    experts = csv_rows(out / "2_influence_experts.csv")
+    assert len(experts) == 10 and all(0 <= int(r[4]) < 4096 // 16 for r in experts)
+    ad = csv_rows(out / "3_average_drop.csv")
+    assert [r[0] for r in ad][:2] == ["Saliency", "Integrated Gradients"] and len(ad) == 3
+    assert all(np.isfinite(float(r[1])) and float(r[1]) >= 0 for r in ad)
+    nord = csv_rows(out / "3_necessity_ordering.csv")
+    assert len(nord) == 11 and nord[-1][0] == "mean"   # 10 images and the mean
+    assert all(np.isfinite(float(v)) for r in nord for v in r[1:])
+    index = (out / "index.md").read_text()
+    assert "## Skipped" in index and "Integrated Gradients: baselines and steps" in index
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--model", "vgg16"], "--model: this folder's hw3_utils.get_model(sess) is the course's"),
+    (["--weights", "w.npz"], "--weights: this folder's hw3_utils.get_model(sess) is the "),
+    (["--data", "mine.npz"], "--data: this folder's hw3_utils.load_ImageNet() is the course's"),
+])
+def test_hw3_vc_refuses_options_the_course_helpers_cannot_honour(tmp_path, submission,
+                                                                 option, message):
+    folder = build_folder(tmp_path, submission)
+    proc = run_script(folder, *option, "--out", "figures", timeout=300)
+    assert proc.returncode == 2 and message in proc.stderr
+    assert "Traceback" not in proc.stderr and not (folder / "figures").exists()

@@ -127,7 +127,7 @@ def test_script_writes_exactly_the_four_files_at_top_level(tmp_path):
     src = tmp_path / "src"
     _write(src, GOOD)
     out = tmp_path / "out" / "submission.zip"
-    result = _run("--src", str(src), "--out", str(out))
+    result = _run("--src", str(src), "--out", str(out), "--no-run")
     assert result.returncode == 0, result.stderr
     with zipfile.ZipFile(out) as zf:
         assert sorted(zf.namelist()) == sorted(MS.SUBMISSION_FILES)
@@ -178,6 +178,41 @@ def test_failed_write_leaves_no_zip_and_no_temporary_file(tmp_path):
 def test_help():
     result = _run("--help")
     assert result.returncode == 0 and "--out" in result.stdout and "--src" in result.stdout
+    assert "--no-run" in result.stdout
+
+
+@pytest.mark.parametrize("vc, reason", [
+    ("import sys\nprint('boom: no figures today', file=sys.stderr)\nsys.exit(3)\n",
+     "failed beside the course's helpers (exit status 3)"),
+    ("print('did nothing')\n", "exited 0 beside the course's helpers but wrote no "
+                               "exercise-14 figure"),
+])
+def test_a_hw3_vc_that_fails_as_a_grader_runs_it_means_no_zip(tmp_path, vc, reason):
+    """The run check: the zipped hw3_vc.py --quick beside the course's helpers must exit 0
+    and write exercise 14's figures; otherwise no zip, the reason said, the old zip kept."""
+    files = dict(GOOD, **{"hw3_vc.py": vc})
+    src = tmp_path / "src"
+    _write(src, files)
+    out = tmp_path / "submission.zip"
+    out.write_bytes(b"old zip")
+    result = _run("--src", str(src), "--out", str(out))
+    assert result.returncode == 1, result.stdout
+    assert "no zip written" in result.stderr and reason in result.stderr
+    if "boom" in vc:
+        assert "boom: no figures today" in result.stderr          # what it printed
+    assert out.read_bytes() == b"old zip" and sorted(os.listdir(tmp_path)) == [
+        "src", "submission.zip"]
+
+
+def test_course_folder_holds_the_stand_ins_and_the_data(tmp_path):
+    folder = MS.write_course_folder(tmp_path / "f", data=MS.course_data())
+    assert sorted(os.listdir(folder)) == ["hw3_utils.py", "imagenet_14c_vgg16.npz",
+                                          "imagenet_classes.py", "vgg16.py"]
+    import numpy as np
+    with np.load(os.path.join(folder, "imagenet_14c_vgg16.npz")) as d:
+        assert d["X"].shape == (12, 224, 224, 3) and d["X"].min() >= 0 and d["X"].max() <= 255
+        right = d["Y"] == d["Pred"]
+        assert right.sum() == 6 and {354, 356} <= set(d["Y"].tolist())
 
 
 def test_the_repository_files_that_exist_pass_the_check():

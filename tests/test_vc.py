@@ -118,3 +118,78 @@ def test_quick_run_end_to_end(tmp_path):
     stats = json.loads((out / "run_stats.json").read_text())
     assert stats["forwards"] > 0 and stats["gradients"] > 0
     assert re.search(r"passes: forwards=\d+ gradients=\d+", proc.stdout)
+
+
+# ------------------------------------------------------------------- the two homes
+
+def test_takes_arguments_reads_signatures():
+    assert hw3_vc.takes_arguments(lambda sess: 0, 1)
+    assert not hw3_vc.takes_arguments(lambda sess: 0, 3)
+    assert hw3_vc.takes_arguments(lambda sess, name=None, weights=None: 0, 3)
+    assert not hw3_vc.takes_arguments(lambda: 0, 1)
+
+
+@pytest.fixture
+def course_home(monkeypatch):
+    """Home() as it finds the course's folder: the course's hw3_utils, no visualization."""
+    from course_standins import load_course_utils
+    monkeypatch.setitem(sys.modules, "hw3_utils", load_course_utils())
+    monkeypatch.setitem(sys.modules, "visualization", None)     # import raises ImportError
+    return hw3_vc.Home()
+
+
+def test_home_finds_the_course_helpers_by_looking(course_home):
+    home = course_home
+    assert home.course and not home.own_model and not home.own_data and home.viz is None
+    assert home.default_parts == hw3_vc.HOMEWORK_PARTS
+    assert set(home.skipped(None)) == {"ig_study", "gradients"}
+    assert home.skipped(["ig_study"]) == {}          # parts named on the command line run
+    # the course's point_cloud and binary_mask draw the panels, on copies of the arrays
+    cloud, mask = home.panels()
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0, 255, (6, 6, 3))
+    attr = rng.normal(size=(6, 6, 3))
+    kept_image, kept_attr = image.copy(), attr.copy()
+    c, m = cloud(attr), mask(image, attr)
+    assert c.shape == (6, 6) and m.shape == (6, 6, 3) and m.dtype == np.uint8
+    np.testing.assert_allclose(c, sys.modules["hw3_utils"].point_cloud(attr[None])[0])
+    np.testing.assert_array_equal(image, kept_image)
+    np.testing.assert_array_equal(attr, kept_attr)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "vgg16"], "--model: this folder's hw3_utils.get_model(sess) is the course's"),
+    (["--weights", "x.npz"], "--weights: this folder's hw3_utils.get_model(sess)"),
+    (["--data", "x.npz"], "--data: this folder's hw3_utils.load_ImageNet() is the course's"),
+])
+def test_course_home_refuses_what_its_helpers_cannot_do(course_home, argv, message, capsys,
+                                                        tmp_path):
+    with pytest.raises(SystemExit) as err:
+        hw3_vc.parse_args(argv + ["--out", str(tmp_path / "f")], probe=True)
+    assert err.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "f").exists()
+
+
+def test_project_home_runs_every_part_with_its_own_helpers():
+    home = hw3_vc.Home()
+    assert home.own_model and home.own_data and home.viz is not None and not home.course
+    assert home.default_parts == hw3_vc.PARTS and home.skipped(None) == {}
+    import visualization
+    assert home.panels() == (visualization.magnitude_cloud, visualization.highlight_top_pixels)
+
+
+def test_influence_layer_default_then_fc1_then_none(sess):
+    import tensorflow as tf
+    x = tf.compat.v1.placeholder(tf.float32, [None, 3])
+    h = tf.nn.relu(x)
+
+    class Course:                    # the course's vgg16: attributes, no layers dict
+        fc1 = h
+
+    class Named:
+        layers = {"pool": h}
+        default_layers = {"influence": "pool"}
+
+    assert hw3_vc.influence_layer(Course()) == ("fc1", h)
+    assert hw3_vc.influence_layer(Named()) == ("pool", h)
+    assert hw3_vc.influence_layer(object()) == (None, None)
