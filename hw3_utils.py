@@ -32,6 +32,7 @@ import pathlib
 import re
 import sys
 import warnings
+import zipfile
 from collections import namedtuple
 
 import numpy as np
@@ -114,12 +115,17 @@ ATTR_MATCH_ERROR = ("attr: expected the images' batch size, height and width {ex
 NUMBER_ERROR = "{arg}: expected {expected}, got {actual!r}"
 FLAG_ERROR = "{arg}: expected True or False, got {actual!r}"
 # data
-NPZ_KEY_ERROR = ("path: {path!r} has no {what} (accepted keys, case-insensitive: {accepted}); "
-                 "keys found: {found}")
-NPZ_FIELD_ERROR = "path: key {key!r} of {path!r}: expected {expected}, got {actual}"
-DATA_PATH_ERROR = ("path: expected a path to an .npz file, {bundled!r} or None, "
+NPZ_KEY_ERROR = ("{arg}: {path!r} has no {what} (accepted keys, case-insensitive: "
+                 "{accepted}); keys found: {found}")
+NPZ_FIELD_ERROR = "{arg}: key {key!r} of {path!r}: expected {expected}, got {actual}"
+NPZ_ARCHIVE_ERROR = "{arg}: {path!r} is not an .npz archive ({reason})"
+NPZ_OBJECT_ERROR = ("{arg}: key {key!r} of {path!r}: expected a numeric array, got Python "
+                    "objects (a pickle); a data file's arrays are never unpickled, as a "
+                    "pickle can run code")
+DATA_PATH_ERROR = ("{arg}: expected a path to an .npz file, {bundled!r} or None, "
                    "got {actual}")
-DATA_MISSING_ERROR = "path: no such file {actual!r}"
+DATA_MISSING_ERROR = "{arg}: no such file {actual!r}"
+DATA_FOLDER_ERROR = "{arg}: expected an .npz file, got the folder {actual!r}"
 MODEL_SESS_ERROR = ("model, sess: give both (a model and the session holding it) or neither, "
                     "got model={model} and sess={sess}")
 MANIFEST_ERROR = "{file}, row {row} ({name}): {reason}"
@@ -807,49 +813,128 @@ def _npz_key(files, field):
     return None
 
 
-def _labels(arr, n, key, path):
-    """int64 ``[n]`` class indices from ints, integral floats or one-hot rows ``[n, K]``."""
+def _labels(arr, n, key, path, arg, num_classes=None):
+    """int64 ``[n]`` class indices from ints, integral floats or one-hot rows ``[n, K]``;
+    with ``num_classes`` every index must lie in ``[0, num_classes)``, else ``>= 0``."""
     if arr.ndim == 2 and arr.shape[0] == n and np.issubdtype(arr.dtype, np.number):
         arr = arr.argmax(axis=1)
     if arr.ndim != 1 or len(arr) != n or not np.issubdtype(arr.dtype, np.number) \
             or not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
         raise ValueError(NPZ_FIELD_ERROR.format(
-            key=key, path=path, expected="{} integer labels [N] (or one-hot [N, K])".format(n),
+            arg=arg, key=key, path=path,
+            expected="{} integer labels [N] (or one-hot [N, K])".format(n),
             actual="dtype {} shape {}".format(arr.dtype, list(arr.shape))))
+    top = np.inf if num_classes is None else num_classes
+    bad = (arr < 0) | (arr >= top)
+    if bad.any():
+        bounds = "[0, {})".format(num_classes) if num_classes is not None else ">= 0"
+        raise ValueError(NPZ_FIELD_ERROR.format(
+            arg=arg, key=key, path=path, expected="class indices " + bounds,
+            actual="{} outside it, e.g. {}".format(int(bad.sum()),
+                                                  sorted(set(arr[bad].tolist()))[:5])))
     return arr.astype(np.int64)
 
 
-def _load_npz(path, model, sess):
-    with np.load(path, allow_pickle=False) as f:
-        files = list(f.files)
-        keys = {field: _npz_key(files, field) for field in NPZ_KEYS}
-        for field in ("X", "y_true"):
-            if keys[field] is None:
-                found = ", ".join("{} {}{}".format(k, f[k].dtype, list(f[k].shape))
-                                  for k in files) or "none"
-                raise ValueError(NPZ_KEY_ERROR.format(
-                    path=path, what=NPZ_WHAT[field], accepted=", ".join(NPZ_KEYS[field]),
-                    found=found))
-        X = f[keys["X"]]
-        if X.ndim == 3:
-            X = X[..., None]
-        if X.ndim != 4 or X.shape[-1] not in (1, 3) or len(X) == 0 \
-                or not np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_:
-            raw = f[keys["X"]]
-            raise ValueError(NPZ_FIELD_ERROR.format(
-                key=keys["X"], path=path, expected="numeric images [N, H, W, 3]",
-                actual="dtype {} shape {}".format(raw.dtype, list(raw.shape))))
-        n = len(X)
-        if X.shape[-1] == 1:
-            X = np.repeat(X, 3, axis=-1)
-        X = resize_to(X, IMAGE_SIZE)  # float32; a copy even when already 224 x 224
-        y_true = _labels(f[keys["y_true"]], n, keys["y_true"], path)
-        idx = (_labels(f[keys["idx"]], n, keys["idx"], path) if keys["idx"]
-               else np.arange(n, dtype=np.int64))
-        stored = (_labels(f[keys["y_pred"]], n, keys["y_pred"], path) if keys["y_pred"]
-                  else None)
+def _npz_images(raw, key, path, arg, size):
+    """Checked float32 images ``[N, size, size, 3]`` from a file's image array (gray is
+    repeated to 3 channels, other sizes are resized bilinearly)."""
+    X = raw[..., None] if raw.ndim == 3 else raw
+    if X.ndim != 4 or X.shape[-1] not in (1, 3) or len(X) == 0 \
+            or not np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_ \
+            or np.iscomplexobj(X):
+        raise ValueError(NPZ_FIELD_ERROR.format(
+            arg=arg, key=key, path=path, expected="numeric images [N, H, W, 3]",
+            actual="dtype {} shape {}".format(raw.dtype, list(raw.shape))))
+    bad = int(X.size - np.count_nonzero(np.isfinite(X)))
+    if bad:
+        raise ValueError(NPZ_FIELD_ERROR.format(
+            arg=arg, key=key, path=path, expected="finite pixel values",
+            actual="{} NaN or inf entries".format(bad)))
+    if np.issubdtype(X.dtype, np.floating) and np.abs(X).max() > np.finfo(np.float32).max:
+        raise ValueError(NPZ_FIELD_ERROR.format(
+            arg=arg, key=key, path=path, expected="pixel values in float32's range "
+            "(RGB 0-255)", actual="values up to {:.3g}".format(float(np.abs(X).max()))))
+    if X.shape[-1] == 1:
+        X = np.repeat(X, 3, axis=-1)
+    return resize_to(X, size)  # float32; a copy even when already size x size
+
+
+def _npz_arrays(path, arg, fields):
+    """``{field: array or None}`` of the fields' keys (``_npz_key``) in an .npz, read
+    without unpickling; a file that is not a readable .npz raises naming ``arg``."""
+    with open(path, "rb") as fh:                     # closed whatever happens below
+        head = fh.read(4)
+        if head not in (b"PK\x03\x04", b"PK\x05\x06"):
+            raise ValueError(NPZ_ARCHIVE_ERROR.format(
+                arg=arg, path=path, reason="it does not start as a zip file does: "
+                                           "first bytes {!r}".format(head)))
+        fh.seek(0)
+        try:
+            with np.load(fh, allow_pickle=False) as f:
+                keys = {field: _npz_key(f.files, field) for field in fields}
+                for field in ("X", "y_true"):
+                    if keys[field] is None:
+                        found = ", ".join("{} {}{}".format(k, a.dtype, list(a.shape)) for k, a
+                                          in ((k, _npz_array(f, k, path, arg))
+                                              for k in f.files)) or "none"
+                        raise ValueError(NPZ_KEY_ERROR.format(
+                            arg=arg, path=path, what=NPZ_WHAT[field],
+                            accepted=", ".join(NPZ_KEYS[field]), found=found))
+                return {field: (key, None if key is None else _npz_array(f, key, path, arg))
+                        for field, key in keys.items()}
+        except (zipfile.BadZipFile, EOFError, OSError) as e:
+            raise ValueError(NPZ_ARCHIVE_ERROR.format(
+                arg=arg, path=path, reason="{}: {}".format(type(e).__name__, e))) from None
+
+
+def _npz_array(f, key, path, arg):
+    """``f[key]``: Python objects are refused (never unpickled), a damaged member named."""
+    try:
+        return f[key]
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise ValueError(NPZ_OBJECT_ERROR.format(arg=arg, key=key, path=path)) from None
+        raise ValueError(NPZ_ARCHIVE_ERROR.format(
+            arg=arg, path=path, reason="key {!r}: {}".format(key, e))) from None
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError) as e:
+        raise ValueError(NPZ_ARCHIVE_ERROR.format(
+            arg=arg, path=path, reason="key {!r}: {}: {}".format(key, type(e).__name__,
+                                                                e))) from None
+
+
+def read_npz(path, arg="path", num_classes=NUM_CLASSES, size=IMAGE_SIZE):
+    """A course-style ``.npz`` read and checked, without a model: ``Domains(X, Y, Pred,
+    Idx)`` with ``Pred`` the file's stored predictions or None.
+
+    The one reader of data files (``load_ImageNet``, ``hw3_vc.py --data``,
+    ``explain_dataset.py``): a file that is not a readable ``.npz``, a missing key, a wrong
+    shape, NaN pixels, Python objects (never unpickled) or labels outside
+    ``[0, num_classes)`` raise ValueError naming ``arg``, the key and what was expected.
+    Images: float32 ``[N, size, size, 3]``.
+    """
+    if os.path.isdir(path):
+        raise ValueError(DATA_FOLDER_ERROR.format(arg=arg, actual=path))
+    if not os.path.isfile(path):
+        raise FileNotFoundError(DATA_MISSING_ERROR.format(arg=arg, actual=path))
+    arrays = _npz_arrays(path, arg, NPZ_KEYS)
+    X = _npz_images(arrays["X"][1], arrays["X"][0], path, arg, size)
+    n = len(X)
+
+    def labels(field, k):
+        key, arr = arrays[field]
+        return None if key is None else _labels(arr, n, key, path, arg, k)
+
+    y_true, stored = labels("y_true", num_classes), labels("y_pred", num_classes)
+    idx = labels("idx", None)
+    if idx is None:
+        idx = np.arange(n, dtype=np.int64)
     if X.max() <= 1.0:
         _stderr("{!r}: images are in [0, 1]; the models expect RGB 0-255".format(path))
+    return Domains(X, y_true, stored, idx)
+
+
+def _load_npz(path, model, sess):
+    X, y_true, stored, idx = read_npz(path)
     if model is None and stored is not None:
         return Domains(X, y_true, stored, idx)
     return Domains(X, y_true, _predictions(X, model, sess), idx)
@@ -960,7 +1045,8 @@ def load_ImageNet(path=None, model=None, sess=None):
         raise ValueError(MODEL_SESS_ERROR.format(model=type(model).__name__,
                                                  sess=type(sess).__name__))
     if path is not None and not isinstance(path, (str, bytes, os.PathLike)):
-        raise TypeError(DATA_PATH_ERROR.format(bundled=BUNDLED, actual=type(path).__name__))
+        raise TypeError(DATA_PATH_ERROR.format(arg="path", bundled=BUNDLED,
+                                                actual=type(path).__name__))
     if path is None:
         path = find_course_data()
         if path is None:
@@ -973,7 +1059,4 @@ def load_ImageNet(path=None, model=None, sess=None):
         X, y_true, _ = load_samples()
         return Domains(X, y_true, _predictions(X, model, sess),
                        np.arange(len(X), dtype=np.int64))
-    path = os.fsdecode(os.fspath(path))
-    if not os.path.isfile(path):
-        raise FileNotFoundError(DATA_MISSING_ERROR.format(actual=path))
-    return _load_npz(path, model, sess)
+    return _load_npz(os.fsdecode(os.fspath(path)), model, sess)

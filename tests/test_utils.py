@@ -589,8 +589,9 @@ def test_load_npz_errors(tmp_path, sess):
     with pytest.raises(ValueError, match=r"^path: key 'X' .*numeric images"):
         u.load_ImageNet(tmp_path / "flat.npz")
     np.savez(tmp_path / "obj.npz", X=np.array([object()] * 3), y=np.arange(3))
-    with pytest.raises(ValueError, match="allow_pickle"):  # never unpickled
-        u.load_ImageNet(tmp_path / "obj.npz")
+    with pytest.raises(ValueError, match=r"^path: key 'X' of .*obj.npz': expected a numeric "
+                                         r"array, got Python objects .*never unpickled"):
+        u.load_ImageNet(tmp_path / "obj.npz")               # and no allow_pickle advice
     with pytest.raises(FileNotFoundError, match="^path: no such file"):
         u.load_ImageNet(tmp_path / "missing.npz")
     with pytest.raises(TypeError, match="^path: expected a path to an .npz file, 'bundled' "
@@ -600,6 +601,90 @@ def test_load_npz_errors(tmp_path, sess):
         u.load_ImageNet(tmp_path / "short.npz", model=_red_blue_model())
     with pytest.raises(ValueError, match="^model, sess: give both"):
         u.load_ImageNet(sess=sess)
+
+
+def _sha(path):
+    import hashlib
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("random.npz", bytes(range(256)) * 8,
+     r"^path: '.*random.npz' is not an .npz archive \(it does not start as a zip file"),
+    ("text.npz", b"X,Y\n1,2\n", r"^path: '.*text.npz' is not an .npz archive"),
+    ("empty.npz", b"", r"^path: '.*empty.npz' is not an .npz archive"),
+])
+def test_a_file_that_is_not_an_npz_is_named_as_such(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=message) as err:
+        u.load_ImageNet(path)
+    assert "allow_pickle" not in str(err.value)
+    assert path.read_bytes() == content
+
+
+def test_a_truncated_npz_is_named_and_its_file_closed(tmp_path):
+    import gc
+    import warnings
+    np.savez(tmp_path / "whole.npz", X=_images(), y=np.arange(3))
+    data = (tmp_path / "whole.npz").read_bytes()
+    path = tmp_path / "cut.npz"
+    path.write_bytes(data[:len(data) // 2])
+    before = _sha(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)    # a file left open would warn
+        with pytest.raises(ValueError, match=r"^path: '.*cut.npz' is not an .npz archive "
+                                             r"\((BadZipFile|EOFError|OSError|key)"):
+            u.load_ImageNet(path)
+        gc.collect()
+    assert _sha(path) == before
+
+
+@pytest.mark.parametrize("labels, message", [
+    (np.array([5000, 3, 1]), r"key 'y' of .*: expected class indices \[0, 1000\), got 1 "
+                             r"outside it, e.g. \[5000\]"),
+    (np.array([-3, 3, 1]), r"key 'y' of .*: expected class indices \[0, 1000\), got 1 "
+                           r"outside it, e.g. \[-3\]"),
+])
+def test_labels_outside_the_classes_are_refused(tmp_path, labels, message):
+    np.savez(tmp_path / "d.npz", X=_images(), y=labels)
+    with pytest.raises(ValueError, match="^path: " + message):
+        u.load_ImageNet(tmp_path / "d.npz")
+    np.savez(tmp_path / "p.npz", X=_images(), y=np.arange(3), pred=labels)
+    with pytest.raises(ValueError, match=r"^path: key 'pred' of .*class indices"):
+        u.load_ImageNet(tmp_path / "p.npz")
+
+
+def test_bad_pixels_are_named_under_the_files_key(tmp_path):
+    X = _images().astype(np.float64)
+    X[0, 0, 0, 0] = np.nan
+    np.savez(tmp_path / "nan.npz", X=X, y=np.arange(3))
+    with pytest.raises(ValueError, match=r"^path: key 'X' of .*: expected finite pixel "
+                                         r"values, got 1 NaN or inf entries"):
+        u.load_ImageNet(tmp_path / "nan.npz")
+    X[0, 0, 0, 0] = 1e300                                   # finite, beyond float32
+    np.savez(tmp_path / "big.npz", X=X, y=np.arange(3))
+    with pytest.raises(ValueError, match=r"^path: key 'X' of .*: expected pixel values in "
+                                         r"float32's range \(RGB 0-255\), got values up to "
+                                         r"1e\+300"):
+        u.load_ImageNet(tmp_path / "big.npz")
+    np.savez(tmp_path / "complex.npz", X=_images() + 1j, y=np.arange(3))
+    with pytest.raises(ValueError, match=r"^path: key 'X' .*numeric images .*complex"):
+        u.load_ImageNet(tmp_path / "complex.npz")
+
+
+def test_a_folder_is_not_called_missing(tmp_path):
+    with pytest.raises(ValueError, match=r"^path: expected an .npz file, got the folder "):
+        u.load_ImageNet(tmp_path)
+
+
+def test_read_npz_names_the_option_it_is_given(tmp_path):
+    (tmp_path / "t.npz").write_text("not a zip")
+    with pytest.raises(ValueError, match=r"^--data: '.*t.npz' is not an .npz archive"):
+        u.read_npz(str(tmp_path / "t.npz"), arg="--data")
+    np.savez(tmp_path / "d.npz", X=_images(), y=np.arange(3))
+    d = u.read_npz(str(tmp_path / "d.npz"), arg="--data")
+    assert d.Pred is None and d.X.shape == (3, 224, 224, 3)   # no model: no predictions
 
 
 def _course_file(folder, label):
