@@ -933,13 +933,6 @@ def read_npz(path, arg="path", num_classes=NUM_CLASSES, size=IMAGE_SIZE):
     return Domains(X, y_true, stored, idx)
 
 
-def _load_npz(path, model, sess):
-    X, y_true, stored, idx = read_npz(path)
-    if model is None and stored is not None:
-        return Domains(X, y_true, stored, idx)
-    return Domains(X, y_true, _predictions(X, model, sess), idx)
-
-
 def _package_dir(package):
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
@@ -1044,8 +1037,18 @@ def load_ImageNet(path=None, model=None, sess=None):
     if (model is None) != (sess is None):
         raise ValueError(MODEL_SESS_ERROR.format(model=type(model).__name__,
                                                  sess=type(sess).__name__))
+    X, y_true, stored, idx = read_dataset(path)
+    if model is None and stored is not None:
+        return Domains(X, y_true, stored, idx)
+    return Domains(X, y_true, _predictions(X, model, sess), idx)
+
+
+def read_dataset(path=None, arg="path"):
+    """:func:`load_ImageNet`'s images, labels and indices, found and checked without any
+    model: ``Domains(X, Y, Pred, Idx)`` with ``Pred`` the file's stored predictions, or
+    None (the bundled sample, a file without them). Errors name ``arg``."""
     if path is not None and not isinstance(path, (str, bytes, os.PathLike)):
-        raise TypeError(DATA_PATH_ERROR.format(arg="path", bundled=BUNDLED,
+        raise TypeError(DATA_PATH_ERROR.format(arg=arg, bundled=BUNDLED,
                                                 actual=type(path).__name__))
     if path is None:
         path = find_course_data()
@@ -1057,6 +1060,5 @@ def load_ImageNet(path=None, model=None, sess=None):
             _stderr("load_ImageNet: reading the course's data {}".format(path))
     if isinstance(path, str) and path == BUNDLED:
         X, y_true, _ = load_samples()
-        return Domains(X, y_true, _predictions(X, model, sess),
-                       np.arange(len(X), dtype=np.int64))
-    return _load_npz(os.fsdecode(os.fspath(path)), model, sess)
+        return Domains(X, y_true, None, np.arange(len(X), dtype=np.int64))
+    return read_npz(os.fsdecode(os.fspath(path)), arg)

@@ -182,6 +182,9 @@ class CountingSession:
 
 COURSE_MODEL_ERROR = ("{flag}: this folder's hw3_utils.get_model(sess) is the course's: it "
                       "builds VGG16 with its own weights and takes no {what}")
+IMAGES_ERROR = "--images: expected data-set row indices in [0, {n}), got {bad}"
+COURSE_LOAD_ERROR = ("the course's hw3_utils.load_ImageNet() could not read "
+                     "imagenet_14c_vgg16.npz from ., .. or ../.. ({reason})")
 COURSE_DATA_ERROR = ("--data: this folder's hw3_utils.load_ImageNet() is the course's: it "
                      "reads imagenet_14c_vgg16.npz from ., .. or ../.. and takes no path")
 SKIP_EXTRA = ("an extra study beyond the homework's written exercises; beside the course's "
@@ -250,10 +253,26 @@ class Home:
             return self.utils.get_model(sess, args.model, args.weights)
         return self.utils.get_model(sess)
 
-    def load_data(self, args, model, sess):
+    def read_data(self, args, error):
+        """The data set, read and checked before any model is built: the project's
+        reader (``--data``, the course's file, or the bundled sample; its predictions come
+        later, from the model in use) or the course's ``load_ImageNet()``. A failure goes
+        to ``error`` naming ``--data``."""
+        try:
+            if self.own_data:
+                return self.utils.read_dataset(args.data, arg="--data")
+            return self.utils.load_ImageNet()
+        except (OSError, ValueError, TypeError, KeyError) as e:
+            text = str(e) if self.own_data else COURSE_LOAD_ERROR.format(
+                reason=f"{type(e).__name__}: {e}")
+            error(text if text.startswith("--data") else "--data: " + text)
+
+    def predictions(self, data, model, sess):
+        """The classes that the model in use predicts (the project's home), or the ones
+        the course's file stores (its VGG16's)."""
         if self.own_data:
-            return self.utils.load_ImageNet(args.data, model=model, sess=sess)
-        return self.utils.load_ImageNet()
+            return self.utils.predict(model, sess, np.asarray(data.X, np.float32))
+        return data.Pred
 
     def panels(self):
         """``(cloud, mask)`` for the comparison figure: ``cloud(attr)`` -> ``[H, W]`` and
@@ -308,13 +327,12 @@ class Run:
         self.infl_layer_name, self.infl_layer = influence_layer(self.model)
         self.panels = home.panels()
         self.sess = CountingSession(self._raw_sess, self.x)
+        data = args.dataset
         with self.graph():
-            data = home.load_data(args, self.model, self.sess)
-        self.X, self.y_true, self.y_pred, self.idx = data
-        self.X = np.asarray(self.X, np.float32)
-        self.y_true = np.asarray(self.y_true).astype(int)
-        self.y_pred = np.asarray(self.y_pred).astype(int)
-        self.idx = np.asarray(self.idx).astype(int)
+            self.y_pred = np.asarray(home.predictions(data, self.model, self.sess)).astype(int)
+        self.X = np.asarray(data.X, np.float32)
+        self.y_true = np.asarray(data.Y).astype(int)
+        self.idx = np.asarray(data.Idx).astype(int)
         idx2name = home.utils.ImageNet_idx2name
         self.names = {c: idx2name(int(c)) for c in
                       set(self.y_true.tolist()) | set(self.y_pred.tolist())}
@@ -532,8 +550,7 @@ def select_images(y_true, y_pred, n_right, n_wrong, chosen=None):
     if chosen:
         bad = [i for i in chosen if not 0 <= i < len(y_true)]
         if bad:
-            raise ValueError(f"--images: expected row indices in [0, {len(y_true)}), "
-                             f"got {bad}")
+            raise ValueError(IMAGES_ERROR.format(n=len(y_true), bad=bad))
         return np.asarray(chosen, int)
     right = np.flatnonzero(y_true == y_pred)[:n_right]
     wrong = np.flatnonzero(y_true != y_pred)[:n_wrong]
@@ -1187,6 +1204,31 @@ def write_report(run, timings, skipped=None):
 
 # ------------------------------------------------------------------------------- main
 
+def import_tensorflow(verbose=False):
+    """Import TensorFlow; unless ``verbose``, its start-up notices are not shown.
+
+    TensorFlow 2.21 prints its oneDNN notice and absl's "before InitializeLog" lines to
+    file descriptor 2 while it loads, whatever ``TF_CPP_MIN_LOG_LEVEL`` says, so stderr
+    is pointed at /dev/null for the import alone; the level set here (2, warnings and
+    errors stay) quiets what comes later. Python errors of the import still show.
+    """
+    if verbose or "tensorflow" in sys.modules:
+        import tensorflow as tf
+        return tf
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            import tensorflow as tf
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    return tf
+
+
+
 def group_by_reason(skipped):
     """``[(reason, 'part, part'), ...]`` from ``{part: reason}``, in the parts' order."""
     reasons = {}
@@ -1223,6 +1265,8 @@ def parse_args(argv=None, probe=False):
     p.add_argument("--quick", action="store_true",
                    help="every figure with smaller budgets (fewer images, steps and samples)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--verbose", action="store_true",
+                   help="show TensorFlow's start-up notices (oneDNN, absl), hidden otherwise")
     args = p.parse_args(argv)
     if args.parts is not None:
         parts = [x.strip() for x in args.parts.split(",") if x.strip()]
@@ -1238,9 +1282,15 @@ def parse_args(argv=None, probe=False):
             p.error(f"--images: expected comma-separated integers, got {args.images!r}")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         p.error(f"--out: expected a folder, got the file {args.out!r}")
-    if probe:   # what this folder's helpers offer (imports TensorFlow: after --help)
+    if probe:   # what this folder's helpers offer, and the data (before any model)
+        import_tensorflow(args.verbose)
         args.home = Home()
         args.home.check(args, p.error)
+        args.dataset = args.home.read_data(args, p.error)
+        n = len(args.dataset.X)
+        bad = [i for i in args.images or () if not 0 <= i < n]
+        if bad:
+            p.error(IMAGES_ERROR.format(n=n, bad=bad))
     return args
 
 

@@ -18,7 +18,7 @@ def test_select_images_takes_right_then_wrong_in_data_order():
     y_pred = np.array([1, 0, 3, 0, 5, 0])
     np.testing.assert_array_equal(hw3_vc.select_images(y_true, y_pred, 2, 2), [0, 2, 1, 3])
     np.testing.assert_array_equal(hw3_vc.select_images(y_true, y_pred, 1, 1, [5, 4]), [5, 4])
-    with pytest.raises(ValueError, match=r"--images: expected row indices in \[0, 6\)"):
+    with pytest.raises(ValueError, match=r"--images: expected data-set row indices in \[0, 6\)"):
         hw3_vc.select_images(y_true, y_pred, 1, 1, [6])
 
 
@@ -193,3 +193,49 @@ def test_influence_layer_default_then_fc1_then_none(sess):
     assert hw3_vc.influence_layer(Course()) == ("fc1", h)
     assert hw3_vc.influence_layer(Named()) == ("pool", h)
     assert hw3_vc.influence_layer(object()) == (None, None)
+
+
+# ---------------------------------------------------------------- bad input at the door
+
+def _script(tmp_path, *args, timeout=300):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return subprocess.run([sys.executable, os.path.join(ROOT, "hw3_vc.py"), *args],
+                          cwd=str(tmp_path), capture_output=True, text=True, timeout=timeout,
+                          env=env)
+
+
+def _npz(path, **arrays):
+    np.savez(path, **arrays)
+    return str(path)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: ["--images", "99"], "--images: expected data-set row indices in [0, 17), got [99]"),
+    (lambda d: ["--images", "-1"], "--images: expected data-set row indices in [0, 17), got [-1]"),
+    (lambda d: ["--data", str(d / "missing.npz")], "--data: no such file"),
+    (lambda d: ["--data", str(d)], "--data: expected an .npz file, got the folder"),
+    (lambda d: ["--data", (d / "t.npz").write_text("a,b\n") and str(d / "t.npz")],
+     "--data: '"),
+    (lambda d: ["--data", _npz(d / "l.npz", X=np.zeros((2, 8, 8, 3)), Y=np.array([5000, -3]))],
+     "--data: key 'Y' of"),
+])
+def test_bad_options_stop_before_any_model_loads(tmp_path, make, message):
+    """Each bad option: exit 2, ``hw3_vc.py: error: --flag: ...``, no traceback, no model
+    built (get_model says which model it uses: it never speaks), nothing written."""
+    args = make(tmp_path)
+    before = sorted(os.listdir(tmp_path))
+    proc = _script(tmp_path, *args, "--out", "figs")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "hw3_vc.py: error: " + message in proc.stderr
+    if message == "--data: '":
+        assert "t.npz' is not an .npz archive" in proc.stderr
+    assert "Traceback" not in proc.stderr and "using efficientnet" not in proc.stderr
+    assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_tensorflow_start_up_notices_only_with_verbose(tmp_path):
+    quiet = _script(tmp_path, "--images", "99")
+    loud = _script(tmp_path, "--images", "99", "--verbose")
+    assert quiet.returncode == loud.returncode == 2
+    assert "oneDNN" not in quiet.stderr and "absl" not in quiet.stderr
+    assert "oneDNN" in loud.stderr          # the notice exists; --verbose shows it
