@@ -53,7 +53,6 @@ import sys
 import time
 import traceback
 import warnings
-import zipfile
 
 import numpy as np
 
@@ -91,16 +90,21 @@ SHIP_EXCLUDES = [".venv", ".git", "**/__pycache__", "results", "figures", "*.npz
 # Error messages, kept as data so that tests match the same templates.
 NAMES_ERROR = "{arg}: unknown name(s) {bad}; expected a comma list of {valid}"
 EMPTY_NAMES_ERROR = "{arg}: expected at least one of {valid}, got none"
-INPUT_ERROR = ("input: expected a folder of class sub-folders, a .npz file or 'bundled', "
+INPUT_ERROR = ("inputs: expected a folder of class sub-folders, a .npz file or 'bundled', "
                "got {actual!r} ({why})")
-ADDRESS_ERROR = ("address: cannot reach a Ray cluster at {address!r} ({why}). Start one "
+NOTHING_ERROR = ("inputs: expected at least one image that can be explained, got none: "
+                 "{skipped} input(s) skipped ({reasons}); nothing was written")
+EMPTY_SHARD_ERROR = ("no image of this shard could be read ({reasons}); an empty shard is "
+                     "never recorded as done")
+OUT_ERROR = "--out: expected a folder (created if missing), got the file {actual!r}"
+ADDRESS_ERROR = ("--address: cannot reach a Ray cluster at {address!r} ({why}). Start one "
                  "with `ray start --head` on the head node and give its address "
                  "(host:6379), or leave --address and RAY_ADDRESS unset for a local run")
 AUTH_HINT = (". The port answers: if the cluster uses token authentication (`ray start` "
              "turns it on when the head has ~/.ray/auth_token), set RAY_AUTH_MODE=token and "
              "give the head's token (RAY_AUTH_TOKEN, or a copy in ~/.ray/auth_token)")
 LAYER_ERROR = "{arg}: the model {model!r} has no layer {actual!r}; its layers: {valid}"
-QOI_ARG_ERROR = ("qoi: expected 'predicted', 'true', a class index, or two of those joined "
+QOI_ARG_ERROR = ("--qoi: expected 'predicted', 'true', a class index, or two of those joined "
                  "by a comma (s_a - s_b), got {actual!r}")
 SIZE_ERROR = "{arg}: expected a positive int that divides {size}, got {actual!r}"
 POSITIVE_ERROR = "{arg}: expected {what}, got {actual!r}"
@@ -236,6 +240,8 @@ def build_parser():
     e.add_argument("--save-maps", action="store_true",
                    help="also write each shard's pixel maps [n, 224, 224] to OUT/maps/")
     e.add_argument("--no-progress", action="store_true", help="no Ray progress bars")
+    e.add_argument("--verbose", action="store_true",
+                   help="show TensorFlow's start-up notices (oneDNN, absl), hidden otherwise")
     # testing aid: the first actor to see no MARKER file creates it and dies (os._exit)
     e.add_argument("--_crash-once", dest="crash_once", default=None, help=argparse.SUPPRESS)
     return p
@@ -243,31 +249,36 @@ def build_parser():
 
 def check_args(args):
     """Every check that needs no model and no data; raises UsageError."""
-    methods = parse_names(args.methods, METHODS, "methods")
-    metrics = parse_names(args.metrics, METRICS, "metrics", allow_none=True)
+    methods = parse_names(args.methods, METHODS, "--methods")
+    metrics = parse_names(args.metrics, METRICS, "--metrics", allow_none=True)
     qoi = parse_qoi(args.qoi)
     for arg, v in (("batch-size", args.batch_size), ("ig-steps", args.ig_steps),
                    ("sg-samples", args.sg_samples), ("nord-m", args.nord_m),
                    ("curve-step", args.curve_step)):
         if v is None or v < 1:
-            raise UsageError(POSITIVE_ERROR.format(arg=arg, what="a positive int", actual=v))
+            raise UsageError(POSITIVE_ERROR.format(arg="--" + arg, what="a positive int",
+                                                   actual=v))
     for arg, v in (("occlusion-size", args.occlusion_size),
                    ("curve-superpixel", args.curve_superpixel)):
         if v < 1 or IMAGE_SIZE % v:
-            raise UsageError(SIZE_ERROR.format(arg=arg, size=IMAGE_SIZE, actual=v))
+            raise UsageError(SIZE_ERROR.format(arg="--" + arg, size=IMAGE_SIZE, actual=v))
     for arg, v in (("workers", args.workers), ("threads", args.threads),
                    ("limit", args.limit), ("shard-size", args.shard_size)):
         if v is not None and v < 1:
-            raise UsageError(POSITIVE_ERROR.format(arg=arg, what="a positive int", actual=v))
+            raise UsageError(POSITIVE_ERROR.format(arg="--" + arg, what="a positive int",
+                                                   actual=v))
     if args.retries < 0:
-        raise UsageError(POSITIVE_ERROR.format(arg="retries", what="an int >= 0",
+        raise UsageError(POSITIVE_ERROR.format(arg="--retries", what="an int >= 0",
                                                actual=args.retries))
-    if args.gpus_per_worker is not None and args.gpus_per_worker < 0:
-        raise UsageError(POSITIVE_ERROR.format(arg="gpus-per-worker", what="a number >= 0",
+    if args.gpus_per_worker is not None and (not np.isfinite(args.gpus_per_worker)
+                                             or args.gpus_per_worker < 0):
+        raise UsageError(POSITIVE_ERROR.format(arg="--gpus-per-worker", what="a number >= 0",
                                                actual=args.gpus_per_worker))
     if not np.isfinite(args.sg_sigma) or args.sg_sigma < 0:
-        raise UsageError(POSITIVE_ERROR.format(arg="sg-sigma", what="a number >= 0",
+        raise UsageError(POSITIVE_ERROR.format(arg="--sg-sigma", what="a number >= 0",
                                                actual=args.sg_sigma))
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UsageError(OUT_ERROR.format(actual=args.out))
     for inp in args.inputs:
         if inp == BUNDLED:
             continue
@@ -332,6 +343,13 @@ def load_folder_image(path):
     return arr.astype(np.uint8).astype(np.float32)
 
 
+def decodes(path):
+    """Decode an image file as the actors will (``load_folder_image``'s first step), so
+    that a file that is no image is skipped before any actor starts; raises ValueError."""
+    import hw3_utils
+    hw3_utils.load_rgb_image(path)
+
+
 class Inputs:
     """Every input image as an item, plus what was skipped and why.
 
@@ -343,9 +361,8 @@ class Inputs:
     ``self.pixels[index]`` (the driver ships them to the actors).
     """
 
-    def __init__(self, model=None, sess=None, limit=None):
+    def __init__(self, limit=None):
         self.items, self.skipped, self.pixels = [], [], {}
-        self._model, self._sess = model, sess
         self._next = 0
         self._limit = limit
 
@@ -384,9 +401,9 @@ class Inputs:
     def add_npz(self, path):
         import hw3_utils
         try:
-            d = hw3_utils.load_ImageNet(path, model=self._model, sess=self._sess)
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
-            self.skip(path, "", f"cannot read as a course-style .npz: {type(e).__name__}: {e}")
+            d = hw3_utils.read_npz(path, arg="inputs")
+        except (OSError, ValueError) as e:
+            self.skip(path, "", f"cannot read as a course-style .npz: {e}")
             return
         for row in range(len(d.X)):
             if self.full():
@@ -429,8 +446,12 @@ class Inputs:
                 else:
                     try:
                         digest = sha256_file(path)
+                        decodes(path)
                     except OSError as e:
                         self.skip(root, rel, f"unreadable: {type(e).__name__}: {e}")
+                        continue
+                    except ValueError as e:       # here, not in an actor: see decodes
+                        self.skip(root, rel, f"cannot read as an image: {e}")
                         continue
                     self.items.append({"index": self._index(), "input": root, "item": rel,
                                        "image_id": -1, "true_class": int(c),
@@ -562,8 +583,8 @@ class Explainer:
     """
 
     def __init__(self, settings, threads=0):
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import tensorflow as tf
+        from hw3_vc import import_tensorflow
+        tf = import_tensorflow(os.environ.get("HW3_VERBOSE") == "1")
         tf.compat.v1.disable_eager_execution()
         import hw3_utils
         from hw3_attribution import new_session
@@ -809,15 +830,16 @@ class ShardExplainer:
             px = {int(k): v for k, v in px.items()}
             try:
                 arrays, maps = self.explainer.explain(spec, px)
-                out["payload"].append(to_bytes(arrays))
-                out["maps"].append(to_bytes(maps) if spec.get("save_maps") else b"")
-                out["status"].append("ok")
-                out["message"].append("")
+                empty = not json.loads(str(arrays["meta"]))["images"]
+                message = EMPTY_SHARD_ERROR.format(reasons="; ".join(
+                    str(r) for r in arrays["skipped_reason"])) if empty else ""
             except Exception:   # reported by the driver; the shard is not written
-                out["payload"].append(b"")
-                out["maps"].append(b"")
-                out["status"].append("error")
-                out["message"].append(traceback.format_exc())
+                arrays, message = None, traceback.format_exc()
+            ok = not message
+            out["payload"].append(to_bytes(arrays) if ok else b"")
+            out["maps"].append(to_bytes(maps) if ok and spec.get("save_maps") else b"")
+            out["status"].append("ok" if ok else "error")
+            out["message"].append(message)
             out["shard"].append(str(name))
         return {"shard": np.array(out["shard"]), "status": np.array(out["status"]),
                 "message": np.array(out["message"]),
@@ -895,7 +917,8 @@ def start_ray(args, address):
     """``ray.init``: a local cluster, or the one at ``address`` (code shipped along)."""
     import ray
     # actors that share a GPU must not each take all of its memory
-    env = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+    env = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_FORCE_GPU_ALLOW_GROWTH": "true",
+           "HW3_VERBOSE": "1" if getattr(args, "verbose", False) else "0"}
     if address is None:
         path = os.pathsep.join(p for p in (PROJECT_DIR, os.environ.get("PYTHONPATH")) if p)
         env["PYTHONPATH"] = path
@@ -1180,24 +1203,30 @@ def main(argv=None):
 
 def run(args):
     t0 = time.time()
-    # 1. everything that can be checked without a model or data; a cluster is joined now
+    # 1. every check that needs no model: the options, the cluster's address, the inputs
     methods, metrics, qoi = check_args(args)
     address = cluster_address(args)
     check_address(address)
-    if address is not None:
-        start_ray(args, address)
+    from hw3_vc import import_tensorflow
+    import_tensorflow(args.verbose)
+    import hw3_utils
+    inputs = Inputs(limit=args.limit)
+    for inp in args.inputs:
+        inputs.add(inp)
+    if not inputs.items:
+        reasons = sorted({r["reason"] for r in inputs.skipped})
+        raise UsageError(NOTHING_ERROR.format(skipped=len(inputs.skipped),
+                                              reasons="; ".join(reasons[:3]) or "none"))
 
     # 2. the model in this process: checks the model, weights and layers; merges experts
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import hw3_utils
     try:
         chosen, weights_path, _ = hw3_utils.choose_model(args.model, args.weights)
         base = {"model": chosen, "weights": weights_path, "methods": [], "influence": None}
         probe = Explainer(base, threads=0)
     except (FileNotFoundError, ValueError) as e:
-        raise UsageError(f"model: {e}") from None
+        raise UsageError(f"--model/--weights: {e}") from None
     model = probe.model
-    for arg, name in (("gradcam-layer", args.gradcam_layer), ("layer", args.layer)):
+    for arg, name in (("--gradcam-layer", args.gradcam_layer), ("--layer", args.layer)):
         if name is not None and name not in model.layers:
             raise UsageError(LAYER_ERROR.format(arg=arg, model=model.name, actual=name,
                                                 valid=", ".join(model.layers)))
@@ -1210,11 +1239,10 @@ def run(args):
                             model.layers[settings["influence"]["layer"]], model.logits,
                             make_qoi(qoi), progress=False)
 
-    # 3. the inputs and the plan
+    # 3. everything checked: a cluster is joined (a local one starts later) and the plan made
+    if address is not None:
+        start_ray(args, address)
     os.makedirs(args.out, exist_ok=True)
-    inputs = Inputs(model, probe.raw_sess, limit=args.limit)
-    for inp in args.inputs:
-        inputs.add(inp)
     shard_size = args.shard_size or default_shard_size(len(inputs.items))
     shards = plan_shards(inputs.items, settings, shard_size)
     todo = [sh for sh in shards if not is_done(args.out, sh["name"], args.save_maps)]
@@ -1252,6 +1280,10 @@ def run(args):
              "shard_seconds": round(sum(mt["seconds"] for mt in metas), 2),
              "engine_seconds": round(engine_seconds, 2),
              "wall_seconds": round(time.time() - t0, 2)}
+    if not metas:   # no shard of this plan is on disk: an earlier run's tables stay
+        log("no shard finished, so no table was written (the tables of an earlier run in "
+            f"{args.out}, if any, are as they were); run the same command again")
+        return 1
     write_outputs(args, settings, cols, inputs.skipped + skipped, experts, stats,
                   list(args.inputs))
     log(f"wrote {os.path.join(args.out, 'results.parquet')} ({stats['rows']} rows), "
@@ -1266,7 +1298,7 @@ def cli(argv=None):
     try:
         return main(argv)
     except UsageError as e:
-        print(f"explain_dataset: error: {e}", file=sys.stderr)
+        print(f"explain_dataset.py: error: {e}", file=sys.stderr)
         return 2
 
 

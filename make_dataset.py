@@ -22,21 +22,29 @@ import os
 import sys
 import tempfile
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-import hw3_utils  # noqa: E402
+from hw3_vc import import_tensorflow
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 FOLDER_ERROR = "folder: expected a directory of class sub-folders, got {actual!r}"
 EMPTY_ERROR = "folder: no images ({exts}) in class sub-folders of {actual!r}"
 CLASS_FOLDER_ERROR = "folder: sub-folder {sub!r} is not an ImageNet class: {reason}"
+OUT_ERROR = "--out: expected {expected}, got {actual!r}"
+IMAGE_ERROR = "folder: {path!r}: {reason}"
+
+
+def _utils():
+    """hw3_utils (it imports TensorFlow: quietly, and only when first needed)."""
+    import_tensorflow()
+    import hw3_utils
+    return hw3_utils
 
 
 def class_index(folder_name):
     """The ImageNet index a class sub-folder's name stands for (a name or an index)."""
+    hw3_utils = _utils()
     text = folder_name.strip()
     if text.isdigit():
         try:
@@ -74,16 +82,30 @@ def collect(folder):
     return items
 
 
-def build_dataset(folder, model, sess, size=hw3_utils.IMAGE_SIZE):
-    """The arrays of the ``.npz`` (see the module docstring) for ``folder``.
-
-    ``model``/``sess``: the classifier whose predictions are stored (batched sess.run).
-    """
-    items = collect(folder)
+def read_images(folder, items, size=224):
+    """uint8 ``[N, size, size, 3]``: each image center-cropped and resized (bilinear); a
+    file that is not a readable image raises ValueError naming it."""
+    hw3_utils = _utils()
     X = np.empty((len(items), size, size, 3), np.uint8)
     for i, (rel, _) in enumerate(items):
-        img = hw3_utils.load_rgb_image(os.path.join(folder, rel))
+        path = os.path.join(folder, rel)
+        try:
+            img = hw3_utils.load_rgb_image(path)
+        except (OSError, ValueError) as e:
+            raise ValueError(IMAGE_ERROR.format(path=path, reason=e)) from None
         X[i] = np.clip(np.rint(hw3_utils.center_crop_resize(img, size)), 0, 255)
+    return X
+
+
+def build_dataset(folder, model, sess, items=None, X=None):
+    """The arrays of the ``.npz`` (see the module docstring) for ``folder``.
+
+    ``model``/``sess``: the classifier whose predictions are stored (batched sess.run);
+    ``items``/``X``: :func:`collect` and :func:`read_images` of the folder, when done.
+    """
+    hw3_utils = _utils()
+    items = collect(folder) if items is None else items
+    X = read_images(folder, items) if X is None else X
     # Predict on exactly what is stored, so load_ImageNet(path) + the model reproduce it.
     y_pred = hw3_utils.predict(model, sess, X.astype(np.float32))
     return {"X": X,
@@ -110,27 +132,42 @@ def write_npz(path, arrays):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
+        prog="make_dataset.py",
         description="Build a course-style .npz (X, y_true, y_pred, idx) from a folder with "
                     "one sub-folder of images per ImageNet class.")
     p.add_argument("folder", help="folder of class sub-folders (named by an ImageNet class "
                                   "name, e.g. 'tabby' or 'sports_car', or an index)")
     p.add_argument("--out", required=True, help="the .npz file to write")
     p.add_argument("--model", default=None,
-                   help="model that predicts y_pred: " + ", ".join(hw3_utils.MODEL_NAMES)
-                        + " (default: get_model's choice rule)")
+                   help="model that predicts y_pred: vgg16 or efficientnet_lite0 (default: "
+                        "hw3_utils.get_model's choice rule)")
     p.add_argument("--weights", default=None, help="weights file for the model")
-    return p.parse_args(argv)
+    p.add_argument("--verbose", action="store_true",
+                   help="show TensorFlow's start-up notices (oneDNN, absl)")
+    args = p.parse_args(argv)
+    parent = os.path.dirname(os.path.abspath(args.out))
+    if os.path.isdir(args.out):
+        p.error(OUT_ERROR.format(expected="a file name", actual=args.out) + " (a folder)")
+    if not os.path.isdir(parent):
+        p.error(OUT_ERROR.format(expected="a file in an existing folder",
+                                 actual=args.out) + " (no folder {!r})".format(parent))
+    return args, p
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    import tensorflow as tf
+    args, parser = parse_args(argv)
+    tf = import_tensorflow(args.verbose)
+    try:   # the folder, its class names and every image: before any model is built
+        items = collect(args.folder)
+        X = read_images(args.folder, items)
+    except ValueError as e:
+        parser.error(str(e))
+    hw3_utils = _utils()
     tf.compat.v1.disable_eager_execution()
-    collect(args.folder)  # fail on a bad folder before building a model
     graph = tf.Graph()
     with tf.compat.v1.Session(graph=graph) as sess, graph.as_default():
         model = hw3_utils.get_model(sess, args.model, args.weights)
-        arrays = build_dataset(args.folder, model, sess)
+        arrays = build_dataset(args.folder, model, sess, items, X)
     write_npz(args.out, arrays)
     right = int((arrays["y_true"] == arrays["y_pred"]).sum())
     print("wrote {}: {} images, {} classes, {} of {} predicted right by {}".format(
@@ -143,5 +180,5 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except (ValueError, TypeError, FileNotFoundError) as e:
-        print("make_dataset: error: {}".format(e), file=sys.stderr)
+        print("make_dataset.py: error: {}".format(e), file=sys.stderr)
         sys.exit(2)

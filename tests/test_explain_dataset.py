@@ -82,6 +82,59 @@ def test_missing_input_is_a_usage_error(tmp_path):
     assert r.returncode == 2 and "no such file or folder" in r.stderr
 
 
+def _digests(folder):
+    import hashlib
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in folder.rglob("*") if p.is_file()}
+
+
+def test_out_that_is_a_file_is_a_usage_error(tmp_path):
+    f = tmp_path / "results"
+    f.write_text("my notes")
+    r = run_cli("--out", str(f), timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "explain_dataset.py: error: --out: expected a folder (created if missing), got " \
+           "the file" in r.stderr
+    assert f.read_text() == "my notes"
+
+
+def test_nothing_to_explain_stops_before_ray_and_keeps_an_earlier_run(tmp_path):
+    """Only fake .jpg files: exit 2 naming the reasons, no actor, no Ray, and an --out
+    that holds an earlier run keeps every file as it was."""
+    root = tmp_path / "imgs" / "tabby"
+    root.mkdir(parents=True)
+    (root / "a.jpg").write_bytes(b"not a JPEG at all")
+    (root / "b.jpg").write_text("neither is this")
+    out = tmp_path / "out"
+    (out / "shards").mkdir(parents=True)
+    (out / "results.parquet").write_bytes(b"an earlier run's table")
+    (out / "summary.md").write_text("# an earlier run")
+    before = _digests(out)
+    r = run_cli(str(tmp_path / "imgs"), "--out", str(out), timeout=120)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "inputs: expected at least one image that can be explained, got none: 2 " \
+           "input(s) skipped (cannot read as an image" in r.stderr
+    assert "ray:" not in r.stderr and "Traceback" not in r.stderr
+    assert _digests(out) == before
+
+
+def test_an_empty_shard_is_never_recorded_as_done():
+    """An actor whose shard yields no image reports it as failed (not written, so the
+    next run tries it again) with the reasons, instead of an empty shard file."""
+    class NoImages:
+        def explain(self, spec, pixels):
+            arrays = {"meta": np.array(json.dumps({"images": 0})),
+                      "skipped_reason": np.array(["cannot read as an image: truncated"])}
+            return arrays, {}
+
+    actor = ed.ShardExplainer.__new__(ed.ShardExplainer)
+    actor.crash_once, actor.explainer = None, NoImages()
+    spec = json.dumps({"name": "s1", "items": [], "save_maps": False})
+    out = actor({"shard": ["s1"], "spec": [spec], "pixels": [b""]})
+    assert list(out["status"]) == ["error"] and out["payload"][0] == b""
+    assert "never recorded as done" in out["message"][0] and "truncated" in out["message"][0]
+
+
 def test_parse_names_and_qoi():
     assert ed.parse_names("all", ed.METHODS, "methods") == list(ed.METHODS)
     assert ed.parse_names("IG, saliency,ig", ed.METHODS, "methods") == ["ig", "saliency"]
@@ -179,10 +232,12 @@ def test_folder_listing_skips_bad_entries(tmp_path):
     root = make_folder(tmp_path / "imgs")
     inputs = ed.Inputs()
     inputs.add(str(root))
-    assert [it["item"] for it in inputs.items] == ["tabby/broken.jpg", "tabby/chelsea.png"]
+    assert [it["item"] for it in inputs.items] == ["tabby/chelsea.png"]
     assert all(it["true_class"] == 281 for it in inputs.items)
     reasons = {s["item"]: s["reason"] for s in inputs.skipped}
-    assert set(reasons) == {"not_a_class/cat.png", "stray.png", "tabby/readme.txt"}
+    assert set(reasons) == {"not_a_class/cat.png", "stray.png", "tabby/readme.txt",
+                            "tabby/broken.jpg"}     # decoded in the driver: never shipped
+    assert reasons["tabby/broken.jpg"].startswith("cannot read as an image")
     assert "not an ImageNet class" in reasons["not_a_class/cat.png"]
     assert "not an image file" in reasons["tabby/readme.txt"]
     assert "class sub-folder" in reasons["stray.png"]
@@ -387,9 +442,9 @@ def test_killed_worker_and_resume_give_the_clean_table(clean_run, tmp_path):
     out, args, _ = clean_run
     out2 = tmp_path / "out2"
     shards = sorted(os.listdir(os.path.join(out, "shards")))
-    assert len(shards) == 4
+    assert len(shards) == 3             # tabby/chelsea.png and the two .npz photos
     os.makedirs(out2 / "shards")
-    for f in shards[:2]:
+    for f in shards[:1]:
         shutil.copy(os.path.join(out, "shards", f), out2 / "shards" / f)
     marker = tmp_path / "crashed"
     argv = [a for a in args if a != "--save-maps"]
@@ -397,9 +452,9 @@ def test_killed_worker_and_resume_give_the_clean_table(clean_run, tmp_path):
     r = run_cli(*argv, "--_crash-once", str(marker))
     assert r.returncode == 0, r.stderr[-3000:]
     assert marker.exists(), "no actor died: the test did not test a retry"
-    assert "(2 already done)" in r.stderr
+    assert "(1 already done)" in r.stderr
     run = json.load(open(out2 / "run.json"))["stats"]
-    assert run["shards_computed_now"] == 2 and run["shards_reused"] == 2
+    assert run["shards_computed_now"] == 2 and run["shards_reused"] == 1
     pd.testing.assert_frame_equal(read_table(out), read_table(out2))
     assert open(out2 / "experts.csv").read() == open(os.path.join(out, "experts.csv")).read()
     assert sorted(os.listdir(out2 / "shards")) == shards
@@ -413,7 +468,7 @@ def test_rerun_skips_every_finished_shard(clean_run):
     table = read_table(out)
     r = run_cli(*args)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "(4 already done)" in r.stderr and "ray:" not in r.stderr
+    assert "(3 already done)" in r.stderr and "ray:" not in r.stderr
     after = {f: os.stat(os.path.join(out, "shards", f)).st_mtime_ns
              for f in os.listdir(os.path.join(out, "shards"))}
     assert after == before

@@ -1056,9 +1056,43 @@ def test_make_dataset_folder_errors(tmp_path):
         make_dataset.collect(str(tmp_path))
 
 
+@pytest.mark.parametrize("setup, needle", [
+    (lambda d: ("weasel/a.png", b"not a PNG"), "folder: '"),
+    (lambda d: ("not_a_class/a.png", None), "folder: sub-folder 'not_a_class' is not an "
+                                            "ImageNet class"),
+])
+def test_make_dataset_refuses_a_bad_folder_before_any_model(tmp_path, setup, needle, capsys):
+    import subprocess
+    import sys
+    rel, content = setup(tmp_path)
+    (tmp_path / "imgs" / rel).parent.mkdir(parents=True)
+    if content is None:
+        Image.new("RGB", (8, 8)).save(tmp_path / "imgs" / rel)
+    else:
+        (tmp_path / "imgs" / rel).write_bytes(content)
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "make_dataset.py"),
+                           str(tmp_path / "imgs"), "--out", str(tmp_path / "d.npz")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "make_dataset.py: error: " + needle in proc.stderr
+    assert "Traceback" not in proc.stderr and "oneDNN" not in proc.stderr
+    assert "using " not in proc.stderr            # get_model never ran
+    assert not (tmp_path / "d.npz").exists()
+
+
+@pytest.mark.parametrize("out, needle", [
+    (".", "--out: expected a file name, got '.' (a folder)"),
+    ("nowhere/d.npz", "--out: expected a file in an existing folder"),
+])
+def test_make_dataset_checks_out_first(tmp_path, monkeypatch, out, needle, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as err:
+        make_dataset.parse_args([str(tmp_path), "--out", out])
+    assert err.value.code == 2 and needle in capsys.readouterr().err
+
+
 def test_make_dataset_help(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        make_dataset.parse_args(["--help"])
+        make_dataset.parse_args(["x", "--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "usage:" in out and "--out" in out and "--model" in out
