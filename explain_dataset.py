@@ -97,6 +97,8 @@ NOTHING_ERROR = ("inputs: expected at least one image that can be explained, got
 EMPTY_SHARD_ERROR = ("no image of this shard could be read ({reasons}); an empty shard is "
                      "never recorded as done")
 OUT_ERROR = "--out: expected a folder (created if missing), got the file {actual!r}"
+OUT_WRITE_ERROR = ("--out: expected a folder this user can write (created if missing), got "
+                   "{actual!r}")
 ADDRESS_ERROR = ("--address: cannot reach a Ray cluster at {address!r} ({why}). Start one "
                  "with `ray start --head` on the head node and give its address "
                  "(host:6379), or leave --address and RAY_ADDRESS unset for a local run")
@@ -279,6 +281,9 @@ def check_args(args):
                                                actual=args.sg_sigma))
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UsageError(OUT_ERROR.format(actual=args.out))
+    from hw3_vc import writable_folder
+    if not writable_folder(args.out):
+        raise UsageError(OUT_WRITE_ERROR.format(actual=args.out))
     for inp in args.inputs:
         if inp == BUNDLED:
             continue
@@ -290,6 +295,16 @@ def check_args(args):
             continue
         raise UsageError(INPUT_ERROR.format(actual=inp, why="no such file or folder"))
     return methods, metrics, qoi
+
+
+def option_error(err):
+    """An error of ``hw3_utils.get_model``'s arguments as the options that set them:
+    ``name: ...`` -> ``--model: ...``, ``weights: ...`` -> ``--weights: ...``."""
+    text = str(err)
+    for arg, flag in (("name: ", "--model: "), ("weights: ", "--weights: ")):
+        if text.startswith(arg):
+            return flag + text[len(arg):]
+    return "--model: " + text
 
 
 def cluster_address(args):
@@ -1224,7 +1239,7 @@ def run(args):
         base = {"model": chosen, "weights": weights_path, "methods": [], "influence": None}
         probe = Explainer(base, threads=0)
     except (FileNotFoundError, ValueError) as e:
-        raise UsageError(f"--model/--weights: {e}") from None
+        raise UsageError(option_error(e)) from None
     model = probe.model
     for arg, name in (("--gradcam-layer", args.gradcam_layer), ("--layer", args.layer)):
         if name is not None and name not in model.layers:

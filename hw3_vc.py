@@ -1204,6 +1204,24 @@ def write_report(run, timings, skipped=None):
 
 # ------------------------------------------------------------------------------- main
 
+def writable_folder(path):
+    """Whether ``path`` is, or can be made as, a folder this process may write into: a
+    file can be made (and is removed at once) in the folder or, when it does not exist,
+    in its nearest existing parent (permission bits alone say nothing to root)."""
+    import tempfile
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path = parent
+    try:
+        with tempfile.TemporaryFile(dir=path):
+            return True
+    except OSError:
+        return False
+
+
 def import_tensorflow(verbose=False):
     """Import TensorFlow; unless ``verbose``, its start-up notices are not shown.
 
@@ -1282,6 +1300,9 @@ def parse_args(argv=None, probe=False):
             p.error(f"--images: expected comma-separated integers, got {args.images!r}")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         p.error(f"--out: expected a folder, got the file {args.out!r}")
+    if not writable_folder(args.out):
+        p.error(f"--out: expected a folder this user can write (created if missing), got "
+                f"{args.out!r}")
     if probe:   # what this folder's helpers offer, and the data (before any model)
         import_tensorflow(args.verbose)
         args.home = Home()

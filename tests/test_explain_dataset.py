@@ -98,6 +98,15 @@ def test_out_that_is_a_file_is_a_usage_error(tmp_path):
     assert f.read_text() == "my notes"
 
 
+def test_weights_and_unwritable_out_are_named_as_options(tmp_path):
+    with pytest.raises(ed.UsageError, match="^--out: expected a folder this user can write"):
+        ed.check_args(ed.build_parser().parse_args(["--out", "/proc/hw3_results"]))
+    r = run_cli("--weights", str(tmp_path / "nope.npz"), "--out", str(tmp_path / "o"),
+                timeout=120)
+    assert r.returncode == 2 and "explain_dataset.py: error: --weights: no such file" in r.stderr
+    assert not (tmp_path / "o").exists()
+
+
 def test_nothing_to_explain_stops_before_ray_and_keeps_an_earlier_run(tmp_path):
     """Only fake .jpg files: exit 2 naming the reasons, no actor, no Ray, and an --out
     that holds an earlier run keeps every file as it was."""

@@ -239,3 +239,12 @@ def test_tensorflow_start_up_notices_only_with_verbose(tmp_path):
     assert quiet.returncode == loud.returncode == 2
     assert "oneDNN" not in quiet.stderr and "absl" not in quiet.stderr
     assert "oneDNN" in loud.stderr          # the notice exists; --verbose shows it
+
+
+def test_out_that_cannot_be_written_is_refused(capsys, tmp_path):
+    with pytest.raises(SystemExit) as err:
+        hw3_vc.parse_args(["--out", "/proc/hw3_vc_figures"])
+    assert err.value.code == 2
+    assert "--out: expected a folder this user can write" in capsys.readouterr().err
+    assert hw3_vc.writable_folder(str(tmp_path / "a" / "b"))        # made when needed
+    assert not (tmp_path / "a").exists() and os.listdir(tmp_path) == []
