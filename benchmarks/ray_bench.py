@@ -37,6 +37,8 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+import dataset_engine as de  # noqa: E402
+import dataset_plan as dp  # noqa: E402
 import explain_dataset as ed  # noqa: E402
 
 IMAGENET_VAL = 50_000
@@ -81,15 +83,15 @@ def loop_main(args):
     import hw3_utils
     chosen, weights, _ = hw3_utils.choose_model(ea.model, ea.weights)
     # one model, all cores (new_session's default), as the driver of a Ray run builds one
-    explainer = ed.Explainer({"model": chosen, "weights": weights, "methods": [],
+    explainer = de.Explainer({"model": chosen, "weights": weights, "methods": [],
                               "influence": None}, threads=0)
-    settings = ed.make_settings(ea, methods, metrics, qoi, explainer.model, weights)
+    settings = dp.make_settings(ea, methods, metrics, qoi, explainer.model, weights)
     settings["model"] = chosen
     explainer.configure(settings)
-    inputs = ed.Inputs(explainer.model, explainer.raw_sess, limit=ea.limit)
+    inputs = dp.Inputs(limit=ea.limit)
     for inp in ea.inputs:
         inputs.add(inp)
-    shards = ed.plan_shards(inputs.items, settings, ea.shard_size)
+    shards = dp.plan_shards(inputs.items, settings, ea.shard_size)
     t_raw = time.time()
     raw = raw_rates(explainer, np.stack(list(inputs.pixels.values())[:16]), args.rounds,
                     args.raw_runs)
@@ -300,7 +302,7 @@ def report(args, runs):
         "in this estimate (shards are independent); Ray's start-up (tens of seconds) and the "
         "toolkit's efficiency on that device come on top.", ""]
     text = "\n".join(lines)
-    ed.write_text(args.out, text)
+    de.write_text(args.out, text)
     return text
 
 

@@ -14,6 +14,9 @@ import sys
 import numpy as np
 import pytest
 
+import dataset_engine as de
+import dataset_plan as dp
+import dataset_report as dr
 import explain_dataset as ed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -136,7 +139,7 @@ def test_an_empty_shard_is_never_recorded_as_done():
                       "skipped_reason": np.array(["cannot read as an image: truncated"])}
             return arrays, {}
 
-    actor = ed.ShardExplainer.__new__(ed.ShardExplainer)
+    actor = de.ShardExplainer.__new__(de.ShardExplainer)
     actor.crash_once, actor.explainer = None, NoImages()
     spec = json.dumps({"name": "s1", "items": [], "save_maps": False})
     out = actor({"shard": ["s1"], "spec": [spec], "pixels": [b""]})
@@ -145,13 +148,13 @@ def test_an_empty_shard_is_never_recorded_as_done():
 
 
 def test_parse_names_and_qoi():
-    assert ed.parse_names("all", ed.METHODS, "methods") == list(ed.METHODS)
-    assert ed.parse_names("IG, saliency,ig", ed.METHODS, "methods") == ["ig", "saliency"]
-    assert ed.parse_names("none", ed.METRICS, "metrics", allow_none=True) == []
+    assert ed.parse_names("all", de.METHODS, "methods") == list(de.METHODS)
+    assert ed.parse_names("IG, saliency,ig", de.METHODS, "methods") == ["ig", "saliency"]
+    assert ed.parse_names("none", de.METRICS, "metrics", allow_none=True) == []
     with pytest.raises(ed.UsageError, match="unknown name"):
-        ed.parse_names("ig,foo", ed.METHODS, "methods")
+        ed.parse_names("ig,foo", de.METHODS, "methods")
     with pytest.raises(ed.UsageError, match="at least one"):
-        ed.parse_names("", ed.METHODS, "methods")
+        ed.parse_names("", de.METHODS, "methods")
     assert ed.parse_qoi("predicted") == ["predicted"]
     assert ed.parse_qoi("354,356") == [354, 356]
     assert ed.parse_qoi("true, predicted") == ["true", "predicted"]
@@ -170,25 +173,25 @@ def test_bad_sizes_are_usage_errors():
 # ------------------------------------------------------------------ fast: pieces
 
 def test_mean_ci_is_the_student_t_interval():
-    n, mean, lo, hi = ed.mean_ci([1.0, 2.0, 3.0, 4.0, np.nan])
+    n, mean, lo, hi = dr.mean_ci([1.0, 2.0, 3.0, 4.0, np.nan])
     # t_{0.975, 3} = 3.182446; s = 1.290994; half = t s / 2
     assert n == 4 and mean == 2.5
     assert hi - mean == pytest.approx(3.182446305 * 1.290994449 / 2, rel=1e-8)
     assert mean - lo == pytest.approx(hi - mean)
-    assert ed.mean_ci([5.0])[:2] == (1, 5.0) and np.isnan(ed.mean_ci([5.0])[2])
-    assert ed.mean_ci([np.nan])[0] == 0
+    assert dr.mean_ci([5.0])[:2] == (1, 5.0) and np.isnan(dr.mean_ci([5.0])[2])
+    assert dr.mean_ci([np.nan])[0] == 0
 
 
 def test_zero_maps_find_what_the_metrics_cannot_rank():
     A = np.zeros((3, 8, 8, 3))
     A[1, 0, 0] = [1, -1, 0]           # channel mean 0 everywhere: no pixel ranking
     A[2, 0, 0, 0] = 1.0
-    assert ed.zero_maps(A).tolist() == [True, True, False]
+    assert de.zero_maps(A).tolist() == [True, True, False]
     P = np.zeros((2, 8, 8))
     P[0, 0, 0], P[0, 0, 1] = 1.0, -1.0     # pixels differ, 4x4 superpixel sums are 0
     P[1, 0, 0] = 1.0
-    assert ed.zero_maps(P).tolist() == [False, False]
-    assert ed.zero_maps(P, superpixel=4).tolist() == [True, False]
+    assert de.zero_maps(P).tolist() == [False, False]
+    assert de.zero_maps(P, superpixel=4).tolist() == [True, False]
 
 
 def _items(n, group="g", digest="d"):
@@ -198,28 +201,28 @@ def _items(n, group="g", digest="d"):
 
 def test_shard_names_come_from_content_and_settings():
     settings = {"methods": ["ig"], "ig": {"steps": 8}}
-    a = ed.plan_shards(_items(5), settings, 2)
+    a = dp.plan_shards(_items(5), settings, 2)
     assert [len(s["items"]) for s in a] == [2, 2, 1]
-    assert [s["name"] for s in a] == [s["name"] for s in ed.plan_shards(_items(5), settings, 2)]
-    changed = ed.plan_shards(_items(5, digest="e"), settings, 2)
+    assert [s["name"] for s in a] == [s["name"] for s in dp.plan_shards(_items(5), settings, 2)]
+    changed = dp.plan_shards(_items(5, digest="e"), settings, 2)
     assert not {s["name"] for s in a} & {s["name"] for s in changed}
-    other = ed.plan_shards(_items(5), dict(settings, ig={"steps": 9}), 2)
+    other = dp.plan_shards(_items(5), dict(settings, ig={"steps": 9}), 2)
     assert not {s["name"] for s in a} & {s["name"] for s in other}
     # the same bytes at two paths are two results, not one
     twins = _items(2, digest="same")
     twins[1]["digest"] = twins[0]["digest"]
-    names = [s["name"] for s in ed.plan_shards(twins, settings, 1)]
+    names = [s["name"] for s in dp.plan_shards(twins, settings, 1)]
     assert len(set(names)) == 2
     # shards never mix groups
     mixed = _items(2, group="a") + [dict(it, group="b", index=2 + k)
                                     for k, it in enumerate(_items(2, digest="z"))]
-    assert [len(s["items"]) for s in ed.plan_shards(mixed, settings, 16)] == [2, 2]
+    assert [len(s["items"]) for s in dp.plan_shards(mixed, settings, 16)] == [2, 2]
 
 
 def test_write_bytes_replaces_atomically(tmp_path):
     path = tmp_path / "a" / "f.bin"
-    ed.write_bytes(str(path), b"one")
-    ed.write_bytes(str(path), b"two")
+    de.write_bytes(str(path), b"one")
+    de.write_bytes(str(path), b"two")
     assert path.read_bytes() == b"two"
     assert os.listdir(path.parent) == ["f.bin"]
 
@@ -239,7 +242,7 @@ def make_folder(root):
 
 def test_folder_listing_skips_bad_entries(tmp_path):
     root = make_folder(tmp_path / "imgs")
-    inputs = ed.Inputs()
+    inputs = dp.Inputs()
     inputs.add(str(root))
     assert [it["item"] for it in inputs.items] == ["tabby/chelsea.png"]
     assert all(it["true_class"] == 281 for it in inputs.items)
@@ -300,8 +303,8 @@ def one_thread_reference(root, npz, result):
     model, sess = one_thread_model()
     X, y = reference_images((root, npz), model, sess)
     pred = sess.run(model.logits, {model.imgs: X}).argmax(1)
-    digests = [ed.sha256_file(os.path.join(root, "tabby", "chelsea.png"))] + [
-        ed.sha256_array(X[1]), ed.sha256_array(X[2])]
+    digests = [dp.sha256_file(os.path.join(root, "tabby", "chelsea.png"))] + [
+        dp.sha256_array(X[1]), dp.sha256_array(X[2])]
     rows = [api_rows(sess, model, X[k:k + 1], digests[k]) for k in range(len(X))]
     with open(result, "wb") as f:
         pickle.dump(dict(X=X, y=y, pred=pred, rows=rows), f)
@@ -345,7 +348,7 @@ def api_rows(sess, model, X, digest):
         "gradient": ha.VanillaGradient(sess, x, logits, None, **kw)(X),
         "gradcam": ha.GradCAM(sess, x, logits, None, model.layers["head"], **kw)(X),
         "occlusion": ha.Occlusion(sess, x, logits, None, **kw)(X, superpixel_size=28),
-        "random": ha.RandomAttribution(sess, x, logits, None, seed=ed.image_seed(0, digest),
+        "random": ha.RandomAttribution(sess, x, logits, None, seed=dp.image_seed(0, digest),
                                        **kw)(X),
     }
     out = {}
@@ -360,7 +363,7 @@ def api_rows(sess, model, X, digest):
                                                 superpixel_size=28, step=4, **kw))[0],
             "ig_completeness_error": info["completeness_error"][0] if m == "ig" else np.nan,
         }
-        out[m] = (row, ed.pixel_map(A)[0])
+        out[m] = (row, de.pixel_map(A)[0])
     return out
 
 
@@ -385,12 +388,12 @@ def test_rows_equal_the_single_process_api(clean_run, data, tmp_path):
     pred, y = want_all["pred"], want_all["y"]
     df = read_table(out)
     assert sorted(df["item"].unique()) == ["#0", "#1", "tabby/chelsea.png"]
-    assert len(df) == 3 * len(ed.METHODS)
+    assert len(df) == 3 * len(de.METHODS)
     shard_maps = {}
     for f in os.listdir(os.path.join(out, "maps")):
         with np.load(os.path.join(out, "maps", f)) as z:
             for k, idx in enumerate(z["index"]):
-                for m in ed.METHODS:
+                for m in de.METHODS:
                     shard_maps[(int(idx), m)] = z[f"map_{m}"][k]
     order = sorted(df["index"].unique())        # folder photo first, then the .npz rows
     rows = df.set_index(["index", "method"])
@@ -501,19 +504,19 @@ def test_bench_estimate_arithmetic():
 def test_pool_layout():
     gib = 1 << 30
     # CPUs only: one 1-thread actor per CPU, capped by memory and by the shards to do
-    assert ed.pool_layout({"CPU": 2.0, "memory": 16 * gib}, 10) == (2, 1, 1.0, 0.0)
-    assert ed.pool_layout({"CPU": 16.0, "memory": 8 * gib}, 10) == (4, 4, 4.0, 0.0)
-    assert ed.pool_layout({"CPU": 16.0, "memory": 64 * gib}, 3) == (3, 5, 5.0, 0.0)
+    assert de.pool_layout({"CPU": 2.0, "memory": 16 * gib}, 10) == (2, 1, 1.0, 0.0)
+    assert de.pool_layout({"CPU": 16.0, "memory": 8 * gib}, 10) == (4, 4, 4.0, 0.0)
+    assert de.pool_layout({"CPU": 16.0, "memory": 64 * gib}, 3) == (3, 5, 5.0, 0.0)
     # asked for: one actor on 2 CPUs gets both; 4 actors on 2 CPUs share them
-    assert ed.pool_layout({"CPU": 2.0}, 10, workers=1) == (1, 2, 2.0, 0.0)
-    assert ed.pool_layout({"CPU": 2.0}, 10, workers=4) == (4, 1, 0.5, 0.0)
+    assert de.pool_layout({"CPU": 2.0}, 10, workers=1) == (1, 2, 2.0, 0.0)
+    assert de.pool_layout({"CPU": 2.0}, 10, workers=4) == (4, 1, 0.5, 0.0)
     # GPUs: one actor per GPU with one GPU each; more actors share them
-    assert ed.pool_layout({"CPU": 32.0, "GPU": 4.0}, 100) == (4, 8, 8.0, 1.0)
-    assert ed.pool_layout({"CPU": 32.0, "GPU": 4.0}, 100, workers=8)[3] == 0.5
+    assert de.pool_layout({"CPU": 32.0, "GPU": 4.0}, 100) == (4, 8, 8.0, 1.0)
+    assert de.pool_layout({"CPU": 32.0, "GPU": 4.0}, 100, workers=8)[3] == 0.5
     with pytest.raises(ed.UsageError, match="GPUs"):
-        ed.pool_layout({"CPU": 8.0, "GPU": 1.0}, 10, workers=2, gpus_per_worker=1)
+        de.pool_layout({"CPU": 8.0, "GPU": 1.0}, 10, workers=2, gpus_per_worker=1)
 
 
 def test_default_shard_size_depends_on_the_data_alone():
-    assert [ed.default_shard_size(n) for n in (1, 8, 17, 100, 128, 50_000)] == \
+    assert [dp.default_shard_size(n) for n in (1, 8, 17, 100, 128, 50_000)] == \
         [1, 1, 3, 13, 16, 16]

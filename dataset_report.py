@@ -1,0 +1,204 @@
+"""The tables of ``explain_dataset.py``: the rows of every finished shard, each method's
+mean with a 95% confidence interval per metric, the influence experts merged exactly from
+the shards' partial sums, and what was skipped; written through the one atomic writer.
+"""
+import json
+import os
+import warnings
+
+import numpy as np
+
+from dataset_engine import (METHOD_TITLES, METRIC_COLUMNS, ROW_COLUMNS, SKIPPED_COLUMNS,
+                            _dtype, shard_path, write_bytes, write_text)
+
+
+# ---------------------------------------------------------------------- the outputs
+
+def read_shards(out, shards):
+    """Concatenate the shard files of ``shards``: (row columns, skipped, partials, metas)."""
+    rows = {c: [] for c, _ in ROW_COLUMNS}
+    skipped, partials, metas = [], [], []
+    for sh in shards:
+        path = shard_path(out, sh["name"])
+        if not os.path.isfile(path):
+            continue
+        items = sh["items"]
+        with np.load(path, allow_pickle=False) as f:
+            slots = f["row_slot"]
+            for c, _ in ROW_COLUMNS:
+                col = f[f"row_{c}"]
+                if c in ("index", "input", "item", "image_id"):   # from the current plan
+                    col = np.array([items[k][c] for k in slots],
+                                   dtype=str if c in ("input", "item") else np.int64)
+                rows[c].append(col)
+            for k in f["skipped_slot"]:
+                it = items[int(k)]
+                i = int(np.flatnonzero(f["skipped_slot"] == k)[0])
+                skipped.append({"index": it["index"], "input": it["input"],
+                                "item": it["item"], "reason": str(f["skipped_reason"][i])})
+            if "infl_classes" in f.files:
+                partials.append({k: f[k] for k in f.files if k.startswith("infl_")})
+            metas.append(json.loads(str(f["meta"])))
+    cols = {c: (np.concatenate(v) if v else np.array([], dtype=_dtype(t)))
+            for (c, t), v in zip(ROW_COLUMNS, rows.values())}
+    return cols, skipped, partials, metas
+
+
+def sort_rows(cols, methods):
+    order = {m: k for k, m in enumerate(methods)}
+    key = np.array([order.get(str(m), len(order)) for m in cols["method"]], np.int64)
+    idx = np.lexsort((key, cols["index"]))
+    return {c: v[idx] for c, v in cols.items()}
+
+
+def write_parquet(path, cols):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    types = {"int64": pa.int64(), "float64": pa.float64(), "bool": pa.bool_(),
+             "str": pa.string()}
+    table = pa.table({c: pa.array(cols[c].tolist(), type=types[t]) for c, t in ROW_COLUMNS})
+    buf = pa.BufferOutputStream()
+    pq.write_table(table, buf)
+    return write_bytes(path, buf.getvalue().to_pybytes())
+
+
+def mean_ci(values, level=0.95):
+    """``(n, mean, low, high)`` of the finite values: Student-t interval of the mean."""
+    from scipy import stats
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    n = len(v)
+    if n == 0:
+        return 0, np.nan, np.nan, np.nan
+    mean = float(v.mean())
+    if n == 1:
+        return 1, mean, np.nan, np.nan
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / np.sqrt(n))
+    return n, mean, mean - half, mean + half
+
+
+def summarise(cols, methods):
+    """Long-form summary rows: method, metric, n, mean, ci_low, ci_high."""
+    out = []
+    for m in methods:
+        sel = cols["method"] == m
+        if not sel.any():
+            continue
+        for c, title, _ in METRIC_COLUMNS:
+            n, mean, lo, hi = mean_ci(cols[c][sel])
+            if n:
+                out.append({"method": m, "metric": c, "title": title, "n": n, "mean": mean,
+                            "ci_low": lo, "ci_high": hi})
+    return out
+
+
+def merge_experts(partials, settings, explainer_infl, class_name):
+    """Merge the shard partials (hw3_infl.merge) overall and per true class; the expert of
+    each with ``InflDirected.expert_from_partial``."""
+    from hw3_infl import InactiveExpertWarning, InfluencePartial, merge
+    per_class = {}
+    for p in partials:
+        for k, c in enumerate(p["infl_classes"]):
+            per_class.setdefault(int(c), []).append(InfluencePartial(
+                p["infl_grad_sum"][k], int(p["infl_count"][k]), p["infl_act_sum"][k],
+                p["infl_active_count"][k], str(p["infl_layer"]), str(p["infl_qoi"])))
+    if not per_class:
+        return []
+    scopes = [("all", merge([q for qs in per_class.values() for q in qs]))]
+    scopes += [(c, merge(per_class[c])) for c in sorted(per_class)]
+    rows = []
+    for scope, part in scopes:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", InactiveExpertWarning)
+            top = explainer_infl.expert_from_partial(part, k=min(5, explainer_infl.units))
+        info = explainer_infl.last_info
+        top = np.atleast_1d(top)
+        rows.append({"scope": "all" if scope == "all" else "class",
+                     "class": -1 if scope == "all" else scope,
+                     "class_name": "all images" if scope == "all" else class_name(scope),
+                     "n": part.count, "layer": part.layer, "qoi": part.qoi,
+                     "expert": int(top[0]), "influence": float(info["influence"][top[0]]),
+                     "expert_active": bool(info["active"][top[0]]),
+                     "top5": " ".join(str(int(t)) for t in top)})
+    return rows
+
+
+def fmt(v):
+    if isinstance(v, (float, np.floating)):
+        return "undefined" if not np.isfinite(v) else f"{v:.4g}"
+    return str(v).replace("|", "/")
+
+
+def csv_text(header, rows):
+    from hw3_vc import csv_table
+    return csv_table(header, rows)
+
+
+def md_table(header, rows):
+    from hw3_vc import markdown_table
+    return markdown_table(header, rows)
+
+
+def write_outputs(args, settings, cols, skipped, experts, stats, inputs):
+    out = args.out
+    write_parquet(os.path.join(out, "results.parquet"), cols)
+    summary = summarise(cols, settings["methods"])
+    header = ["method", "metric", "n", "mean", "ci_low", "ci_high"]
+    write_text(os.path.join(out, "summary.csv"), csv_text(
+        header, [[r[h] for h in header] for r in summary]))
+    eh = ["scope", "class", "class_name", "n", "layer", "qoi", "expert", "influence",
+          "expert_active", "top5"]
+    write_text(os.path.join(out, "experts.csv"), csv_text(eh, [[r[h] for h in eh]
+                                                               for r in experts]))
+    skipped = sorted(skipped, key=lambda r: r["index"])
+    write_text(os.path.join(out, "skipped.csv"), csv_text(
+        list(SKIPPED_COLUMNS), [[r[c] for c in SKIPPED_COLUMNS] for r in skipped]))
+    # Markdown: one row per method, one column per metric: mean [95% CI]
+    shown = [(c, t) for c, t, _ in METRIC_COLUMNS
+             if any(r["metric"] == c for r in summary)]
+    table = []
+    for m in settings["methods"]:
+        by = {r["metric"]: r for r in summary if r["method"] == m}
+        if not by:
+            continue
+        cells = [METHOD_TITLES[m], max(r["n"] for r in by.values())]
+        for c, _ in shown:
+            r = by.get(c)
+            cells.append("" if r is None else f"{fmt(r['mean'])} [{fmt(r['ci_low'])}, "
+                                              f"{fmt(r['ci_high'])}]"
+                         + ("" if r["n"] == cells[1] else f" (n={r['n']})"))
+        table.append(cells)
+    n_img = len(np.unique(cols["index"]))
+    correct = cols["correct"][np.unique(cols["index"], return_index=True)[1]] \
+        if n_img else np.array([])
+    lines = [
+        "# Data-set explanations", "",
+        f"Inputs: {', '.join(inputs)}; model `{settings['model']}`; target: "
+        f"{settings['target']} class; {n_img} images explained"
+        + (f" ({int(correct.sum())} predicted right)" if n_img else "")
+        + f", {len(skipped)} skipped.", "",
+        "Each cell: the mean over images with a 95% confidence interval (Student t). "
+        "Lower is better for Average Drop %, Necessity Ordering, Deletion AUC and IG's "
+        "completeness error; higher for Insertion AUC. Images where a metric is undefined "
+        "(an all-zero map; Average Drop when f_c(x) <= 0) are left out of its n.", "",
+        md_table(["method", "n"] + [t for _, t in shown], table) if table else "(no rows)\n",
+        "Settings: " + ", ".join(f"{k}={json.dumps(settings[k])}" for k in
+                                 ("ig", "smoothgrad", "occlusion", "n_ord", "curves", "seed",
+                                  "batch_size")), "",
+    ]
+    if experts:
+        lines += ["## Influence experts", "",
+                  f"Layer `{experts[0]['layer']}`, quantity of interest `{experts[0]['qoi']}`"
+                  ", merged exactly from per-shard partial sums (hw3_infl.merge).", "",
+                  md_table(["scope", "class", "n", "expert", "influence", "active", "top 5"],
+                           [[r["scope"], r["class_name"], r["n"], r["expert"], r["influence"],
+                             "yes" if r["expert_active"] else "no", r["top5"]]
+                            for r in experts])]
+    lines += ["## Skipped", ""]
+    lines += [md_table(["index", "input", "item", "reason"],
+                       [[r[c] for c in SKIPPED_COLUMNS] for r in skipped]) if skipped
+              else "Nothing was skipped.\n"]
+    lines += ["## Run", "", md_table(["what", "value"], [[k, v] for k, v in stats.items()])]
+    write_text(os.path.join(out, "summary.md"), "\n".join(lines))
+    write_text(os.path.join(out, "run.json"), json.dumps(
+        {"settings": settings, "inputs": inputs, "stats": stats}, indent=1, default=str))
