@@ -140,6 +140,8 @@ def md_table(header, rows):
 
 
 def write_outputs(args, settings, cols, skipped, experts, stats, inputs):
+    """Every table of a run under ``args.out``: results.parquet, summary.csv, experts.csv,
+    skipped.csv, summary.md and run.json."""
     out = args.out
     write_parquet(os.path.join(out, "results.parquet"), cols)
     summary = summarise(cols, settings["methods"])
@@ -153,7 +155,17 @@ def write_outputs(args, settings, cols, skipped, experts, stats, inputs):
     skipped = sorted(skipped, key=lambda r: r["index"])
     write_text(os.path.join(out, "skipped.csv"), csv_text(
         list(SKIPPED_COLUMNS), [[r[c] for c in SKIPPED_COLUMNS] for r in skipped]))
-    # Markdown: one row per method, one column per metric: mean [95% CI]
+    lines = (summary_head(settings, cols, summary, skipped, inputs)
+             + experts_section(experts) + skipped_section(skipped)
+             + ["## Run", "", md_table(["what", "value"], [[k, v] for k, v in stats.items()])])
+    write_text(os.path.join(out, "summary.md"), "\n".join(lines))
+    write_text(os.path.join(out, "run.json"), json.dumps(
+        {"settings": settings, "inputs": inputs, "stats": stats}, indent=1, default=str))
+
+
+def summary_head(settings, cols, summary, skipped, inputs):
+    """summary.md's title, what was run, and one row per method, one column per metric:
+    mean [95% CI]."""
     shown = [(c, t) for c, t, _ in METRIC_COLUMNS
              if any(r["metric"] == c for r in summary)]
     table = []
@@ -171,7 +183,7 @@ def write_outputs(args, settings, cols, skipped, experts, stats, inputs):
     n_img = len(np.unique(cols["index"]))
     correct = cols["correct"][np.unique(cols["index"], return_index=True)[1]] \
         if n_img else np.array([])
-    lines = [
+    return [
         "# Data-set explanations", "",
         f"Inputs: {', '.join(inputs)}; model `{settings['model']}`; target: "
         f"{settings['target']} class; {n_img} images explained"
@@ -186,19 +198,21 @@ def write_outputs(args, settings, cols, skipped, experts, stats, inputs):
                                  ("ig", "smoothgrad", "occlusion", "n_ord", "curves", "seed",
                                   "batch_size")), "",
     ]
-    if experts:
-        lines += ["## Influence experts", "",
-                  f"Layer `{experts[0]['layer']}`, quantity of interest `{experts[0]['qoi']}`"
-                  ", merged exactly from per-shard partial sums (hw3_infl.merge).", "",
-                  md_table(["scope", "class", "n", "expert", "influence", "active", "top 5"],
-                           [[r["scope"], r["class_name"], r["n"], r["expert"], r["influence"],
-                             "yes" if r["expert_active"] else "no", r["top5"]]
-                            for r in experts])]
-    lines += ["## Skipped", ""]
-    lines += [md_table(["index", "input", "item", "reason"],
-                       [[r[c] for c in SKIPPED_COLUMNS] for r in skipped]) if skipped
-              else "Nothing was skipped.\n"]
-    lines += ["## Run", "", md_table(["what", "value"], [[k, v] for k, v in stats.items()])]
-    write_text(os.path.join(out, "summary.md"), "\n".join(lines))
-    write_text(os.path.join(out, "run.json"), json.dumps(
-        {"settings": settings, "inputs": inputs, "stats": stats}, indent=1, default=str))
+
+
+def experts_section(experts):
+    if not experts:
+        return []
+    return ["## Influence experts", "",
+            f"Layer `{experts[0]['layer']}`, quantity of interest `{experts[0]['qoi']}`"
+            ", merged exactly from per-shard partial sums (hw3_infl.merge).", "",
+            md_table(["scope", "class", "n", "expert", "influence", "active", "top 5"],
+                     [[r["scope"], r["class_name"], r["n"], r["expert"], r["influence"],
+                       "yes" if r["expert_active"] else "no", r["top5"]] for r in experts])]
+
+
+def skipped_section(skipped):
+    return ["## Skipped", "",
+            md_table(["index", "input", "item", "reason"],
+                     [[r[c] for c in SKIPPED_COLUMNS] for r in skipped]) if skipped
+            else "Nothing was skipped.\n"]

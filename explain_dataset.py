@@ -126,6 +126,15 @@ def build_parser():
                    help="folders with one sub-folder per ImageNet class, course-style .npz "
                         "files, or 'bundled' (the 17 sample photographs)")
     p.add_argument("--out", default="results", help="output folder (created; never wiped)")
+    add_compute_options(p)
+    add_method_options(p)
+    add_metric_options(p)
+    add_influence_options(p)
+    add_engine_options(p)
+    return p
+
+
+def add_compute_options(p):
     g = p.add_argument_group("what to compute")
     g.add_argument("--methods", default="all",
                    help="comma list of " + ", ".join(METHODS) + " (or 'all')")
@@ -142,6 +151,9 @@ def build_parser():
                    help="seed of SmoothGrad's noise, IG's random baseline and Random's maps")
     g.add_argument("--limit", type=int, default=None,
                    help="explain only the first N images of the inputs")
+
+
+def add_method_options(p):
     m = p.add_argument_group("method parameters")
     m.add_argument("--ig-steps", type=int, default=50, help="Integrated Gradients' steps")
     m.add_argument("--ig-baseline", choices=("black", "white", "random"), default="black")
@@ -155,6 +167,9 @@ def build_parser():
                    help="Occlusion's square patch (divides 224)")
     m.add_argument("--gradcam-layer", default=None,
                    help="Grad-CAM's conv layer (default: the model's, e.g. 'head')")
+
+
+def add_metric_options(p):
     s = p.add_argument_group("metric parameters")
     s.add_argument("--nord-m", type=int, default=1000,
                    help="Necessity Ordering: pixels removed per step (M)")
@@ -163,6 +178,9 @@ def build_parser():
     s.add_argument("--curve-step", type=int, default=16,
                    help="Insertion / Deletion: superpixels added per point of the curve")
     s.add_argument("--curve-baseline", choices=("black", "blur"), default="black")
+
+
+def add_influence_options(p):
     i = p.add_argument_group("influence")
     i.add_argument("--layer", default=None,
                    help="layer whose influence is measured (default: the model's, e.g. "
@@ -171,6 +189,9 @@ def build_parser():
                    help="quantity of interest: 'predicted', 'true', a class index, or 'a,b' "
                         "for s_a - s_b")
     i.add_argument("--no-influence", action="store_true", help="skip the influence experts")
+
+
+def add_engine_options(p):
     e = p.add_argument_group("engine")
     e.add_argument("--workers", type=int, default=None,
                    help="actors in the pool (default: one per GPU, else one per CPU "
@@ -199,7 +220,6 @@ def build_parser():
                    help="show TensorFlow's start-up notices (oneDNN, absl), hidden otherwise")
     # testing aid: the first actor to see no MARKER file creates it and dies (os._exit)
     e.add_argument("--_crash-once", dest="crash_once", default=None, help=argparse.SUPPRESS)
-    return p
 
 
 def check_args(args):
@@ -309,96 +329,128 @@ def main(argv=None):
 
 
 def run(args):
-    t0 = time.time()
-    # 1. every check that needs no model: the options, the cluster's address, the inputs
-    methods, metrics, qoi = check_args(args)
-    address = cluster_address(args)
-    check_address(address)
-    from hw3_vc import import_tensorflow
-    import_tensorflow(args.verbose)
-    import hw3_utils
-    inputs = Inputs(limit=args.limit)
-    for inp in args.inputs:
-        inputs.add(inp)
-    if not inputs.items:
-        reasons = sorted({r["reason"] for r in inputs.skipped})
-        raise UsageError(NOTHING_ERROR.format(skipped=len(inputs.skipped),
-                                              reasons="; ".join(reasons[:3]) or "none"))
+    """The run's steps; every check comes before any model is built or Ray is started."""
+    job = Job(args)
+    job.read_inputs()          # 1. the inputs, decoded where they are files
+    job.probe_model()          # 2. the model in this process: model, weights, layers
+    job.plan()                 # 3. a cluster is joined, the shards are named
+    job.work()                 # 4. the shards still to do, on Ray
+    return job.tables()        # 5. the tables, from every finished shard of the plan
 
-    # 2. the model in this process: checks the model, weights and layers; merges experts
-    try:
-        chosen, weights_path, _ = hw3_utils.choose_model(args.model, args.weights)
-        base = {"model": chosen, "weights": weights_path, "methods": [], "influence": None}
-        probe = Explainer(base, threads=0)
-    except (FileNotFoundError, ValueError) as e:
-        raise UsageError(option_error(e)) from None
-    model = probe.model
-    for arg, name in (("--gradcam-layer", args.gradcam_layer), ("--layer", args.layer)):
-        if name is not None and name not in model.layers:
-            raise UsageError(LAYER_ERROR.format(arg=arg, model=model.name, actual=name,
-                                                valid=", ".join(model.layers)))
-    settings = make_settings(args, methods, metrics, qoi, model, weights_path)
-    settings["model"] = chosen
-    infl = None
-    if settings["influence"]:
-        from hw3_infl import InflDirected
-        infl = InflDirected(probe.sess, model.imgs,
-                            model.layers[settings["influence"]["layer"]], model.logits,
-                            make_qoi(qoi), progress=False)
 
-    # 3. everything checked: a cluster is joined (a local one starts later) and the plan made
-    if address is not None:
-        start_ray(args, address)
-    os.makedirs(args.out, exist_ok=True)
-    shard_size = args.shard_size or default_shard_size(len(inputs.items))
-    shards = plan_shards(inputs.items, settings, shard_size)
-    todo = [sh for sh in shards if not is_done(args.out, sh["name"], args.save_maps)]
-    log(f"{len(inputs.items)} images in {len(shards)} shards ({len(shards) - len(todo)} "
-        f"already done), {len(inputs.skipped)} inputs skipped; output in {args.out}")
+class Job:
+    """One run of the command line, step by step (:func:`run`)."""
 
-    # 4. the work
-    written, errors, failure = [], {}, None
-    t_engine = time.time()
-    if todo:
+    def __init__(self, args):
+        self.t0 = time.time()
+        self.args = args
+        self.methods, self.metrics, self.qoi = check_args(args)
+        self.address = cluster_address(args)
+        check_address(self.address)
+
+    def read_inputs(self):
+        from hw3_vc import import_tensorflow
+        import_tensorflow(self.args.verbose)
+        self.inputs = Inputs(limit=self.args.limit)
+        for inp in self.args.inputs:
+            self.inputs.add(inp)
+        if not self.inputs.items:
+            reasons = sorted({r["reason"] for r in self.inputs.skipped})
+            raise UsageError(NOTHING_ERROR.format(skipped=len(self.inputs.skipped),
+                                                  reasons="; ".join(reasons[:3]) or "none"))
+
+    def probe_model(self):
+        """The model in this process: it checks the model, its weights and the layers
+        named, gives the settings, and merges the experts at the end."""
+        import hw3_utils
+        args = self.args
         try:
-            written, errors = run_shards(args, settings, todo, inputs.pixels, address, log)
-        except UsageError:
-            raise
-        except Exception as e:   # the run broke off: what is on disk is kept and tabled
-            failure = f"{type(e).__name__}: {e}"
-            log(f"the Ray run stopped: {failure}\n{traceback.format_exc()}")
-    engine_seconds = time.time() - t_engine
+            chosen, weights_path, _ = hw3_utils.choose_model(args.model, args.weights)
+            base = {"model": chosen, "weights": weights_path, "methods": [],
+                    "influence": None}
+            probe = Explainer(base, threads=0)
+        except (FileNotFoundError, ValueError) as e:
+            raise UsageError(option_error(e)) from None
+        model = probe.model
+        for arg, name in (("--gradcam-layer", args.gradcam_layer), ("--layer", args.layer)):
+            if name is not None and name not in model.layers:
+                raise UsageError(LAYER_ERROR.format(arg=arg, model=model.name, actual=name,
+                                                    valid=", ".join(model.layers)))
+        self.settings = make_settings(args, self.methods, self.metrics, self.qoi, model,
+                                      weights_path)
+        self.settings["model"] = chosen
+        self.class_name = hw3_utils.ImageNet_idx2name
+        self.infl = None
+        if self.settings["influence"]:
+            from hw3_infl import InflDirected
+            self.infl = InflDirected(probe.sess, model.imgs,
+                                     model.layers[self.settings["influence"]["layer"]],
+                                     model.logits, make_qoi(self.qoi), progress=False)
 
-    # 5. the tables, from every finished shard of this plan
-    cols, skipped, partials, metas = read_shards(args.out, shards)
-    cols = sort_rows(cols, methods)
-    experts = merge_experts(partials, settings, infl, hw3_utils.ImageNet_idx2name) \
-        if infl is not None else []
-    missing = [sh["name"] for sh in shards if not os.path.isfile(shard_path(args.out,
-                                                                            sh["name"]))]
-    forwards = sum(sum(v[0] for v in mt["counts"].values()) for mt in metas)
-    gradients = sum(sum(v[1] for v in mt["counts"].values()) for mt in metas)
-    stats = {"images": len(np.unique(cols["index"])), "rows": len(cols["index"]),
-             "skipped": len(inputs.skipped) + len(skipped), "shards": len(shards),
-             "shards_computed_now": len(written), "shards_reused": len(shards) - len(todo),
-             "shards_failed": len(errors), "shards_missing": len(missing),
-             "run_error": failure or "",
-             "forwards": forwards, "gradients": gradients,
-             "shard_seconds": round(sum(mt["seconds"] for mt in metas), 2),
-             "engine_seconds": round(engine_seconds, 2),
-             "wall_seconds": round(time.time() - t0, 2)}
-    if not metas:   # no shard of this plan is on disk: an earlier run's tables stay
-        log("no shard finished, so no table was written (the tables of an earlier run in "
-            f"{args.out}, if any, are as they were); run the same command again")
-        return 1
-    write_outputs(args, settings, cols, inputs.skipped + skipped, experts, stats,
-                  list(args.inputs))
-    log(f"wrote {os.path.join(args.out, 'results.parquet')} ({stats['rows']} rows), "
-        f"summary.md, summary.csv, experts.csv, skipped.csv ({stats['skipped']} skipped)")
-    if missing:
-        log(f"{len(missing)} shard(s) not finished; run the same command again to do them")
-        return 1
-    return 0
+    def plan(self):
+        args = self.args
+        if self.address is not None:   # joined now; a local cluster starts with the work
+            start_ray(args, self.address)
+        os.makedirs(args.out, exist_ok=True)
+        shard_size = args.shard_size or default_shard_size(len(self.inputs.items))
+        self.shards = plan_shards(self.inputs.items, self.settings, shard_size)
+        self.todo = [sh for sh in self.shards if not is_done(args.out, sh["name"],
+                                                                 args.save_maps)]
+        log(f"{len(self.inputs.items)} images in {len(self.shards)} shards "
+            f"({len(self.shards) - len(self.todo)} already done), "
+            f"{len(self.inputs.skipped)} inputs skipped; output in {args.out}")
+
+    def work(self):
+        self.written, self.errors, self.failure = [], {}, None
+        t = time.time()
+        if self.todo:
+            try:
+                self.written, self.errors = run_shards(self.args, self.settings, self.todo,
+                                                       self.inputs.pixels, self.address, log)
+            except UsageError:
+                raise
+            except Exception as e:   # the run broke off: what is on disk is kept, tabled
+                self.failure = f"{type(e).__name__}: {e}"
+                log(f"the Ray run stopped: {self.failure}\n{traceback.format_exc()}")
+        self.engine_seconds = time.time() - t
+
+    def tables(self):
+        """Write the tables of every finished shard; the exit status (1: shards left)."""
+        args, shards = self.args, self.shards
+        cols, skipped, partials, metas = read_shards(args.out, shards)
+        if not metas:   # no shard of this plan is on disk: an earlier run's tables stay
+            log("no shard finished, so no table was written (the tables of an earlier run "
+                f"in {args.out}, if any, are as they were); run the same command again")
+            return 1
+        cols = sort_rows(cols, self.methods)
+        experts = (merge_experts(partials, self.settings, self.infl, self.class_name)
+                   if self.infl is not None else [])
+        missing = [sh["name"] for sh in shards
+                   if not os.path.isfile(shard_path(args.out, sh["name"]))]
+        stats = self.stats(cols, skipped, metas, missing)
+        write_outputs(args, self.settings, cols, self.inputs.skipped + skipped, experts,
+                      stats, list(args.inputs))
+        log(f"wrote {os.path.join(args.out, 'results.parquet')} ({stats['rows']} rows), "
+            f"summary.md, summary.csv, experts.csv, skipped.csv ({stats['skipped']} "
+            "skipped)")
+        if missing:
+            log(f"{len(missing)} shard(s) not finished; run the same command again to do "
+                "them")
+            return 1
+        return 0
+
+    def stats(self, cols, skipped, metas, missing):
+        return {"images": len(np.unique(cols["index"])), "rows": len(cols["index"]),
+                "skipped": len(self.inputs.skipped) + len(skipped),
+                "shards": len(self.shards), "shards_computed_now": len(self.written),
+                "shards_reused": len(self.shards) - len(self.todo),
+                "shards_failed": len(self.errors), "shards_missing": len(missing),
+                "run_error": self.failure or "",
+                "forwards": sum(sum(v[0] for v in mt["counts"].values()) for mt in metas),
+                "gradients": sum(sum(v[1] for v in mt["counts"].values()) for mt in metas),
+                "shard_seconds": round(sum(mt["seconds"] for mt in metas), 2),
+                "engine_seconds": round(self.engine_seconds, 2),
+                "wall_seconds": round(time.time() - self.t0, 2)}
 
 
 def cli(argv=None):

@@ -311,7 +311,7 @@ class Run:
         import tensorflow as tf
         from hw3_attribution import new_session
         tf.compat.v1.disable_eager_execution()
-        self.args, self.s, self.home = args, settings, home
+        self.args, self.settings, self.home = args, settings, home
         self.out = args.out
         self.progress = not args.no_progress
         self._raw_sess = new_session(tf.Graph())
@@ -435,10 +435,10 @@ class Run:
 
     def study_steps(self, baseline):
         """The homework's black and white paths get every step count, the others fewer."""
-        return study_steps(self.s, baseline)
+        return study_steps(self.settings, baseline)
 
     def ig(self):
-        return self.ig_sweep("black")[0][self.s.ig_main_steps]
+        return self.ig_sweep("black")[0][self.settings.ig_main_steps]
 
     def study_baseline(self, name):
         """The baseline of the IG study called ``name``, for the selected images."""
@@ -446,7 +446,7 @@ class Run:
         if name in ("black", "white"):
             return name
         if name == "noise":  # uniform noise over the whole pixel range, seeded
-            rng = np.random.default_rng(self.s.noise_seed)
+            rng = np.random.default_rng(self.settings.noise_seed)
             return rng.uniform(0, 255, X.shape[1:]).astype(np.float32)
         if name == "blur":
             from scipy.ndimage import gaussian_filter
@@ -484,7 +484,7 @@ class Run:
     def smoothgrad(self):
         from hw3_attribution import SmoothGrad
         return self.cached("smoothgrad", lambda: self.method(SmoothGrad)(
-            self.X[self.sel], samples=self.s.smooth_samples, sigma=self.s.smooth_sigma,
+            self.X[self.sel], samples=self.settings.smooth_samples, sigma=self.settings.smooth_sigma,
             seed=0, target_class=self.targets(self.sel)))
 
     def occlusion(self, size, baseline="black", blur_sigma=5.0, rows=None):
@@ -706,20 +706,20 @@ def part_metrics(run):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         nord = metric_table(N_Ord, maps, X, run.sess, run.x, run.logits, c, labels,
-                            M=run.s.nord_M, progress=run.progress)
+                            M=run.settings.nord_M, progress=run.progress)
     header = ["image"] + nord.methods
     rows = [[run.label(i)] + list(nord.values[:, j]) for j, i in enumerate(sel)]
     rows.append(["mean"] + list(nord.mean))
     run.table("metrics", "3_necessity_ordering", header, rows,
-              f"Necessity Ordering (lower is better), M = {run.s.nord_M} pixels per step.")
+              f"Necessity Ordering (lower is better), M = {run.settings.nord_M} pixels per step.")
 
-    s = run.s.metric_superpixel
+    s = run.settings.metric_superpixel
     importance = {f"Occlusion ({s}x{s})": run.occlusion(s), "SmoothGrad": run.smoothgrad(),
                   "Random": run.random_maps()}
     auc_rows, curve_tables = [], {}
     for cls in (Insertion, Deletion):
         table = metric_table(cls, importance, X, run.sess, run.x, run.logits, c, labels,
-                             superpixel_size=s, step=run.s.curve_step,
+                             superpixel_size=s, step=run.settings.curve_step,
                              progress=run.progress)
         curve_tables[cls.__name__] = table
         for m, mean in zip(table.methods, table.mean):
@@ -766,73 +766,99 @@ def curve_figure(tables, s):
 
 
 def part_ig_study(run):
-    """IG with five baselines and many step counts, scored two ways."""
-    from hw3_attribution import IntegratedGrad
-    from matplotlib.figure import Figure
-    sel, X = run.sel, run.X[run.sel]
-    c = run.targets(sel)
-    ig = run.method(IntegratedGrad)
+    """IG with five baselines and many step counts, scored two ways, beside the adaptive
+    rule; f_c along each path; the maps side by side."""
     results = {b: run.ig_sweep(b) for b in STUDY_BASELINES}
-    # Score 1: completeness error; score 2: probability with only the top pixels kept.
-    kept = {}
-    for b in STUDY_BASELINES:
-        maps, bsteps = results[b][0], run.study_steps(b)
-        masked = np.concatenate([keep_top(X, maps[n], run.s.keep_fraction) for n in bsteps])
-        probs = run.cached(("keep", b), lambda: forward_probs(run, masked,
-                                                              np.tile(c, len(bsteps))))
-        kept[b] = probs.reshape(len(bsteps), len(sel))
+    kept = {b: kept_probs(run, b) for b in STUDY_BASELINES}
+    adaptive = {b: adaptive_ig(run, b) for b in ("black", "white")}
+    ig_score_table(run, results, kept, adaptive)
+    ig_score_figure(run, results, kept, adaptive)
+    ig_path_figure(run)
+    for j in range(min(3, len(run.sel))):
+        ig_maps_figure(run, j, results, adaptive)
+
+
+def kept_probs(run, baseline):
+    """``[steps, n]``: the target probability of each selected image with only the top
+    ``keep_fraction`` of its pixels kept (by the IG map of ``baseline`` at each of the
+    study's step counts), the rest blurred."""
+    X, c = run.X[run.sel], run.targets(run.sel)
+    maps, steps = run.ig_sweep(baseline)[0], run.study_steps(baseline)
+    masked = np.concatenate([keep_top(X, maps[n], run.settings.keep_fraction) for n in steps])
+    probs = run.cached(("keep", baseline),
+                       lambda: forward_probs(run, masked, np.tile(c, len(steps))))
+    return probs.reshape(len(steps), len(run.sel))
+
+
+def adaptive_ig(run, baseline):
+    """``(attr, info, kept)`` of the adaptive rule on the selected images at the study's
+    gradient budget, ``kept`` as :func:`kept_probs` gives it for one map."""
+    from hw3_attribution import IntegratedGrad
+    X, c = run.X[run.sel], run.targets(run.sel)
+    attr, info = run.cached(("ig_adaptive", baseline), lambda: run.method(IntegratedGrad)(
+        X, baseline, method="adaptive", max_gradients=run.settings.adaptive_budget,
+        return_error=True, target_class=c))
+    kept = forward_probs(run, keep_top(X, attr, run.settings.keep_fraction), c)
+    return attr, info, kept
+
+
+def ig_score_table(run, results, kept, adaptive):
+    """Completeness error and kept-pixel probability per baseline and step count."""
     rows = []
     for b in STUDY_BASELINES:
         err = results[b][1]["completeness_error"]
         for k, n in enumerate(run.study_steps(b)):
             rows.append([b, n, float(np.median(err[n])), float(np.max(err[n])),
                          float(np.mean(kept[b][k]))])
-    # The adaptive rule beside them, black and white baselines.
-    adaptive = {}
-    for b in ("black", "white"):
-        attr, info = run.cached(("ig_adaptive", b), lambda: ig(
-            X, b, method="adaptive", max_gradients=run.s.adaptive_budget,
-            return_error=True, target_class=c))
-        masked = keep_top(X, attr, run.s.keep_fraction)
-        p = forward_probs(run, masked, c)
+    for b, (_, info, p) in adaptive.items():
         cost = info["gradients"] + np.asarray(info["forwards"]) / 3.0
-        adaptive[b] = (attr, info)
-        rows.append([f"{b} (adaptive)", f"≤{run.s.adaptive_budget} gradients, "
+        rows.append([f"{b} (adaptive)", f"≤{run.settings.adaptive_budget} gradients, "
                      f"mean cost {np.mean(cost):.0f}",
                      float(np.median(info["completeness_error"])),
                      float(np.max(info["completeness_error"])), float(np.mean(p))])
     run.table("ig_study", "4_ig_scores",
               ["baseline", "steps", "median completeness error", "worst completeness error",
-               f"mean p(target) with top {run.s.keep_fraction:.0%} pixels kept"], rows,
-              f"Integrated Gradients over {len(sel)} images: completeness error "
+               f"mean p(target) with top {run.settings.keep_fraction:.0%} pixels kept"], rows,
+              f"Integrated Gradients over {len(run.sel)} images: completeness error "
               "|sum IG - (f(x) - f(x_b))| / |f(x) - f(x_b)| (lower is better) and the target "
               "probability when only the most attributed pixels are kept, the rest blurred "
               "(higher is better). Right-Riemann rule; the 'noise' baseline is uniform noise "
               "0-255, 'blur' a Gaussian blur (sigma 10 px), 'other image' the previous image "
               "of the set.")
+
+
+def ig_score_figure(run, results, kept, adaptive):
+    from matplotlib.figure import Figure
     fig = Figure(figsize=(10, 4))
     ax1, ax2 = fig.subplots(1, 2)
     for b in STUDY_BASELINES:
         err, bsteps = results[b][1]["completeness_error"], run.study_steps(b)
         ax1.plot(bsteps, [np.median(err[n]) for n in bsteps], marker="o", label=b)
         ax2.plot(bsteps, kept[b].mean(axis=1), marker="o", label=b)
-    for b, (_, info) in adaptive.items():
-        ax1.scatter([run.s.adaptive_budget], [np.median(info["completeness_error"])],
+    for b, (_, info, _) in adaptive.items():
+        ax1.scatter([run.settings.adaptive_budget], [np.median(info["completeness_error"])],
                     marker="*", s=120, label=f"{b}, adaptive")
     ax1.set(xscale="log", yscale="log", xlabel="steps (gradients)",
             ylabel="median completeness error", title="Completeness error")
     ax2.set(xscale="log", xlabel="steps", ylabel="mean p(target)",
-            title=f"Top {run.s.keep_fraction:.0%} pixels kept")
+            title=f"Top {run.settings.keep_fraction:.0%} pixels kept")
     ax1.legend(fontsize=7)
     ax2.legend(fontsize=7)
     fig.tight_layout()
     run.figure("ig_study", "4_ig_scores.png", fig,
                "Completeness error and kept-pixel probability against the number of steps, "
                "per baseline; stars: the adaptive rule at its gradient budget.")
-    # f_c along the path: most of the change happens near the black baseline.
-    n_path = min(run.s.path_images, len(sel))
-    alphas = np.unique(np.concatenate([np.linspace(0, 0.1, run.s.path_points // 2 + 1),
-                                       np.linspace(0.1, 1, run.s.path_points // 2 + 1)]))
+
+
+def ig_path_figure(run):
+    """f_c along each baseline's path: most of the change happens near the black one."""
+    from hw3_attribution import IntegratedGrad
+    from matplotlib.figure import Figure
+    sel, X, c = run.sel, run.X[run.sel], run.targets(run.sel)
+    ig = run.method(IntegratedGrad)
+    n_path = min(run.settings.path_images, len(sel))
+    half = run.settings.path_points // 2 + 1
+    alphas = np.unique(np.concatenate([np.linspace(0, 0.1, half), np.linspace(0.1, 1, half)]))
     fig = Figure(figsize=(5 * n_path, 4))
     for j, ax in enumerate(np.atleast_1d(fig.subplots(1, n_path))):
         for b in STUDY_BASELINES:
@@ -849,27 +875,29 @@ def part_ig_study(run):
                "The target score along each baseline's straight path. From black it "
                "saturates within the first few percent of the path, which is why uniform "
                "steps converge so slowly there.")
-    # Maps side by side: per image, baselines x step counts (and adaptive).
-    for j in range(min(3, len(sel))):
-        grid, titles = [], []
-        for b in STUDY_BASELINES:
-            maps, info = results[b]
-            bsteps = run.study_steps(b)
-            show = [n for n in bsteps if n in (bsteps[0], run.s.ig_main_steps, bsteps[-1])]
-            err = info["completeness_error"]
-            row = [maps[n][j].sum(-1) for n in show]
-            t = [f"{b}, {n} steps, err {err[n][j]:.0%}" for n in show]
-            if b in adaptive:
-                attr, ainfo = adaptive[b]
-                row.append(attr[j].sum(-1))
-                t.append(f"{b}, adaptive, err {ainfo['completeness_error'][j]:.0%}")
-            grid.append([X[j]] + row)
-            titles.append([run.label(sel[j]) if not titles else "input"] + t)
-        run.figure("ig_study", f"4_ig_maps_{j + 1}.png",
-                   plot_grid(grid, titles),
-                   f"IG maps (summed over channels, red positive, blue negative) for "
-                   f"{run.label(sel[j])}: rows are baselines, columns step counts (noise, blur and "
-                   f"other image up to {run.s.ig_other_max} steps).")
+
+
+def ig_maps_figure(run, j, results, adaptive):
+    """Selected image ``j``: rows are baselines, columns step counts (and adaptive)."""
+    X, label = run.X[run.sel], run.label(run.sel[j])
+    grid, titles = [], []
+    for b in STUDY_BASELINES:
+        maps, info = results[b]
+        bsteps = run.study_steps(b)
+        show = [n for n in bsteps if n in (bsteps[0], run.settings.ig_main_steps, bsteps[-1])]
+        err = info["completeness_error"]
+        row = [maps[n][j].sum(-1) for n in show]
+        t = [f"{b}, {n} steps, err {err[n][j]:.0%}" for n in show]
+        if b in adaptive:
+            attr, ainfo, _ = adaptive[b]
+            row.append(attr[j].sum(-1))
+            t.append(f"{b}, adaptive, err {ainfo['completeness_error'][j]:.0%}")
+        grid.append([X[j]] + row)
+        titles.append([label if not titles else "input"] + t)
+    run.figure("ig_study", f"4_ig_maps_{j + 1}.png", plot_grid(grid, titles),
+               f"IG maps (summed over channels, red positive, blue negative) for {label}: "
+               f"rows are baselines, columns step counts (noise, blur and other image up to "
+               f"{run.settings.ig_other_max} steps).")
 
 
 def keep_top(X, maps, fraction, blur_sigma=10.0):
@@ -903,19 +931,19 @@ def part_gradients(run):
     c = run.targets(first)
     vg = run.cached("vanilla", lambda: run.method(VanillaGradient)(X, target_class=c))
     sg = np.abs(run.smoothgrad()[:3]).sum(-1)
-    igb = np.abs(run.ig_sweep("black")[0][run.s.ig_main_steps][:3]).sum(-1)
-    igw = np.abs(run.ig_sweep("white")[0][run.s.ig_main_steps][:3]).sum(-1)
-    n = run.s.ig_main_steps
+    igb = np.abs(run.ig_sweep("black")[0][run.settings.ig_main_steps][:3]).sum(-1)
+    igw = np.abs(run.ig_sweep("white")[0][run.settings.ig_main_steps][:3]).sum(-1)
+    n = run.settings.ig_main_steps
     grid = [[X[j], vg[j], sg[j], igb[j], igw[j]] for j in range(len(first))]
     titles = [[run.label(i), "vanilla gradient |grad| summed",
-               f"SmoothGrad ({run.s.smooth_samples} samples) |.| summed",
+               f"SmoothGrad ({run.settings.smooth_samples} samples) |.| summed",
                f"IG black ({n} steps) |.| summed", f"IG white ({n} steps) |.| summed"]
               for i in first]
     modes = [["image"] + ["abs"] * 4 for _ in first]
     run.figure("gradients", "5_gradient_methods.png", plot_grid(grid, titles, modes),
                "Vanilla gradient, SmoothGrad and Integrated Gradients with black and white "
                "baselines (magnitudes summed over channels) on the first three images.")
-    s = run.s.metric_superpixel
+    s = run.settings.metric_superpixel
     occ = run.occlusion(s)[:3]
     run.figure("gradients", "5_occlusion.png",
                plot_grid([[X[j], occ[j]] for j in range(len(first))],
@@ -924,7 +952,7 @@ def part_gradients(run):
                f"Occlusion ({s}x{s} superpixels, black baseline) on the first three images: "
                "red = the score drops when the patch is hidden.")
     one = first[:1]
-    sizes = run.s.occlusion_sizes
+    sizes = run.settings.occlusion_sizes
     maps = [run.occlusion(k, rows=one)[0] for k in sizes]
     run.figure("gradients", "5_occlusion_sizes.png",
                plot_row(X[0], maps, [run.label(first[0])]
@@ -932,14 +960,14 @@ def part_gradients(run):
                               modes=["signed"] * len(sizes)),
                "Occlusion of the first image with superpixels of several sizes.")
     from scipy.ndimage import gaussian_filter
-    k = run.s.blur_superpixel
+    k = run.settings.blur_superpixel
     blurred = [gaussian_filter(X[0], sigma=(b, b, 0), mode="reflect")
-               for b in run.s.blur_sigmas]
+               for b in run.settings.blur_sigmas]
     maps = [run.occlusion(k, baseline="blur", blur_sigma=b, rows=one)[0]
-            for b in run.s.blur_sigmas]
+            for b in run.settings.blur_sigmas]
     grid = [[X[0]] + blurred, [X[0]] + maps]
-    titles = [[run.label(first[0])] + [f"blurred, sigma {b:g} px" for b in run.s.blur_sigmas],
-              ["input"] + [f"occlusion {k}x{k}, blur sigma {b:g}" for b in run.s.blur_sigmas]]
+    titles = [[run.label(first[0])] + [f"blurred, sigma {b:g} px" for b in run.settings.blur_sigmas],
+              ["input"] + [f"occlusion {k}x{k}, blur sigma {b:g}" for b in run.settings.blur_sigmas]]
     modes = [["image"] * (1 + len(blurred)), ["image"] + ["signed"] * len(maps)]
     run.figure("gradients", "5_occlusion_blur.png", plot_grid(grid, titles, modes),
                "Occlusion with blurred baselines of several strengths (top: the baselines).")
