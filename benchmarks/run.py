@@ -88,7 +88,7 @@ class TimedSession:
     """A session proxy that counts the rows each ``run`` evaluates and times every run.
 
     A run evaluates the rows fed to the model's input, or (the toolkit's in-graph rows)
-    one row per entry of the ``hw3_rows/p`` feed of ``hw3_attribution.RowOps``.
+    one row per entry of the ``hw3_rows/front`` feed of ``hw3_attribution.RowOps``.
     """
 
     def __init__(self, sess, imgs):
@@ -105,7 +105,7 @@ class TimedSession:
 
     def run(self, fetches, feed_dict=None, **kwargs):
         for t, v in (feed_dict or {}).items():
-            if t is self._imgs or getattr(t, "name", "").startswith("hw3_rows/p:"):
+            if t is self._imgs or getattr(t, "name", "").startswith("hw3_rows/front:"):
                 self.rows += len(v)
                 break
         self.calls += 1

@@ -28,7 +28,7 @@ class CountingSession:
     check; a MagicMock would not.
     """
 
-    BANKS = ("images", "rank_maps", "noise_seeds")
+    BANKS = ("images", "rank_maps", "noise_seeds", "noise_fed")
 
     def __init__(self, sess):
         self._sess, self.graph = sess, sess.graph
