@@ -4,7 +4,6 @@ built in the graph against plain numpy loops, both RowOps modes, session calls, 
 and bad input."""
 import inspect
 import math
-import re
 
 import numpy as np
 import pytest
