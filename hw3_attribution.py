@@ -602,11 +602,11 @@ class Path:
         self.runner, self.X, self.baselines = runner, X, baselines
         self.n, self.shape = len(X), X.shape[1:]
         self.bank = ImageBank(X, baselines)
-        ends = ImageBank(X, self.dense_baselines())
-        logits = runner.bank_logits(ends, len(X) + len(ends.arrays[1]), batch_size)
+        ends = self.dense_baselines()                               # [1 or N, ...]
+        logits = runner.bank_logits(ImageBank(X, ends), self.n + len(ends), batch_size)
         self.targets = resolve_targets(targets, logits[:self.n], runner.num_classes)
         r = np.arange(self.n)
-        b = r if len(ends.arrays[1]) == self.n else np.zeros(self.n, int)
+        b = r if len(ends) == self.n else np.zeros(self.n, int)
         self.f_x = logits[r, self.targets].astype(np.float64)
         self.f_baseline = logits[self.n + b, self.targets].astype(np.float64)
 

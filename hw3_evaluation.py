@@ -39,7 +39,8 @@ import numpy as np
 
 from hw3_attribution import (BASELINE_ERROR, BLACK, DEFAULT_BATCH_SIZE, INPUT_FINITE_ERROR,
                              ImageBank, ModelRunner, Rows, as_batch, blurred, check_number,
-                             check_positive_int, check_target_spec, is_int, parse_baseline)
+                             check_positive_int, check_target_spec, is_int, is_numeric,
+                             parse_baseline)
 
 # Error messages, kept as data so that tests match the same templates.
 IMAGE_INPUT_ERROR = ("input_tensor: expected an image input of shape [None, H, W, C], got "
@@ -138,8 +139,7 @@ def _pixel_attribution(A, X, single, metric, arg="attr_map", allow_zero=False):
     """
     n, h, w, ch = X.shape
     arr = np.asarray(A)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
-                                   or arr.dtype == np.bool_):
+    if not is_numeric(arr):
         raise TypeError(ATTR_TYPE_ERROR.format(arg=arg, actual=arr.dtype))
     if single and arr.shape in ((h, w, ch), (h, w)):
         arr = arr[None]
@@ -150,15 +150,28 @@ def _pixel_attribution(A, X, single, metric, arg="attr_map", allow_zero=False):
         raise ValueError(ATTR_SHAPE_ERROR.format(arg=arg, full=full, pixel=pixel,
                                                  input=list(X.shape[single:]),
                                                  actual=list(np.shape(A))))
+    arr = _finite64(arr, arg)
+    pix = arr.mean(axis=-1) if arr.ndim == 4 else arr
+    if not allow_zero:
+        _check_ranked(pix, arg, metric)
+    return pix
+
+
+def _finite64(arr, arg):
+    """``arr`` as float64, checked finite."""
     arr = arr.astype(np.float64)
     bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
     if bad:
         raise ValueError(INPUT_FINITE_ERROR.format(arg=arg, count=bad))
-    pix = arr.mean(axis=-1) if arr.ndim == 4 else arr
-    zero = ~pix.reshape(n, -1).any(axis=1)
-    if zero.any() and not allow_zero:
+    return arr
+
+
+def _check_ranked(maps, arg, metric):
+    """Raise unless every map of ``maps`` ``[N, ...]`` ranks some entry above another (is
+    not all zero)."""
+    zero = _all_zero(maps)
+    if zero.any():
         raise ValueError(ATTR_ZERO_ERROR.format(arg=arg, metric=metric, indices=_indices(zero)))
-    return pix
 
 
 # --------------------------------------------------------------------- Average Drop %
@@ -379,18 +392,12 @@ def _importance(importance, X, single, s, metric):
             grid, pixel, full = grid[1:], pixel[1:], full[1:]
         raise ValueError(IMPORTANCE_SHAPE_ERROR.format(grid=grid, pixel=pixel, full=full, s=s,
                                                        actual=list(np.shape(importance))))
-    arr = arr.astype(np.float64)
-    bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
-    if bad:
-        raise ValueError(INPUT_FINITE_ERROR.format(arg="attr_map", count=bad))
+    arr = _finite64(arr, "attr_map")
     if arr.ndim == 4:
         arr = arr.mean(axis=-1)                                         # pixel map
     if arr.shape[1:] != (gh, gw):
         arr = superpixel_sums(arr, s)                                   # per superpixel
-    zero = ~arr.reshape(n, -1).any(axis=1)
-    if zero.any():
-        raise ValueError(ATTR_ZERO_ERROR.format(arg="attr_map", metric=metric,
-                                                indices=_indices(zero)))
+    _check_ranked(arr, "attr_map", metric)
     return arr
 
 
@@ -613,10 +620,14 @@ def unranked(A, superpixel_size=None):
     """
     A = np.asarray(A, np.float64)
     pix = A.mean(axis=-1) if A.ndim == 4 else A
-    n, h, w = pix.shape
     if superpixel_size:
         pix = superpixel_sums(pix, superpixel_size)
-    return ~pix.reshape(n, -1).any(axis=1)
+    return _all_zero(pix)
+
+
+def _all_zero(maps):
+    """``[N]`` bool: the maps of ``maps`` ``[N, ...]`` that are zero everywhere."""
+    return ~maps.reshape(len(maps), -1).any(axis=1)
 
 
 def _unranked(metric, A, X, superpixel_size):
