@@ -164,6 +164,14 @@ def load_before(rev):
     return mods
 
 
+def has_homework_api(attribution_module):
+    """True when a revision's ``hw3_attribution`` has the homework's API,
+    ``IntegratedGrad(sess, input_tensor, ...)``; False for e94ed74's ``(model, sess)``."""
+    import inspect
+    params = inspect.signature(attribution_module.IntegratedGrad).parameters
+    return list(params)[0] == "sess"
+
+
 def before_tree(rev):
     """The whole project at ``rev`` in a temporary folder (for its hw3_vc.py)."""
     folder = tempfile.mkdtemp(prefix="bench_before_tree_")

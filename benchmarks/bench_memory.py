@@ -7,7 +7,8 @@ import subprocess
 import sys
 import time
 
-from bench_common import HERE, ROOT, build_model, fmt, load_before, log, table_row
+from bench_common import (HERE, ROOT, build_model, fmt, has_homework_api, load_before, log,
+                          table_row)
 
 # --------------------------------------------------------------------------- memory
 
@@ -45,13 +46,15 @@ def memory_probe(model_name, steps, batch_size, rev=None):
     with sess.graph.as_default():
         model, X = build_model(model_name, sess, n_images=1)
         if rev is None:
-            from hw3_attribution import IntegratedGrad
-            ig = IntegratedGrad(sess, model.imgs, model.logits, 0, progress=False)
+            import hw3_attribution as A
+        else:
+            A = load_before(rev)["hw3_attribution"]
+        if has_homework_api(A):
+            ig = A.IntegratedGrad(sess, model.imgs, model.logits, 0, progress=False)
 
             def call():
                 ig(X[:1], "black", batch_size, steps)
-        else:
-            A = load_before(rev)["hw3_attribution"]
+        else:   # e94ed74 and before: (model, sess)
             ig = A.IntegratedGrad(model, sess, batch_size=batch_size, progress=False)
 
             def call():
