@@ -37,9 +37,10 @@ import warnings
 
 import numpy as np
 
-from hw3_attribution import (DEFAULT_BATCH_SIZE, INPUT_FINITE_ERROR, AttributionMethod, Bank,
-                             RowPlan, as_batch, blurred, check_number, check_positive_int,
-                             check_session, is_int, run_rows)
+from hw3_attribution import (BASELINE_ERROR, BLACK, DEFAULT_BATCH_SIZE, INPUT_FINITE_ERROR,
+                             ImageBank, ModelRunner, Rows, as_batch, blurred, check_number,
+                             check_positive_int, check_target_spec, is_int, is_numeric,
+                             parse_baseline)
 
 # Error messages, kept as data so that tests match the same templates.
 IMAGE_INPUT_ERROR = ("input_tensor: expected an image input of shape [None, H, W, C], got "
@@ -57,8 +58,6 @@ SUPERPIXEL_ERROR = ("superpixel_size: expected a positive int that divides the i
 IMPORTANCE_SHAPE_ERROR = ("attr_map: expected per-superpixel importance {grid}, a pixel map "
                           "{pixel} or an attribution {full} (superpixel_size {s}), got shape "
                           "{actual}")
-BASELINE_ERROR = ("baseline: expected 'black', 'blur', a number or an array of shape "
-                  "{expected}, got {actual}")
 CURVE_ERROR = "{arg}: expected {expected}, got {actual}"
 TABLE_INPUT_ERROR = "{arg}: expected {expected}, got {actual}"
 
@@ -94,26 +93,42 @@ def auc(curve, num_feats):
     return float(area) if np.ndim(area) == 0 else area
 
 
-class _Scorer(AttributionMethod):
-    """The metrics' access to the model: forwards on the inputs and on rows built in the
-    graph (the ops are cached per graph and tensors, so making one per call is free)."""
+METRIC_API = "Metric(sess, attr_map, input, input_tensor, output_tensor, target_class)"
 
-    needs_rows = True
-    api = "Metric(sess, attr_map, input, input_tensor, output_tensor, target_class)"
 
-    def __init__(self, sess, input_tensor, output_tensor, target_class, progress):
-        check_session(sess, self.api)
-        super().__init__(sess, input_tensor, output_tensor, target_class, progress=progress)
-        if self.input_tensor.shape.rank != 4:
-            raise ValueError(IMAGE_INPUT_ERROR.format(name=self.input_tensor.name,
-                                                      actual=self.input_tensor.shape))
+class _Metric:
+    """What the four metrics share, by composition: the model (a
+    :class:`hw3_attribution.ModelRunner`, with the row engine's ops, cached per graph and
+    tensors, so making one per call is free), its checked images and targets, and the
+    scores of rows built in the graph, every metric's one way to evaluate its copies."""
+
+    def __init__(self, sess, input_tensor, output_tensor, target_class, batch_size,
+                 progress):
+        self.model = ModelRunner(sess, input_tensor, output_tensor, METRIC_API, progress)
+        self.target_class = check_target_spec(target_class, self.model.num_classes)
+        if input_tensor.shape.rank != 4:
+            raise ValueError(IMAGE_INPUT_ERROR.format(name=input_tensor.name,
+                                                      actual=input_tensor.shape))
+        self.batch_size = batch_size
+        with sess.graph.as_default():
+            self.model.model_ops()
+            self.model.row_ops()
 
     def images(self, X):
-        return as_batch(X, self.input_tensor, "input")
+        """``(float32 [N, H, W, C], single)``: the checked images of ``input``."""
+        return as_batch(X, self.model.x, "input")
 
-    def targets_and_logits(self, X, bs):
-        logits = self.logits(X, bs)
-        return self._targets(X, batch_size=bs, logits=logits), logits
+    def logits(self, X):
+        return self.model.logits(X, self.batch_size)
+
+    def targets(self, X, logits=None):
+        """The class of each image: the spec, or the prediction (from ``logits``)."""
+        return self.model.targets(X, self.target_class, self.batch_size, logits)
+
+    def scores(self, rows, bank, desc, kind="score"):
+        """The rows' pre-softmax ``score`` (or ``prob``), float64 ``[R]``."""
+        values = self.model.run_rows(rows, bank, [kind], self.batch_size, desc)[kind]
+        return values.astype(np.float64)
 
 
 def _pixel_attribution(A, X, single, metric, arg="attr_map", allow_zero=False):
@@ -124,8 +139,7 @@ def _pixel_attribution(A, X, single, metric, arg="attr_map", allow_zero=False):
     """
     n, h, w, ch = X.shape
     arr = np.asarray(A)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
-                                   or arr.dtype == np.bool_):
+    if not is_numeric(arr):
         raise TypeError(ATTR_TYPE_ERROR.format(arg=arg, actual=arr.dtype))
     if single and arr.shape in ((h, w, ch), (h, w)):
         arr = arr[None]
@@ -136,15 +150,28 @@ def _pixel_attribution(A, X, single, metric, arg="attr_map", allow_zero=False):
         raise ValueError(ATTR_SHAPE_ERROR.format(arg=arg, full=full, pixel=pixel,
                                                  input=list(X.shape[single:]),
                                                  actual=list(np.shape(A))))
+    arr = _finite64(arr, arg)
+    pix = arr.mean(axis=-1) if arr.ndim == 4 else arr
+    if not allow_zero:
+        _check_ranked(pix, arg, metric)
+    return pix
+
+
+def _finite64(arr, arg):
+    """``arr`` as float64, checked finite."""
     arr = arr.astype(np.float64)
     bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
     if bad:
         raise ValueError(INPUT_FINITE_ERROR.format(arg=arg, count=bad))
-    pix = arr.mean(axis=-1) if arr.ndim == 4 else arr
-    zero = ~pix.reshape(n, -1).any(axis=1)
-    if zero.any() and not allow_zero:
+    return arr
+
+
+def _check_ranked(maps, arg, metric):
+    """Raise unless every map of ``maps`` ``[N, ...]`` ranks some entry above another (is
+    not all zero)."""
+    zero = _all_zero(maps)
+    if zero.any():
         raise ValueError(ATTR_ZERO_ERROR.format(arg=arg, metric=metric, indices=_indices(zero)))
-    return pix
 
 
 # --------------------------------------------------------------------- Average Drop %
@@ -216,20 +243,19 @@ def AverageDrop(sess, attr_map, input, input_tensor, output_tensor, target_class
             ``f_c(x) <= 0`` for every image. Session calls: ``2 · ceil(N / batch_size)``.
     """
     bs = check_positive_int(batch_size, "batch_size")
-    scorer = _Scorer(sess, input_tensor, output_tensor, target_class, progress)
-    X, single = scorer.images(input)
+    metric = _Metric(sess, input_tensor, output_tensor, target_class, bs, progress)
+    X, single = metric.images(input)
     name = "Average Drop %"
     keep = _pixel_attribution(attr_map, X, single, name) > 0                # [N, H, W]
     n = len(X)
-    targets, logits = scorer.targets_and_logits(X, bs)
+    logits = metric.logits(X)
+    targets = metric.targets(X, logits)
     scores = logits[np.arange(n), targets].astype(np.float64)
-    # M_A(x): pixels of rank 0 (kept) take x, the others stay 0
-    img = np.arange(n)
-    plan = RowPlan(img, np.full(n, -1), targets, ri=img, lo=np.zeros(n, np.int32),
-                   hi=np.ones(n, np.int32))
-    rank = (~keep).astype(np.int32)                                        # [N, H, W]
-    masked = run_rows(scorer, plan, Bank(X), ["score"], bs, name,
-                      rank_bank=rank)["score"].astype(np.float64)
+    # M_A(x): the pixels of positive attribution (ranked 0) from x, the others black
+    images = np.arange(n)
+    masked = metric.scores(Rows.ranked(take=images, rest=BLACK, ranked_by=images, stop=1,
+                                       target=targets),
+                           ImageBank(X, ranks=(~keep).astype(np.int32)), name)
     excluded = scores <= 0
     if excluded.all():
         raise ValueError(ALL_EXCLUDED_ERROR.format(n=n))
@@ -285,31 +311,26 @@ def N_Ord(sess, attr_map, input, input_tensor, output_tensor, target_class=None,
     """
     M = check_positive_int(M, "M")
     bs = check_positive_int(batch_size, "batch_size")
-    scorer = _Scorer(sess, input_tensor, output_tensor, target_class, progress)
-    X, single = scorer.images(input)
+    metric = _Metric(sess, input_tensor, output_tensor, target_class, bs, progress)
+    X, single = metric.images(input)
     name = "Necessity Ordering"
     pix = _pixel_attribution(attr_map, X, single, name)                      # [N, H, W]
-    n, h, w, _ = X.shape
-    flat = pix.reshape(n, -1)
-    positives = (flat > 0).sum(axis=1)                                      # P per image
-    # rank[i, p]: position of pixel p in π_A (P_i or more for non-positive pixels)
-    order = np.argsort(-flat, axis=1, kind="stable")
-    rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.arange(h * w)[None], axis=1)
-    rank = rank.reshape(n, h, w).astype(np.int32)
-    both = np.concatenate([np.zeros_like(X[:1]), X])                        # [1 + N, ...]
-    logits = scorer.logits(both, bs)
-    targets = scorer._targets(X, batch_size=bs, logits=logits[1:])
+    n = len(X)
+    positives = (pix.reshape(n, -1) > 0).sum(axis=1)                        # P per image
+    # rank of each pixel in π_A (P or more for the pixels of no positive attribution)
+    rank = descending_ranks(pix)                                            # [N, H, W]
+    logits = metric.logits(np.concatenate([np.zeros_like(X[:1]), X]))       # 0 and X
+    targets = metric.targets(X, logits[1:])
     blank = logits[0, targets].astype(np.float64)                           # f_c(0) [N]
     steps = -(-positives // M)                                              # ceil(P / M)
-    img = np.repeat(np.arange(n), steps)                                    # [rows]
+    images = np.repeat(np.arange(n), steps)                                 # [rows]
     removed = np.concatenate(
         [np.minimum(np.arange(1, k + 1) * M, p) for k, p in zip(steps, positives)]
         + [np.zeros(0, np.int64)]).astype(np.int32)
-    plan = RowPlan(np.full(len(img), -1), img, targets[img], ri=img,
-                   lo=np.zeros(len(img), np.int32), hi=removed)
-    values = run_rows(scorer, plan, Bank(X), ["score"], bs, name,
-                      rank_bank=rank)["score"].astype(np.float64)
+    # R(r_k): the image with its first r_k pixels of π_A (ranked below r_k) set to 0
+    values = metric.scores(Rows.ranked(take=BLACK, rest=images, ranked_by=images,
+                                       stop=removed, target=targets[images]),
+                           ImageBank(X, ranks=rank), name)
     bounds = np.concatenate([[0], np.cumsum(steps)])
     curves = [values[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
     removed = [removed[a:b].astype(np.int64) for a, b in zip(bounds[:-1], bounds[1:])]
@@ -336,6 +357,27 @@ def _grid(h, w, s):
     return h // s, w // s
 
 
+def superpixel_sums(maps, size):
+    """Pixel maps ``[..., H, W]`` summed over square superpixels of side ``size`` (which
+    divides H and W): ``[..., H/size, W/size]``. The one superpixel pooling of the graded
+    files (Insertion / Deletion rank these sums)."""
+    maps = np.asarray(maps)
+    *lead, h, w = maps.shape
+    grid = maps.reshape(tuple(lead) + (h // size, size, w // size, size))
+    return grid.sum(axis=(-3, -1))
+
+
+def descending_ranks(values):
+    """The rank of each entry of each map in ``values`` ``[N, ...]`` when the map's
+    entries are sorted from the largest down (ties in raster order): int32, the shape of
+    ``values``."""
+    flat = np.asarray(values).reshape(len(values), -1)
+    order = np.argsort(-flat, axis=1, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(flat.shape[1])[None], axis=1)
+    return rank.reshape(np.shape(values)).astype(np.int32)
+
+
 def _importance(importance, X, single, s, metric):
     """Superpixel importance ``[N, H/s, W/s]`` from a grid, pixel map or attribution."""
     n, h, w, ch = X.shape
@@ -350,46 +392,21 @@ def _importance(importance, X, single, s, metric):
             grid, pixel, full = grid[1:], pixel[1:], full[1:]
         raise ValueError(IMPORTANCE_SHAPE_ERROR.format(grid=grid, pixel=pixel, full=full, s=s,
                                                        actual=list(np.shape(importance))))
-    arr = arr.astype(np.float64)
-    bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
-    if bad:
-        raise ValueError(INPUT_FINITE_ERROR.format(arg="attr_map", count=bad))
+    arr = _finite64(arr, "attr_map")
     if arr.ndim == 4:
         arr = arr.mean(axis=-1)                                         # pixel map
     if arr.shape[1:] != (gh, gw):
-        arr = arr.reshape(n, gh, s, gw, s).sum(axis=(2, 4))             # per superpixel
-    zero = ~arr.reshape(n, -1).any(axis=1)
-    if zero.any():
-        raise ValueError(ATTR_ZERO_ERROR.format(arg="attr_map", metric=metric,
-                                                indices=_indices(zero)))
+        arr = superpixel_sums(arr, s)                                   # per superpixel
+    _check_ranked(arr, "attr_map", metric)
     return arr
 
 
 def _curve_baseline(baseline, X, blur_sigma):
-    """The baseline images ``[1 or N, H, W, C]``, or None for black (zeros in the graph)."""
-    if isinstance(baseline, str):
-        if baseline == "black":
-            return None
-        if baseline == "blur":
-            return blurred(X, check_number(blur_sigma, "blur_sigma", positive=True))
-        raise ValueError(BASELINE_ERROR.format(expected=list(X.shape[1:]),
-                                               actual=repr(baseline)))
-    b = np.asarray(baseline)
-    if b.dtype == object or not np.issubdtype(b.dtype, np.number) \
-            or not np.all(np.isfinite(b)):
-        raise ValueError(BASELINE_ERROR.format(expected=f"{list(X.shape[1:])} of finite "
-                                                        "numbers",
-                                               actual=f"{b.dtype} array of shape "
-                                                      f"{list(b.shape)}"))
-    if b.ndim == 0:
-        return np.full((1,) + X.shape[1:], b, np.float32)
-    if b.shape == X.shape[1:]:
-        return b[None].astype(np.float32)
-    if b.shape in ((1,) + X.shape[1:], X.shape):
-        return b.astype(np.float32)
-    raise ValueError(BASELINE_ERROR.format(expected=f"{list(X.shape[1:])} (or "
-                                                    f"{list(X.shape)})",
-                                           actual=f"shape {list(b.shape)}"))
+    """The baseline images ``[1 or N, H, W, C]``, or None for black (zeros in the graph):
+    :func:`hw3_attribution.parse_baseline` with the curves' names and message."""
+    return parse_baseline(
+        baseline, X, ("black", "blur"), numbers=True, error=BASELINE_ERROR,
+        make=lambda _: blurred(X, check_number(blur_sigma, "blur_sigma", positive=True)))
 
 
 def num_feats(n_superpixels, step=1):
@@ -402,32 +419,26 @@ def num_feats(n_superpixels, step=1):
 
 def _ablation(insert, sess, attr_map, input, input_tensor, output_tensor, target_class,
               superpixel_size, baseline, blur_sigma, step, batch_size, progress):
-    metric = "Insertion AUC" if insert else "Deletion AUC"
+    name = "Insertion AUC" if insert else "Deletion AUC"
     s = check_positive_int(superpixel_size, "superpixel_size")
     step = check_positive_int(step, "step")
     bs = check_positive_int(batch_size, "batch_size")
-    scorer = _Scorer(sess, input_tensor, output_tensor, target_class, progress)
-    X, single = scorer.images(input)
-    imp = _importance(attr_map, X, single, s, metric)                      # [N, gh, gw]
+    metric = _Metric(sess, input_tensor, output_tensor, target_class, bs, progress)
+    X, single = metric.images(input)
+    imp = _importance(attr_map, X, single, s, name)                        # [N, gh, gw]
     n, gh, gw = imp.shape
-    base = _curve_baseline(baseline, X, blur_sigma)
-    targets = scorer._targets(X, batch_size=bs)
-    order = np.argsort(-imp.reshape(n, -1), axis=1, kind="stable")
-    rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.arange(gh * gw)[None], axis=1)
-    # rank of each pixel's superpixel, [N, H, W]
-    rank = np.repeat(np.repeat(rank.reshape(n, gh, gw), s, axis=1), s, axis=2).astype(np.int32)
+    superpixel_rank = descending_ranks(imp)                                 # [N, gh, gw]
+    bank = ImageBank(X, _curve_baseline(baseline, X, blur_sigma),         # pixel ranks:
+                     ranks=np.repeat(np.repeat(superpixel_rank, s, axis=1), s, axis=2))
+    targets = metric.targets(X)
     xs = num_feats(gh * gw, step)
-    t = len(xs)
-    img = np.repeat(np.arange(n), t)
-    b = (np.full(len(img), -1) if base is None
-         else n + (img if len(base) == n else np.zeros(len(img), int)))
-    p, q = (img, b) if insert else (b, img)   # the first xs superpixels come from p
-    plan = RowPlan(p, q, targets[img], ri=img, lo=np.zeros(len(img), np.int32),
-                   hi=np.tile(xs, n).astype(np.int32))
-    probs = run_rows(scorer, plan, Bank(X, base), ["prob"], bs, metric,
-                     rank_bank=rank)["prob"].astype(np.float64)
-    curves = probs.reshape(n, t)
+    images = np.repeat(np.arange(n), len(xs))
+    # the first xs[j] superpixels from the image (Insertion) or the baseline (Deletion)
+    image, base = images, bank.baseline_of(images)
+    take, rest = (image, base) if insert else (base, image)
+    rows = Rows.ranked(take, rest, ranked_by=images, stop=np.tile(xs, n).astype(np.int32),
+                       target=targets[images])
+    curves = metric.scores(rows, bank, name, kind="prob").reshape(n, len(xs))
     return (curves[0] if single else curves), xs
 
 
@@ -609,11 +620,14 @@ def unranked(A, superpixel_size=None):
     """
     A = np.asarray(A, np.float64)
     pix = A.mean(axis=-1) if A.ndim == 4 else A
-    n, h, w = pix.shape
     if superpixel_size:
-        s = superpixel_size
-        pix = pix.reshape(n, h // s, s, w // s, s).sum(axis=(2, 4))
-    return ~pix.reshape(n, -1).any(axis=1)
+        pix = superpixel_sums(pix, superpixel_size)
+    return _all_zero(pix)
+
+
+def _all_zero(maps):
+    """``[N]`` bool: the maps of ``maps`` ``[N, ...]`` that are zero everywhere."""
+    return ~maps.reshape(len(maps), -1).any(axis=1)
 
 
 def _unranked(metric, A, X, superpixel_size):

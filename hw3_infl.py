@@ -420,7 +420,7 @@ class InflDirected(AttributionMethod):
         grad = np.zeros(ops.layer_shape, np.float64)
         act = np.zeros(ops.layer_shape, np.float64)
         active = np.zeros(ops.layer_shape, np.int64)
-        for _, val in self._run_batched(fetch, n, feed, "influence", bs):
+        for _, val in self._runner.chunks(fetch, n, feed, "influence", bs):
             grad += val["grad"]
             act += val["act"]
             active += val["active"]
@@ -525,12 +525,9 @@ class InflDirected(AttributionMethod):
         bs = check_positive_int(batch_size, "batch_size")
         idx = self._neurons(expert_id, len(X))
         fetch = self._infl.attr if multiply_with_input else self._infl.grad_x
-        out = np.empty_like(X)
-        for sl, val in self._run_batched(
-                fetch, len(X),
-                lambda s: {self.input_tensor: X[s], self._infl.neuron: idx[s]},
-                "expert attribution", bs):
-            out[sl] = val
+        out = self._runner.collect(
+            fetch, len(X), lambda s: {self.input_tensor: X[s], self._infl.neuron: idx[s]},
+            "expert attribution", bs, dtype=X.dtype)
         return unbatch(out, single)
 
     def _neurons(self, neuron, n):

@@ -125,7 +125,7 @@ class CountingSession:
     """Wraps a session and counts the rows fed through forward and backward passes.
 
     A run feeds either the model's input (one row per image) or the rows the graph builds
-    itself (``hw3_attribution.RowOps``: one row per entry of its ``p`` feed). A run whose
+    itself (``hw3_attribution.RowOps``: one row per entry of its ``front`` feed). A run whose
     fetches depend on the gradient of the model's first op (a backward pass all the way to
     the input: saliency, IG, SmoothGrad, expert attribution) counts as a gradient for every
     row; any other run that feeds rows counts as a forward pass (influence and Grad-CAM only
@@ -167,7 +167,7 @@ class CountingSession:
         n = 0
         for t, v in (feed_dict or {}).items():
             name = getattr(t, "name", "")
-            if t is self._imgs or name.startswith("hw3_rows/p:"):
+            if t is self._imgs or name.startswith("hw3_rows/front:"):
                 n = len(v)
                 break
         if n:

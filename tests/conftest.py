@@ -1,4 +1,5 @@
-"""Shared fixtures: a fresh graph and session per test, and the real default model once."""
+"""Shared fixtures: a fresh graph and session per test, the tiny conv net with every method
+built once per module, and the real default model once (helpers: tests/helpers.py)."""
 import os
 import sys
 
@@ -55,3 +56,22 @@ def sample_data(default_model):
     model, session = default_model
     with session.graph.as_default():
         return load_ImageNet('bundled', model=model, sess=session)
+
+
+@pytest.fixture(scope="module")
+def conv():
+    """One tiny conv net (5 classes, 16x16 images) with every method built once, shared by
+    the tests that only construct and call (none counts ops, needs a fresh graph or
+    changes CLONE_MODEL): (sess, model, methods). Sharing it keeps the suite fast: a fresh
+    graph costs a clone of the model and new executors."""
+    from hw3_attribution import RandomAttribution
+    from helpers import all_methods, tensors
+    from models import tiny_convnet
+    graph = tf.Graph()
+    with graph.as_default():
+        session = tf.compat.v1.Session(graph=graph)
+        model = tiny_convnet()
+        methods = all_methods(session, model, 0)
+        methods["random"] = (RandomAttribution(session, *tensors(model), 0), {})
+    yield session, model, methods
+    session.close()

@@ -7,12 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from helpers import (B, XL, CountingSession, Reference, W, assert_close, chunks, ex6_model,
+                     images, pair_model, raises_exactly, tensors)
 import hw3_attribution as A
 from hw3_attribution import IntegratedGrad
 from models import Model, linear
-from test_attribution import (B, XL, CountingSession, Reference, W, assert_close, chunks,
-                              ex6_model, images, pair_model, raises_exactly, tensors)
-from test_attribution import conv  # noqa: F401 - the shared tiny conv net fixture
 
 tf1 = tf.compat.v1
 
@@ -153,7 +152,7 @@ def test_batch_size_independence_and_chunking(conv):
     sess, model = conv[:2]
     x, out = tensors(model)
     X = images(3)
-    spy = CountingSession(sess, x, out)
+    spy = CountingSession(sess)
     ig = adaptive_ig(spy, model, [0, 1, 2])
     kw = dict(method="adaptive", tol=0.0, max_gradients=20)
     ref, ref_info = ig(X, batch_size=1000, return_error=True, **kw)

@@ -4,7 +4,6 @@ built in the graph against plain numpy loops, both RowOps modes, session calls, 
 and bad input."""
 import inspect
 import math
-import re
 
 import numpy as np
 import pytest
@@ -13,41 +12,16 @@ import tensorflow as tf
 import hw3_attribution as A
 from hw3_attribution import (GradCAM, IntegratedGrad, Occlusion, RandomAttribution,
                              SaliencyMap, SmoothGrad, VanillaGradient)
+from helpers import (B, W, XL, CountingSession, Reference, all_methods, assert_close, chunks,
+                     doubled, ex6_model, images, n_ops, pair_model, raises_exactly, tensors)
 from models import Model, additive_image, linear, tiny_convnet
 
 tf1 = tf.compat.v1
 
-W = np.array([[1.0, -2.0, 0.5], [3.0, 0.0, -1.0], [-0.5, 4.0, 2.0], [2.0, 1.0, -3.0]])
-B = np.array([0.1, -0.2, 0.3])
-XL = np.array([[1.0, 2.0, 3.0, 4.0], [-1.0, 0.5, 2.0, -3.0], [0.0, 1.0, -2.0, 5.0]],
-              np.float32)
 IG_RULES = ["riemann_right", "riemann_left", "riemann_middle", "trapezoid", "gauss_legendre"]
 
 
 # ---------------------------------------------------------------------- helpers
-
-def images(n=3, size=16, seed=1):
-    return np.random.RandomState(seed).uniform(0, 255, (n, size, size, 3)).astype(np.float32)
-
-
-def tensors(model):
-    """The two tensors every method takes: (input_tensor, output_tensor)."""
-    return model.imgs, model.logits
-
-
-def ex6_model():
-    """Written exercise 6: y = min(2 x1 + 3 x2, 1); IG at (2, 1) from 0 is (4/7, 3/7)."""
-    x = tf1.placeholder(tf.float32, [None, 2])
-    y = tf.minimum(2 * x[:, 0] + 3 * x[:, 1], 1.0)
-    return Model(x, tf.stack([y, -y], axis=1), name="ex6")
-
-
-def pair_model():
-    """PAIR's analytic case: y = 5 x0 + x1² + sin x2; IG_i = f_i(x_i) - f_i(baseline_i)."""
-    x = tf1.placeholder(tf.float32, [None, 3])
-    y = 5 * x[:, 0] + x[:, 1] ** 2 + tf.sin(x[:, 2])
-    return Model(x, tf.stack([y, tf.zeros_like(y)], axis=1), name="pair")
-
 
 def quadratic_model():
     """f_0 = Σ x_i² on [None, 3]: from the black baseline f_0(t x) = t² f_0(x), so the path
@@ -72,89 +46,6 @@ def pooled_convnet():
                        rng.normal(0, 1.0, (4, 3)).astype(np.float32))
     return Model(x, logits, layers=[("conv1", conv1), ("pool5", pool), ("mix", mix)],
                  name="pooled")
-
-
-def chunks(total, bs):
-    """Rows of each sess.run when ``total`` rows go in chunks of at most ``bs``."""
-    return [min(bs, total - i) for i in range(0, total, bs)]
-
-
-def doubled(rows):
-    """RowOps in 'feed' mode: every chunk is two runs (build the rows, then feed them)."""
-    return [r for r in rows for _ in range(2)]
-
-
-class CountingSession:
-    """A stand-in session (STYLE 8) that counts ``run`` calls and forwards them.
-
-    ``rows`` holds, per call, the rows it fed: those of ``input_tensor`` or of the RowOps
-    placeholder ``p`` (one entry per row built in the graph). A real object with
-    ``graph = sess.graph`` passes the methods' session check; a MagicMock would not.
-    """
-
-    def __init__(self, sess, input_tensor, output_tensor):
-        self._sess = sess
-        self.graph = sess.graph
-        self._watch = (input_tensor, A.row_ops(input_tensor, output_tensor).p)
-        self.rows = []
-
-    def run(self, fetches, feed_dict=None, options=None, run_metadata=None):
-        fed = [len(v) for k, v in (feed_dict or {}).items()
-               if any(k is t for t in self._watch)]
-        self.rows.append(max(fed) if fed else 0)
-        return self._sess.run(fetches, feed_dict, options, run_metadata)
-
-
-@pytest.fixture(scope="module")
-def conv():
-    """One tiny conv net (5 classes, 16x16 images) with every method built once, shared by
-    the tests that only construct and call (none counts ops, needs a fresh graph or
-    changes CLONE_MODEL): (sess, model, methods). Sharing it keeps the suite fast: a fresh
-    graph costs a clone of the model and new executors."""
-    graph = tf.Graph()
-    with graph.as_default():
-        session = tf1.Session(graph=graph)
-        model = tiny_convnet()
-        methods = all_methods(session, model, 0)
-        methods["random"] = (RandomAttribution(session, *tensors(model), 0), {})
-    yield session, model, methods
-    session.close()
-
-
-def n_ops(sess):
-    return len(sess.graph.get_operations())
-
-
-def all_methods(sess, model, target=None, layer="conv2", **kw):
-    """One instance of every method on ``model`` with the keywords of a quick call."""
-    x, out = tensors(model)
-    return {
-        "saliency": (SaliencyMap(sess, x, out, target, **kw), {}),
-        "gradient": (SaliencyMap(sess, x, out, target, **kw), {"multiply_with_input": False}),
-        "ig": (IntegratedGrad(sess, x, out, target, **kw), {"num_steps": 5}),
-        "ig_white": (IntegratedGrad(sess, x, out, target, **kw),
-                     {"num_steps": 3, "baseline": "white", "method": "trapezoid"}),
-        "ig_mean_grad": (IntegratedGrad(sess, x, out, target, **kw),
-                         {"num_steps": 4, "multiply_with_input": False}),
-        "vanilla": (VanillaGradient(sess, x, out, target, **kw), {}),
-        "smoothgrad": (SmoothGrad(sess, x, out, target, **kw), {"samples": 4}),
-        "gradcam": (GradCAM(sess, x, out, target, model.layers[layer], **kw), {}),
-        "occlusion": (Occlusion(sess, x, out, target, **kw), {"superpixel_size": 4}),
-        "occlusion_blur": (Occlusion(sess, x, out, target, **kw),
-                           {"superpixel_size": 8, "baseline": "blur", "stride": 4}),
-    }
-
-
-def raises_exactly(exc, message):
-    """pytest.raises matching the whole message (a module-level template, formatted)."""
-    return pytest.raises(exc, match="^" + re.escape(message) + "$")
-
-
-def assert_close(actual, expected, rtol=1e-4):
-    """Equal to float32 rounding: relative, with an absolute floor at the map's scale."""
-    expected = np.asarray(expected, np.float64)
-    np.testing.assert_allclose(actual, expected, rtol=rtol,
-                               atol=rtol * 0.1 * max(np.abs(expected).max(), 1e-30))
 
 
 # ------------------------------------------------------------------ exact signatures
@@ -559,7 +450,7 @@ def test_random_attribution(sess):
     np.testing.assert_array_equal(a, RandomAttribution(sess, x, out, None, seed=0)(X))
     assert not np.allclose(a, RandomAttribution(sess, x, out, 0, seed=1)(X))
     assert RandomAttribution(sess, x, out, 0)(X[0]).shape == (8, 8)
-    spy = CountingSession(sess, x, out)
+    spy = CountingSession(sess)
     RandomAttribution(spy, x, out, None, seed=5)(X)
     assert spy.rows == []                                # it never runs the model
     xl, outl = tensors(linear(W, B))
@@ -671,36 +562,6 @@ def test_smoothgrad_noise_scale(sess):
 
 
 # ------------------------------------------------ in the graph vs a plain numpy loop
-
-class Reference:
-    """Plain references, built in the test before any op is counted: the target score,
-    its gradient w.r.t. the input and w.r.t. a layer, one sess.run per row (``fs``: the
-    scores of a stack of independent rows in one run)."""
-
-    def __init__(self, sess, model, layer=None):
-        self.sess, self.x = sess, model.imgs
-        self.layer = layer
-        with sess.graph.as_default():
-            self.c = tf1.placeholder(tf.int32, [])
-            self.score = model.logits[:, self.c]
-            self.grad = tf.gradients(self.score, self.x)[0]
-            if layer is not None:
-                self.d_layer = tf.gradients(self.score, layer)[0]
-
-    def f(self, x, c):
-        return float(self.fs(x[None], c)[0])
-
-    def fs(self, rows, c):
-        """Scores of a stack of rows [R, ...] (rows are independent)."""
-        return self.sess.run(self.score, {self.x: rows, self.c: c}).astype(np.float64)
-
-    def g(self, x, c):
-        return self.sess.run(self.grad, {self.x: x[None], self.c: c})[0].astype(np.float64)
-
-    def acts(self, x, c):
-        a, d = self.sess.run([self.layer, self.d_layer], {self.x: x[None], self.c: c})
-        return a[0].astype(np.float64), d[0].astype(np.float64)
-
 
 def rule(method, n):
     """Nodes and weights of a rule, written out here (not taken from the module)."""
@@ -882,7 +743,7 @@ def test_feed_mode_equals_clone_mode(sess, monkeypatch):
         for name, fn in feed_fns:
             assert_close(fn(X, 5), expected[name], rtol=1e-5)
         # two sess.run per chunk of rows, none with more than batch_size rows
-        spy = CountingSession(feed_sess, *tensors(model))
+        spy = CountingSession(feed_sess)
         x, out = tensors(model)
         ig = IntegratedGrad(spy, x, out, 1)
         ig(X, batch_size=4, num_steps=5)
@@ -902,7 +763,7 @@ def test_batch_size_and_session_calls(conv, bs):
     sess, model = conv[:2]
     x, out = tensors(model)
     X = images(3)
-    spy = CountingSession(sess, x, out)
+    spy = CountingSession(sess)
     n, c = len(X), [0, 1, 2]
     cases = [  # method, kwargs, the rows of each sess.run the docstrings promise
         (IntegratedGrad(spy, x, out, c), {"num_steps": 10},
@@ -948,7 +809,7 @@ def test_predicted_targets_cost_one_forward_pass(conv):
     sess, model = conv[:2]
     x, out = tensors(model)
     X = images(3)
-    spy = CountingSession(sess, x, out)
+    spy = CountingSession(sess)
     SaliencyMap(spy, x, out, None)(X, batch_size=2)
     assert len(spy.rows) == 2 * math.ceil(3 / 2)
     spy.rows.clear()
@@ -1247,7 +1108,7 @@ def test_occlusion_bad_input(sess, conv):
 def test_bad_input_raises_before_any_run(conv):
     sess, model = conv[:2]
     x, out = tensors(model)
-    spy = CountingSession(sess, x, out)
+    spy = CountingSession(sess)
     for method, kw in all_methods(spy, model, 0).values():
         with pytest.raises((ValueError, TypeError)):
             method(images(2), batch_size=0, **kw)

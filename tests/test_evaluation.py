@@ -23,6 +23,7 @@ from scipy.ndimage import gaussian_filter
 
 import hw3_attribution
 import models
+from helpers import CountingSession, n_ops, prefix
 from hw3_attribution import (GRAPH_ERROR, INPUT_EMPTY_ERROR, INPUT_FINITE_ERROR,
                              INPUT_SHAPE_ERROR, MODEL_OBJECT_ERROR, POSITIVE_INT_ERROR,
                              SESSION_ERROR, TARGET_LENGTH_ERROR, TARGET_RANGE_ERROR)
@@ -33,11 +34,6 @@ from hw3_evaluation import (ALL_EXCLUDED_ERROR, ATTR_SHAPE_ERROR, ATTR_ZERO_ERRO
                             N_Ord, auc, metric_table, num_feats, per_image, write_text)
 
 METRICS = (AverageDrop, N_Ord, Insertion, Deletion)
-
-
-def prefix(template):
-    """A regex for a message template's fixed start (up to its first field)."""
-    return re.escape(template.split("{")[0])
 
 
 def f0(w, X):
@@ -52,31 +48,6 @@ def sigmoid(z):
 def call(metric, model, sess, A, X, c=None, **kwargs):
     """``metric`` in the homework's positional form, on a contract model's tensors."""
     return metric(sess, A, X, model.imgs, model.logits, c, **kwargs)
-
-
-class CountingSession:
-    """Stands in for the session (a real object: a MagicMock does not pass the session
-    check): forwards ``run``, counts the calls and the model rows each one feeds (the
-    input_tensor feed, or the per-row feeds of rows built in the graph; the image bank
-    and rank maps the rows are built from are recorded apart)."""
-
-    BANKS = ("images", "rank")
-
-    def __init__(self, sess):
-        self.sess, self.graph = sess, sess.graph
-        self.calls, self.rows, self.bank = 0, [], []
-
-    def run(self, fetches, feed_dict=None, **kwargs):
-        self.calls += 1
-        feeds = [(k.op.name.split("/")[-1], v) for k, v in (feed_dict or {}).items()
-                 if np.ndim(v)]
-        self.rows.append(max([len(v) for n, v in feeds if n not in self.BANKS], default=0))
-        self.bank.append(max([len(v) for n, v in feeds if n in self.BANKS], default=0))
-        return self.sess.run(fetches, feed_dict, **kwargs)
-
-
-def n_ops(graph):
-    return len(graph.get_operations())
 
 
 def pixel_sign_attr(signs):

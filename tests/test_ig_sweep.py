@@ -4,12 +4,11 @@ session calls their docstrings promise."""
 import numpy as np
 import pytest
 
+from helpers import (CountingSession, Reference, assert_close, chunks, images, raises_exactly,
+                     tensors)
 import hw3_attribution as A
 from hw3_attribution import IntegratedGrad
 from models import linear
-from test_attribution import (CountingSession, Reference, assert_close, chunks, images,
-                              raises_exactly, tensors)
-from test_attribution import conv  # noqa: F401 - the shared tiny conv net fixture
 
 
 def test_sweep_equals_separate_calls_and_counts_runs(conv):
@@ -29,7 +28,7 @@ def test_sweep_equals_separate_calls_and_counts_runs(conv):
         np.testing.assert_array_equal(info["gradients"], 20)
         np.testing.assert_allclose(info["f_x"], ref_info["f_x"], rtol=1e-6)
         np.testing.assert_allclose(info["f_baseline"], ref_info["f_baseline"], rtol=1e-6)
-    spy = CountingSession(sess, x, out)
+    spy = CountingSession(sess)
     IntegratedGrad(spy, x, out, 0, progress=False).sweep(X, batch_size=7, steps=steps)
     # both ends in one forward pass over N inputs + 1 shared baseline, then N x max(steps)
     # gradient rows; no run sees more than batch_size rows
@@ -141,7 +140,7 @@ def test_path_scores_equal_numpy_loop_and_counts(conv):
     _, info = ig(X, xb, num_steps=2, return_error=True)       # both ends agree with IG's
     np.testing.assert_allclose(scores[:, -1], info["f_x"], rtol=1e-5)
     np.testing.assert_allclose(scores[:, 0], info["f_baseline"], rtol=1e-5)
-    spy = CountingSession(sess, x, out)
+    spy = CountingSession(sess)
     IntegratedGrad(spy, x, out, None).path_scores(X, xb, batch_size=4, alphas=alphas)
     # ends (N inputs + N baselines) then N x T rows of forwards only
     assert spy.rows == chunks(3 + 3, 4) + chunks(3 * 5, 4)

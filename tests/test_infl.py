@@ -18,6 +18,7 @@ import tensorflow as tf
 
 import hw3_infl
 import models
+from helpers import CountingSession, n_ops, prefix
 from conftest import new_session
 from hw3_attribution import (GRAPH_ERROR, INPUT_SHAPE_ERROR, LAYER_UNCONNECTED_ERROR,
                              MODEL_OBJECT_ERROR, SESSION_ERROR, TARGET_LENGTH_ERROR,
@@ -33,30 +34,6 @@ tf1 = tf.compat.v1
 
 D, H, K = 4, 5, 3
 TOL = dict(rtol=1e-5, atol=1e-6)
-
-
-def prefix(template):
-    """A regex for a message template's fixed start (up to its first field)."""
-    return re.escape(template.split("{")[0])
-
-
-class CountingSession:
-    """Stands in for the session (a real object: a MagicMock does not pass the session
-    check): forwards ``run``, counts the calls and the rows fed to each."""
-
-    def __init__(self, sess):
-        self.sess, self.graph = sess, sess.graph
-        self.calls, self.rows = 0, []
-
-    def run(self, fetches, feed_dict=None, **kwargs):
-        self.calls += 1
-        self.rows.append(max([len(v) for v in (feed_dict or {}).values() if np.ndim(v)],
-                             default=0))
-        return self.sess.run(fetches, feed_dict, **kwargs)
-
-
-def n_ops(graph):
-    return len(graph.get_operations())
 
 
 class Toy:

@@ -336,6 +336,19 @@ def test_h5_unrecognised_weight_names_are_an_error(tmp_path):
 
 # ----------------------------------------------------------------------------- 'imagenet'
 
+def test_write_npz_weights_leaves_nothing_behind_on_failure(tmp_path, monkeypatch):
+    """The converter writes through a temporary file in the same folder and renames it:
+    a failure halfway leaves neither a half-written file nor the temporary one."""
+    def broken_savez(f, **arrays):
+        f.write(b"PK half an archive")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(vgg16.np, "savez", broken_savez)
+    with pytest.raises(OSError, match="disk full"):
+        vgg16.write_npz_weights(zeros_weights(), tmp_path / "vgg16_weights.npz")
+    assert list(tmp_path.iterdir()) == []
+
+
 def _partial_npz(path):
     """A small npz that is not VGG16's weights (conv1_1 only): reading it names the file."""
     with open(path, "wb") as f:
