@@ -63,6 +63,9 @@ HOMEWORK_CLASSES = (354, 356)  # Arabian camel, weasel (written exercise 11)
 HOMEWORK_PARTS = ("comparison", "influence", "metrics")
 
 
+BASE_SIZE = 224      # the homework's image side, which the budgets below are set for
+
+
 @dataclass(frozen=True)
 class Settings:
     """Budgets of one run. ``QUICK`` keeps every figure and shrinks the work."""
@@ -83,7 +86,24 @@ class Settings:
     path_images: int = 3
     adaptive_budget: int = 64
     keep_fraction: float = 0.2       # IG study score: keep the top 20 % of pixels
-    noise_seed: int = 0
+    study_blur: float = 10.0         # sigma (px) of the IG study's blurred baseline and
+    noise_seed: int = 0              # of the background of its kept-pixel score
+
+    def scaled(self, height, width):
+        """These budgets for images of ``height`` x ``width``: the lengths (superpixels,
+        patches, blur sigmas) scale with the shorter side, N_Ord's M with the area, from
+        the homework's 224 x 224, where nothing changes."""
+        import dataclasses
+        f = min(height, width) / BASE_SIZE
+
+        def length(v):
+            return max(1, int(round(v * f)))
+        return dataclasses.replace(
+            self, nord_M=max(1, int(round(self.nord_M * height * width / BASE_SIZE ** 2))),
+            metric_superpixel=length(self.metric_superpixel),
+            occlusion_sizes=tuple(sorted({length(v) for v in self.occlusion_sizes})),
+            blur_sigmas=tuple(v * f for v in self.blur_sigmas),
+            blur_superpixel=length(self.blur_superpixel), study_blur=self.study_blur * f)
 
 
 FULL = Settings()
@@ -336,6 +356,7 @@ class Run:
         idx2name = home.utils.ImageNet_idx2name
         self.names = {c: idx2name(int(c)) for c in
                       set(self.y_true.tolist()) | set(self.y_pred.tolist())}
+        self.settings = settings.scaled(*self.X.shape[1:3])
         self.sel = select_images(self.y_true, self.y_pred, settings.n_right, settings.n_wrong,
                                  args.images)
         self.cache = {}
@@ -450,7 +471,8 @@ class Run:
             return rng.uniform(0, 255, X.shape[1:]).astype(np.float32)
         if name == "blur":
             from scipy.ndimage import gaussian_filter
-            return gaussian_filter(X, sigma=(0, 10, 10, 0), mode="reflect")
+            sigma = self.settings.study_blur
+            return gaussian_filter(X, sigma=(0, sigma, sigma, 0), mode="reflect")
         if name == "other image":  # each image's path starts at another selected image
             return np.roll(X, 1, axis=0)
         raise ValueError(f"baseline: expected one of {STUDY_BASELINES}, got {name!r}")
@@ -784,7 +806,8 @@ def kept_probs(run, baseline):
     study's step counts), the rest blurred."""
     X, c = run.X[run.sel], run.targets(run.sel)
     maps, steps = run.ig_sweep(baseline)[0], run.study_steps(baseline)
-    masked = np.concatenate([keep_top(X, maps[n], run.settings.keep_fraction) for n in steps])
+    masked = np.concatenate([keep_top(X, maps[n], run.settings.keep_fraction,
+                                      run.settings.study_blur) for n in steps])
     probs = run.cached(("keep", baseline),
                        lambda: forward_probs(run, masked, np.tile(c, len(steps))))
     return probs.reshape(len(steps), len(run.sel))
@@ -798,7 +821,8 @@ def adaptive_ig(run, baseline):
     attr, info = run.cached(("ig_adaptive", baseline), lambda: run.method(IntegratedGrad)(
         X, baseline, method="adaptive", max_gradients=run.settings.adaptive_budget,
         return_error=True, target_class=c))
-    kept = forward_probs(run, keep_top(X, attr, run.settings.keep_fraction), c)
+    kept = forward_probs(run, keep_top(X, attr, run.settings.keep_fraction,
+                                       run.settings.study_blur), c)
     return attr, info, kept
 
 

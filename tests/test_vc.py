@@ -248,3 +248,14 @@ def test_out_that_cannot_be_written_is_refused(capsys, tmp_path):
     assert "--out: expected a folder this user can write" in capsys.readouterr().err
     assert hw3_vc.writable_folder(str(tmp_path / "a" / "b"))        # made when needed
     assert not (tmp_path / "a").exists() and os.listdir(tmp_path) == []
+
+
+def test_settings_scale_with_the_image_and_stay_at_224():
+    for s in (hw3_vc.FULL, hw3_vc.QUICK):
+        assert s.scaled(224, 224) == s
+    half = hw3_vc.FULL.scaled(112, 112)
+    assert half.metric_superpixel == 4 and half.nord_M == 250 and half.occlusion_sizes == (
+        2, 4, 8) and half.blur_sigmas == (1.0, 2.5, 5.0) and half.study_blur == 5.0
+    odd = hw3_vc.QUICK.scaled(64, 48)          # the shorter side sets lengths, the area M
+    assert odd.metric_superpixel == 6 and odd.nord_M == round(5000 * 64 * 48 / 224 ** 2)
+    assert hw3_vc.FULL.scaled(8, 8).occlusion_sizes == (1,)   # never below one pixel
