@@ -462,7 +462,9 @@ class Run:
         return self.ig_sweep("black")[0][self.settings.ig_main_steps]
 
     def study_baseline(self, name):
-        """The baseline of the IG study called ``name``, for the selected images."""
+        """The baseline of the IG study called ``name`` (one of ``STUDY_BASELINES``) for the
+        selected images: IG's own ``'black'`` and ``'white'``, or the arrays made here."""
+        from hw3_attribution import blurred
         X = self.X[self.sel]
         if name in ("black", "white"):
             return name
@@ -470,12 +472,8 @@ class Run:
             rng = np.random.default_rng(self.settings.noise_seed)
             return rng.uniform(0, 255, X.shape[1:]).astype(np.float32)
         if name == "blur":
-            from scipy.ndimage import gaussian_filter
-            sigma = self.settings.study_blur
-            return gaussian_filter(X, sigma=(0, sigma, sigma, 0), mode="reflect")
-        if name == "other image":  # each image's path starts at another selected image
-            return np.roll(X, 1, axis=0)
-        raise ValueError(f"baseline: expected one of {STUDY_BASELINES}, got {name!r}")
+            return blurred(X, self.settings.study_blur)
+        return np.roll(X, 1, axis=0)   # 'other image': each path starts at another image
 
     def influence(self, qoi):
         from hw3_infl import InflDirected
@@ -706,7 +704,8 @@ def part_influence(run):
 
 def part_metrics(run):
     """Average Drop %, Necessity Ordering, Insertion and Deletion."""
-    from hw3_evaluation import AverageDrop, Deletion, Insertion, N_Ord, metric_table
+    from hw3_evaluation import (AverageDrop, Deletion, Insertion, N_Ord, metric_table,
+                                superpixel_sums)
     sel, X = run.sel, run.X[run.sel]
     c = run.targets(sel)
     maps = {"Saliency": run.saliency(), "Integrated Gradients": run.ig()}
@@ -754,22 +753,13 @@ def part_metrics(run):
                "image (left) or deleted from the image (right), most important first.")
     j = 0
     maps_row = [importance[m][j] for m in importance]
-    pooled = [pool(a, s) for a in maps_row]
+    pooled = [superpixel_sums(per_pixel(a), s) for a in maps_row]
     fig = plot_grid(
         [[X[j]] + maps_row, [X[j]] + pooled],
         [["input"] + [f"{m}, {run.label(sel[j])}" for m in importance],
          ["input"] + [f"{m}, summed per {s}x{s} superpixel" for m in importance]])
     run.figure("metrics", "3_metric_maps.png", fig,
                "The three explanations for one image, per pixel and summed per superpixel.")
-
-
-def pool(a, s):
-    """Sum a map ``[H, W]`` or ``[H, W, C]`` over non-overlapping s x s superpixels."""
-    a = np.asarray(a, np.float64)
-    if a.ndim == 3:
-        a = a.sum(-1)
-    h, w = a.shape
-    return a.reshape(h // s, s, w // s, s).sum(axis=(1, 3))
 
 
 def curve_figure(tables, s):
@@ -928,13 +918,12 @@ def keep_top(X, maps, fraction, blur_sigma=10.0):
     """Images with only the top ``fraction`` of pixels by positive attribution kept and
     every other pixel taken from a blurred copy (a black background leaves so little
     that every map scores near zero and the score cannot tell them apart)."""
-    from scipy.ndimage import gaussian_filter
+    from hw3_attribution import blurred
     a = np.asarray(maps, np.float64).sum(-1).reshape(len(X), -1)
     k = max(1, int(round(fraction * a.shape[1])))
     cut = np.partition(a, a.shape[1] - k, axis=1)[:, a.shape[1] - k][:, None]
     keep = ((a >= cut) & (a > 0)).reshape(X.shape[:3])[..., None]
-    blurred = gaussian_filter(X, sigma=(0, blur_sigma, blur_sigma, 0), mode="reflect")
-    return np.where(keep, X, blurred).astype(np.float32)
+    return np.where(keep, X, blurred(X, blur_sigma)).astype(np.float32)
 
 
 def forward_probs(run, images, targets):

@@ -49,11 +49,6 @@ def test_study_step_counts_each_divide_the_largest(settings):
         assert steps and all(max(steps) % n == 0 for n in steps), (baseline, steps)
 
 
-def test_pool_sums_superpixels():
-    a = np.arange(16.0).reshape(4, 4)
-    np.testing.assert_array_equal(hw3_vc.pool(a, 2), [[10, 18], [42, 50]])
-
-
 def test_write_text_is_atomic(tmp_path):
     path = tmp_path / "t.md"
     hw3_vc.write_text(str(path), "one")
