@@ -123,41 +123,26 @@ def merge_experts(partials, settings, explainer_infl, class_name):
     return rows
 
 
-def fmt(v):
-    if isinstance(v, (float, np.floating)):
-        return "undefined" if not np.isfinite(v) else f"{v:.4g}"
-    return str(v).replace("|", "/")
-
-
-def csv_text(header, rows):
-    from hw3_vc import csv_table
-    return csv_table(header, rows)
-
-
-def md_table(header, rows):
-    from hw3_vc import markdown_table
-    return markdown_table(header, rows)
-
-
 def write_outputs(args, settings, cols, skipped, experts, stats, inputs):
     """Every table of a run under ``args.out``: results.parquet, summary.csv, experts.csv,
     skipped.csv, summary.md and run.json."""
+    from hw3_evaluation import csv_table, markdown_table   # (TensorFlow: when needed)
     out = args.out
     write_parquet(os.path.join(out, "results.parquet"), cols)
     summary = summarise(cols, settings["methods"])
     header = ["method", "metric", "n", "mean", "ci_low", "ci_high"]
-    write_text(os.path.join(out, "summary.csv"), csv_text(
+    write_text(os.path.join(out, "summary.csv"), csv_table(
         header, [[r[h] for h in header] for r in summary]))
     eh = ["scope", "class", "class_name", "n", "layer", "qoi", "expert", "influence",
           "expert_active", "top5"]
-    write_text(os.path.join(out, "experts.csv"), csv_text(eh, [[r[h] for h in eh]
+    write_text(os.path.join(out, "experts.csv"), csv_table(eh, [[r[h] for h in eh]
                                                                for r in experts]))
     skipped = sorted(skipped, key=lambda r: r["index"])
-    write_text(os.path.join(out, "skipped.csv"), csv_text(
+    write_text(os.path.join(out, "skipped.csv"), csv_table(
         list(SKIPPED_COLUMNS), [[r[c] for c in SKIPPED_COLUMNS] for r in skipped]))
     lines = (summary_head(settings, cols, summary, skipped, inputs)
              + experts_section(experts) + skipped_section(skipped)
-             + ["## Run", "", md_table(["what", "value"], [[k, v] for k, v in stats.items()])])
+             + ["## Run", "", markdown_table(["what", "value"], [[k, v] for k, v in stats.items()])])
     write_text(os.path.join(out, "summary.md"), "\n".join(lines))
     write_text(os.path.join(out, "run.json"), json.dumps(
         {"settings": settings, "inputs": inputs, "stats": stats}, indent=1, default=str))
@@ -166,6 +151,7 @@ def write_outputs(args, settings, cols, skipped, experts, stats, inputs):
 def summary_head(settings, cols, summary, skipped, inputs):
     """summary.md's title, what was run, and one row per method, one column per metric:
     mean [95% CI]."""
+    from hw3_evaluation import markdown_table, table_cell   # (TensorFlow: when needed)
     shown = [(c, t) for c, t, _ in METRIC_COLUMNS
              if any(r["metric"] == c for r in summary)]
     table = []
@@ -176,8 +162,8 @@ def summary_head(settings, cols, summary, skipped, inputs):
         cells = [METHOD_TITLES[m], max(r["n"] for r in by.values())]
         for c, _ in shown:
             r = by.get(c)
-            cells.append("" if r is None else f"{fmt(r['mean'])} [{fmt(r['ci_low'])}, "
-                                              f"{fmt(r['ci_high'])}]"
+            cells.append("" if r is None else f"{table_cell(r['mean'])} [{table_cell(r['ci_low'])}, "
+                                              f"{table_cell(r['ci_high'])}]"
                          + ("" if r["n"] == cells[1] else f" (n={r['n']})"))
         table.append(cells)
     n_img = len(np.unique(cols["index"]))
@@ -193,7 +179,7 @@ def summary_head(settings, cols, summary, skipped, inputs):
         "Lower is better for Average Drop %, Necessity Ordering, Deletion AUC and IG's "
         "completeness error; higher for Insertion AUC. Images where a metric is undefined "
         "(an all-zero map; Average Drop when f_c(x) <= 0) are left out of its n.", "",
-        md_table(["method", "n"] + [t for _, t in shown], table) if table else "(no rows)\n",
+        markdown_table(["method", "n"] + [t for _, t in shown], table) if table else "(no rows)\n",
         "Settings: " + ", ".join(f"{k}={json.dumps(settings[k])}" for k in
                                  ("ig", "smoothgrad", "occlusion", "n_ord", "curves", "seed",
                                   "batch_size")), "",
@@ -201,18 +187,20 @@ def summary_head(settings, cols, summary, skipped, inputs):
 
 
 def experts_section(experts):
+    from hw3_evaluation import markdown_table   # (TensorFlow: when needed)
     if not experts:
         return []
     return ["## Influence experts", "",
             f"Layer `{experts[0]['layer']}`, quantity of interest `{experts[0]['qoi']}`"
             ", merged exactly from per-shard partial sums (hw3_infl.merge).", "",
-            md_table(["scope", "class", "n", "expert", "influence", "active", "top 5"],
+            markdown_table(["scope", "class", "n", "expert", "influence", "active", "top 5"],
                      [[r["scope"], r["class_name"], r["n"], r["expert"], r["influence"],
                        "yes" if r["expert_active"] else "no", r["top5"]] for r in experts])]
 
 
 def skipped_section(skipped):
+    from hw3_evaluation import markdown_table   # (TensorFlow: when needed)
     return ["## Skipped", "",
-            md_table(["index", "input", "item", "reason"],
+            markdown_table(["index", "input", "item", "reason"],
                      [[r[c] for c in SKIPPED_COLUMNS] for r in skipped]) if skipped
             else "Nothing was skipped.\n"]

@@ -537,17 +537,13 @@ class MetricTable:
             self.mean = np.nanmean(self.values, axis=1)
         self.curves, self.num_feats = curves, num_feats
 
-    @staticmethod
-    def _fmt(v, digits):
-        return "undefined" if not np.isfinite(v) else f"{v:.{digits}g}"
-
     def to_markdown(self, by="method", digits=4, per_image=True):
         """A Markdown table.
 
         ``by='method'``: one row per method, a column per image (if ``per_image``) and the
         mean. ``by='image'``: one row per image, a column per method, and a mean row.
         """
-        f = lambda v: self._fmt(v, digits)  # noqa: E731
+        f = lambda v: table_cell(float(v), digits)  # noqa: E731
         title = f"{self.metric}" + (f" ({self.unit})" if self.unit else "")
         if by == "method":
             cols = (self.images if per_image else []) + ["mean"]
@@ -569,11 +565,9 @@ class MetricTable:
 
     def to_csv(self, path):
         """Write ``method, <images...>, mean`` rows to ``path`` (temporary file + rename)."""
-        lines = [",".join(["method"] + [_csv_cell(i) for i in self.images] + ["mean"])]
-        for m, row, mean in zip(self.methods, self.values, self.mean):
-            lines.append(",".join([_csv_cell(m)] + [repr(float(v)) for v in row]
-                                  + [repr(float(mean))]))
-        return write_text(path, "\n".join(lines) + "\n")
+        rows = [[m] + [float(v) for v in row] + [float(mean)]
+                for m, row, mean in zip(self.methods, self.values, self.mean)]
+        return write_text(path, csv_table(["method"] + self.images + ["mean"], rows))
 
     def __repr__(self):
         return (f"MetricTable({self.metric!r}, methods={self.methods}, "
@@ -604,11 +598,32 @@ def write_text(path, text):
     return write_bytes(path, text.encode("utf-8"))
 
 
-def _csv_cell(text):
-    text = str(text)
-    if any(ch in text for ch in ',"\n'):
-        text = '"' + text.replace('"', '""') + '"'
-    return text
+def table_cell(v, digits=4):
+    """A Markdown cell: a float to ``digits`` significant digits (NaN and inf: 'undefined'),
+    anything else as text with ``|`` (the column separator) written ``/``."""
+    if isinstance(v, (float, np.floating)):
+        return "undefined" if not np.isfinite(v) else f"{v:.{digits}g}"
+    return str(v).replace("|", "/")
+
+
+def markdown_table(header, rows, digits=4):
+    """A Markdown table from a header and rows of cells (:func:`table_cell`). The one
+    table writer of the toolkit, with :func:`csv_table`."""
+    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(table_cell(v, digits) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def csv_cell(v):
+    """A CSV cell: a float in full precision (``repr``), quoted where the text needs it."""
+    text = repr(float(v)) if isinstance(v, (float, np.floating)) else str(v)
+    return '"' + text.replace('"', '""') + '"' if any(ch in text for ch in ',"\n') else text
+
+
+def csv_table(header, rows):
+    """CSV text of a header and rows (:func:`csv_cell`)."""
+    return "\n".join(",".join(csv_cell(v) for v in row)
+                     for row in [header] + list(rows)) + "\n"
 
 
 def unranked(A, superpixel_size=None):
@@ -709,4 +724,5 @@ def metric_table(metric, attributions, X, sess, input_tensor, output_tensor,
 
 __all__ = ["AverageDrop", "AverageDropResult", "N_Ord", "Insertion", "Deletion", "auc",
            "num_feats", "per_image", "MetricTable", "metric_table", "unranked", "write_text",
+           "markdown_table", "csv_table",
            "write_bytes"]

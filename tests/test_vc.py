@@ -23,10 +23,11 @@ def test_select_images_takes_right_then_wrong_in_data_order():
 
 
 def test_tables_markdown_and_csv():
-    md = hw3_vc.markdown_table(["a", "b"], [["x|y", 0.123456], ["z", float("nan")]])
+    from hw3_evaluation import csv_table, markdown_table
+    md = markdown_table(["a", "b"], [["x|y", 0.123456], ["z", float("nan")]])
     assert md.splitlines() == ["| a | b |", "| --- | --- |", "| x/y | 0.1235 |",
                                "| z | undefined |"]
-    csv = hw3_vc.csv_table(["a", "b"], [["p, q", 0.5]])
+    csv = csv_table(["a", "b"], [["p, q", 0.5]])
     assert csv == 'a,b\n"p, q",0.5\n'
 
 
