@@ -190,7 +190,7 @@ class EfficientNetLite0:
         [N,14,14,112], ``block6`` [N,7,7,192], ``block7`` [N,7,7,320] (stage outputs),
         ``head`` [N,7,7,1280] (after ReLU6), ``head_pool`` [N,1280].
       name: ``'efficientnet_lite0'``; default_layers: ``{'gradcam': 'head',
-        'influence': 'head_pool'}``.
+        'influence': 'head_pool'}``; class_names: ImageNet's 1000 names.
       variables: OrderedDict from variable name (under the model scope) to variable.
 
     The weights are non-trainable variables kept out of ``GLOBAL_VARIABLES`` (they are in
@@ -218,6 +218,8 @@ class EfficientNetLite0:
         if imgs is not None and imgs.graph is not graph:
             raise ValueError(GRAPH_ERROR)
         self.default_layers = dict(DEFAULT_LAYERS)
+        from imagenet_classes import class_names
+        self.class_names = list(class_names)
         path = resolve_weights(weights) if sess is not None else None  # fail before building
         with graph.as_default():
             self._build(imgs)

@@ -30,18 +30,18 @@ import re
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ["KERAS_BACKEND"] = "tensorflow"
-
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import graph_rewrite  # noqa: E402
+import graph_rewrite  # noqa: E402  (the project folder, when run as a script)
 
 CONVERTER_VERSION = "1"
 PREPROCESSING_LAYERS = ("Rescaling", "Normalization")
 ACTIVATION_LAYERS = ("Activation", "Softmax", "ReLU")
+# A SavedModel's layer named as Keras names Rescaling / Normalization layers (not
+# batch_normalization or layer_normalization).
+PREPROCESSING_NAME = re.compile(r"(^|_)(?<!batch_)(?<!layer_)(rescaling|normalization)(_\d+)?$")
 CHECK_TOLERANCE = 1e-4
 
 # Error messages, kept as data so that tests match the same templates.
@@ -114,7 +114,9 @@ def convert(path, kind, input_size, out):
     names = [t.name for t in frozen.outputs]
     meta["output"] = names[0]
     if kind == "savedmodel":
-        meta["layers"], meta["default_layers"] = _scope_layers(graph_def, names[0])
+        meta["layers"], meta["default_layers"], model_name = _scope_layers(graph_def, names[0])
+        meta["name"] = model_name or meta["name"]
+        meta["preprocessing"] = [n for n, _ in meta["layers"] if PREPROCESSING_NAME.search(n)]
     else:
         meta["layers"] = [[n, t] for n, t in zip(meta.pop("layer_names"), names[1:])]
     meta["logits"], meta["activation"] = _peel(graph_def, names[0])
@@ -316,7 +318,8 @@ def _savedmodel_function(path, input_size):
 
 
 def _scope_layers(graph_def, output):
-    """Layers of a SavedModel from its ops' name scopes: ([[name, tensor], ...], defaults).
+    """Layers of a SavedModel from its ops' name scopes: ([[name, tensor], ...], defaults,
+    the model's name).
 
     Keras runs each layer under a name scope named after the layer; the scopes one level
     below the model's are its layers, and a layer's tensor is its last op (in graph order)
@@ -329,7 +332,7 @@ def _scope_layers(graph_def, output):
     paths = [op.name.split("/") for op in ops if "/" in op.name]
     prefix, depth = _model_depth(paths)
     if not paths:
-        return [], {}
+        return [], {}, None
     # an op directly in the model's scope (a residual sum, not a layer) is its own scope
     scope_of = {op.name: "/".join(op.name.split("/")[:depth + 1]) for op in ops
                 if len(op.name.split("/")) > depth and op.name.split("/")[:depth] == prefix
@@ -346,7 +349,8 @@ def _scope_layers(graph_def, output):
     order = list(dict.fromkeys(s for s in (scope_of.get(op.name) for op in ops) if s))
     suffix = _common_suffix([s.split("/")[-1] for s in order])
     layers = [[_strip(s.split("/")[-1], suffix), last[s].name] for s in order if s in last]
-    return layers, _scope_defaults(graph, layers, output)
+    model_name = re.sub(r"_\d+$", "", prefix[-1]) if prefix else None
+    return layers, _scope_defaults(graph, layers, output), model_name
 
 
 def _model_depth(paths):
@@ -450,4 +454,5 @@ def _check(graph_def, meta, reference, path):
 
 
 if __name__ == "__main__":
+    os.environ["KERAS_BACKEND"] = "tensorflow"   # before keras is first imported
     main(sys.argv[1])
