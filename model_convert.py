@@ -256,29 +256,30 @@ def _keras_defaults(model, names, tensors):
     over a final Activation / Softmax layer); gradcam: the last 4-D activation, i.e. the
     first 4-D tensor found walking back from the classifier's input (what the global
     pooling reads: ConvNeXt's is a residual sum, an operation that is no layer, which then
-    joins the layers under its operation's name), else the last 4-D layer.
+    joins the layers under its operation's name), else the last 4-D layer. Tensors are
+    matched to layers by the operation that made them.
     """
     defaults = {}
-    by_id = {id(t): n for n, t in zip(names, tensors)}
     op, source = _producer(model.outputs[0])
     for _ in range(2):   # Dense -> Activation('softmax'): step back over the activation
         if op is None or op.__class__.__name__ not in ACTIVATION_LAYERS:
             break
         op, source = _producer(source)
-    if source is not None and id(source) in by_id:
-        defaults["influence"] = by_id[id(source)]
+    maker = _producer(source)[0] if source is not None else None
+    if maker is not None and maker.name in names:
+        defaults["influence"] = maker.name
     for _ in range(50):
         if source is None or len(source.shape) == 4:
             break
         source = _producer(source)[1]
     if source is not None and len(source.shape) == 4:
-        if id(source) not in by_id:
-            name = _producer(source)[0].name
-            names.append(name if name not in names else name + "_output")
+        maker = _producer(source)[0]
+        if maker is not None and maker.name not in names:
+            names.append(maker.name)
             tensors.append(source)
-            by_id[id(source)] = names[-1]
-        defaults["gradcam"] = by_id[id(source)]
-    else:
+        if maker is not None:
+            defaults["gradcam"] = maker.name
+    if "gradcam" not in defaults:
         four_d = [n for n, t in zip(names, tensors) if len(t.shape) == 4]
         if four_d:
             defaults["gradcam"] = four_d[-1]
@@ -329,7 +330,8 @@ def _scope_layers(graph_def, output):
     with graph.as_default():
         tf.graph_util.import_graph_def(graph_def, name="")
     ops = [op for op in graph.get_operations() if op.type not in ("Const", "NoOp")]
-    paths = [op.name.split("/") for op in ops if "/" in op.name]
+    paths = [op.name.split("/") for op in ops if "/" in op.name  # compute ops only
+             and op.type not in ("Identity", "IdentityN", "Placeholder")]
     prefix, depth = _model_depth(paths)
     if not paths:
         return [], {}, None
@@ -354,9 +356,9 @@ def _scope_layers(graph_def, output):
 
 
 def _model_depth(paths):
-    """(prefix, depth) of the model's scope: the longest run of scopes that most scoped ops
-    share (the inlining leaves a few ``Func/...`` ops outside it); the layers are one
-    level below."""
+    """(prefix, depth) of the model's scope: the longest run of scopes that nearly all
+    deeper ops share (the inlining leaves a few ``Func/...`` ops outside it); the layers
+    are the first level where no scope holds 90% of the ops below."""
     prefix = []
     while True:
         below = [p[len(prefix)] for p in paths
@@ -364,7 +366,7 @@ def _model_depth(paths):
         if not below:
             return prefix, len(prefix)
         top = max(set(below), key=below.count)
-        if below.count(top) < 0.5 * len(paths):
+        if below.count(top) < 0.9 * len(below):     # several layers: this is the level
             return prefix, len(prefix)
         prefix.append(top)
 

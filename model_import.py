@@ -388,13 +388,19 @@ def ensure_converted(jobs):
                          "out": tempfile.mkdtemp(prefix=".tmp-", dir=root), "entry": entry})
     if not todo:
         return entries
+    errors = []
     try:
         _run_converter(todo)
-        for job in todo:
-            _install(job)
+        for job in todo:                # every good entry is kept, then the first error
+            try:
+                _install(job)
+            except (ValueError, RuntimeError) as exc:
+                errors.append(exc)
     finally:
         for job in todo:
             shutil.rmtree(job["out"], ignore_errors=True)
+    if errors:
+        raise errors[0]
     return entries
 
 
