@@ -442,7 +442,7 @@ def _check(graph_def, meta, reference, path):
             name="")
         try:
             grad = tf.gradients(tf.reduce_sum(logits), inp)[0]
-        except LookupError as exc:
+        except (LookupError, ValueError) as exc:   # no gradient, or one from another graph
             raise RuntimeError(CHECK_ERROR.format(path=path, problem=exc)) from None
         with tf.compat.v1.Session(graph=graph) as sess:
             got, g = sess.run([out, grad], {inp: x})

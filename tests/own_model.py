@@ -15,7 +15,8 @@ writes ``OUT_DIR/own.keras`` (a small CNN trained on ``synthetic_images``, with 
 the odd models that the import must handle or refuse: ``binary.keras`` (one sigmoid
 unit), ``gray_fcn.keras`` (1 channel, any size), ``two_inputs.keras``, ``map_output.keras``
 (a ``[None, 8, 8, 2]`` output), ``weights_only.weights.h5`` and ``subclassed_savedmodel``
-(a subclassed model through ``tf.saved_model.save``).
+(a subclassed model through ``tf.saved_model.save``), and ``odd_ref.npz``: Keras eager's
+outputs of the subclassed, binary and grayscale models on seeded images.
 """
 import os
 import sys
@@ -108,12 +109,17 @@ def build_odd_models(out, seed=0):
             return self.dense(self.pool(self.conv(x)))
 
     sub = Sub()
-    X = np.random.default_rng(seed).uniform(0, 255, (2, 12, 12, 3)).astype(np.float32)
-    reference = sub(X).numpy()
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(0, 255, (2, 12, 12, 3)).astype(np.float32)
     serve = tf.function(lambda x: sub(x), input_signature=[tf.TensorSpec([None, 12, 12, 3])])
     tf.saved_model.save(sub, os.path.join(out, "subclassed_savedmodel"),
                         signatures=serve)
-    np.savez(os.path.join(out, "odd_ref.npz"), sub_images=X, sub_logits=reference)
+    Xb = rng.uniform(0, 255, (3, 16, 16, 3)).astype(np.float32)
+    Xg = rng.uniform(0, 255, (2, 20, 24, 1)).astype(np.float32)
+    gray = keras.saving.load_model(os.path.join(out, "gray_fcn.keras"))
+    np.savez(os.path.join(out, "odd_ref.npz"), sub_images=X, sub_logits=sub(X).numpy(),
+             binary_images=Xb, binary_probs=binary(Xb).numpy(),
+             gray_images=Xg, gray_logits=gray(Xg).numpy())
 
 
 if __name__ == "__main__":
