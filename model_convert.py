@@ -11,7 +11,8 @@ REQUEST.json: ``{"jobs": [{"path": ..., "kind": "keras"|"h5"|"savedmodel",
 "input_size": [H, W] or null, "out": FOLDER}, ...]}``. For each job it writes, into
 ``FOLDER`` (a fresh temporary folder of the cache that the parent renames into place):
 
-- ``graph.pb``: the model frozen (``convert_variables_to_constants_v2``) and rewritten by
+- ``graph.pb``: the model frozen (as ``convert_variables_to_constants_v2`` does) and
+  rewritten by
   :func:`graph_rewrite.rewrite_for_gradients`, its input a placeholder;
 - ``meta.json``: the input tensor and shape ``[H, W, C]``, the output tensor, the logits
   tensor and the final activation peeled off (``softmax``, ``sigmoid`` or ``none``), every
@@ -106,12 +107,9 @@ def convert(path, kind, input_size, out):
         fn, meta, reference = _savedmodel_function(path, input_size)
     else:
         fn, meta, reference = _keras_function(path, input_size)
-    from tensorflow.python.framework.convert_to_constants import \
-        convert_variables_to_constants_v2
-    frozen = convert_variables_to_constants_v2(fn)
-    graph_def, stats = graph_rewrite.rewrite_for_gradients(frozen.graph.as_graph_def())
-    meta["input"]["tensor"] = frozen.inputs[0].name
-    names = [t.name for t in frozen.outputs]
+    graph_def, stats = graph_rewrite.rewrite_for_gradients(freeze(fn))
+    meta["input"]["tensor"] = fn.inputs[0].name          # the image; captures follow
+    names = [t.name for t in fn.outputs]
     meta["output"] = names[0]
     if kind == "savedmodel":
         meta["layers"], meta["default_layers"], model_name = _scope_layers(graph_def, names[0])
@@ -128,6 +126,21 @@ def convert(path, kind, input_size, out):
     with open(os.path.join(out, "graph.pb"), "wb") as f:
         f.write(graph_def.SerializeToString())
     _write_json(os.path.join(out, "meta.json"), meta)
+
+
+def freeze(fn):
+    """The GraphDef of concrete function ``fn`` with its variables as constants.
+
+    What ``convert_variables_to_constants_v2`` computes, without its last step (building
+    a new ConcreteFunction from the GraphDef, a third of the time for ResNet50); node
+    names stay those of ``fn.graph``, so ``fn.inputs[0]`` and ``fn.outputs`` name the
+    input and outputs.
+    """
+    from tensorflow.python.framework import convert_to_constants as c
+    data = c._FunctionConverterDataInEager(func=fn, lower_control_flow=True,
+                                           aggressive_inlining=False)
+    graph_def, _ = c._replace_variables_by_constants(converter_data=data)
+    return graph_def
 
 
 # ------------------------------------------------------------------ Keras files
@@ -433,7 +446,9 @@ def _peel(graph_def, output):
 def _check(graph_def, meta, reference, path):
     """Run the rewritten graph in TF1 mode against the eager model on random input."""
     shape = meta["input"]["shape"]
-    x = np.random.default_rng(0).uniform(0, 255, [2] + shape).astype(meta["input"]["dtype"])
+    rng = np.random.default_rng(0)    # an image in 0-255, and one in -1..1 (preprocessed)
+    x = np.concatenate([rng.uniform(0, 255, [1] + shape), rng.uniform(-1, 1, [1] + shape)]
+                       ).astype(meta["input"]["dtype"])
     expected = reference(x)
     graph = tf.Graph()
     with graph.as_default():

@@ -43,14 +43,19 @@ def images(n=N_IMAGES, size=SIZE, seed=1):
 
 # ------------------------------------------------------------------ the judgement
 
-def compare(got, expected, kind="logits", tol=None):
+def compare(got, expected, kind="logits", noise=None):
     """Judge an import: ``(ok, report)``.
 
     logits: max |difference| <= 1e-4 of the reference's largest |logit| (float32 sums
-    reordered by another graph differ by ~1e-6 of the scale). gradients: ReLU gates near
-    0 flip under float32 reordering, so a max is meaningless; the 99th percentile of
-    |difference| / max |reference| must be <= 1e-2 (two correct graphs reach ~1.5e-3)
-    and the correlation >= 0.99 (a wrong preprocessing gives ~0 to 0.9).
+    reordered by another graph differ by ~1e-6 of the scale).
+
+    gradients: ReLU gates near 0 flip under float32 reordering, so a max is meaningless.
+    The 99th percentile of |difference| / max |reference| must be <= 1e-2 and the
+    correlation >= 0.99, or, for a model whose gradient is more chaotic than that,
+    within 3 times what Keras itself shows between eager and ``tf.function`` on the same
+    weights and images (``noise`` = (p99, correlation) of that pair, measured by the
+    fixture: ResNet50 here, p99 ~6e-2 and correlation ~0.996; the other families ~1e-3).
+    A wrong preprocessing gives correlations far below.
     """
     got, expected = np.asarray(got, np.float64), np.asarray(expected, np.float64)
     if got.shape != expected.shape:
@@ -58,14 +63,24 @@ def compare(got, expected, kind="logits", tol=None):
     scale = max(np.abs(expected).max(), 1e-30)
     diff = np.abs(got - expected) / scale
     if kind == "logits":
-        tol = 1e-4 if tol is None else tol
-        return bool(diff.max() <= tol), "max |diff|/scale {:.2e} (tol {:.0e})".format(
-            diff.max(), tol)
-    tol = 1e-2 if tol is None else tol
+        return bool(diff.max() <= 1e-4), "max |diff|/scale {:.2e} (tol 1e-4)".format(
+            diff.max())
+    p99_tol, corr_min = 1e-2, 0.99
+    if noise is not None:
+        p99_tol = max(p99_tol, 3 * float(noise[0]))
+        corr_min = min(corr_min, 1 - 3 * (1 - float(noise[1])))
     p99 = float(np.percentile(diff, 99))
     corr = float(np.corrcoef(got.ravel(), expected.ravel())[0, 1])
-    ok = p99 <= tol and corr >= 0.99
-    return ok, "p99 |diff|/max {:.2e} (tol {:.0e}), corr {:.6f}".format(p99, tol, corr)
+    ok = p99 <= p99_tol and corr >= corr_min
+    return ok, "p99 |diff|/max {:.2e} (tol {:.1e}), corr {:.6f} (min {:.4f})".format(
+        p99, p99_tol, corr, corr_min)
+
+
+def gradient_noise(a, b):
+    """(p99 of |a - b| / max |b|, correlation): how far two correct gradients differ."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    p99 = np.percentile(np.abs(a - b) / max(np.abs(b).max(), 1e-30), 99)
+    return np.array([p99, np.corrcoef(a.ravel(), b.ravel())[0, 1]])
 
 
 # ------------------------------------------------------------------ building (eager)
@@ -128,16 +143,20 @@ def build(family, out, seed=0):
     # Keras eager's logits: the classifier's input times its kernel, plus its bias.
     head = model.layers[-1]
     penultimate = keras.Model(model.inputs, head.input)
+    def logits_and_grads(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            logits = tf.matmul(penultimate(pre(x), training=False), head.kernel) + head.bias
+            score = tf.reduce_sum(logits[:, TARGET])
+        return logits, tape.gradient(score, x)
+
     X = images()
-    x = tf.constant(X)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        logits = tf.matmul(penultimate(pre(x), training=False), head.kernel) + head.bias
-        score = tf.reduce_sum(logits[:, TARGET])
-    grads = tape.gradient(score, x).numpy()
+    logits, grads = (t.numpy() for t in logits_and_grads(tf.constant(X)))
+    _, graph_grads = tf.function(logits_and_grads)(tf.constant(X))   # Keras' own graph
     probs = model(pre(X.copy()), training=False).numpy()
     np.testing.assert_allclose(probs, tf.nn.softmax(logits).numpy(), rtol=1e-4, atol=1e-6)
-    np.savez(base + "_ref.npz", images=X, logits=logits.numpy(), grads=grads, probs=probs)
+    np.savez(base + "_ref.npz", images=X, logits=logits, grads=grads, probs=probs,
+             noise=gradient_noise(graph_grads.numpy(), grads))
 
 
 if __name__ == "__main__":

@@ -98,7 +98,7 @@ def test_family_equals_keras_eager(families, family, fmt):
     assert sess.graph.get_tensor_by_name("Placeholder:0") is model.imgs
     ok, report = KF.compare(logits, ref["logits"])
     assert ok, report
-    ok, report = KF.compare(g, ref["grads"], "gradients")
+    ok, report = KF.compare(g, ref["grads"], "gradients", ref["noise"])
     assert ok, report
     assert model.class_names == ["class {}".format(i) for i in range(KF.CLASSES)]
     gradcam = model.layers[model.default_layers["gradcam"]]
@@ -125,7 +125,7 @@ def test_wrong_imports_fail_the_comparison(families):
         grad = tf.gradients(model.logits[:, KF.TARGET], model.imgs)[0]
     logits, g = sess.run([model.logits, grad], {model.imgs: ref["images"]})
     assert not KF.compare(logits, ref["logits"])[0]                    # no BGR flip
-    assert not KF.compare(g, ref["grads"], "gradients")[0]
+    assert not KF.compare(g, ref["grads"], "gradients", ref["noise"])[0]
     ref = np.load(families / "MobileNetV2_ref.npz")
     model, sess = _load(families / "MobileNetV2.keras", preprocess="none")
     assert not KF.compare(sess.run(model.logits, {model.imgs: ref["images"]}),
