@@ -116,7 +116,11 @@ def convert(path, kind, input_size, out):
         meta["name"] = model_name or meta["name"]
         meta["preprocessing"] = [n for n, _ in meta["layers"] if PREPROCESSING_NAME.search(n)]
     else:
-        meta["layers"] = [[n, t] for n, t in zip(meta.pop("layer_names"), names[1:])]
+        # the function's outputs are Identity ops beside the model; a layer is the tensor
+        # they read, on the path to the logits (so gradients reach it)
+        nodes = {n.name: n for n in graph_def.node}
+        meta["layers"] = [[n, _source(nodes, t)]
+                          for n, t in zip(meta.pop("layer_names"), names[1:])]
     meta["logits"], meta["activation"] = _peel(graph_def, names[0])
     meta["rewrites"] = stats
     meta["check"] = _check(graph_def, meta, reference, path)
@@ -281,15 +285,18 @@ def _keras_defaults(model, names, tensors):
     maker = _producer(source)[0] if source is not None else None
     if maker is not None and maker.name in names:
         defaults["influence"] = maker.name
+    consumer = op
     for _ in range(50):
         if source is None or len(source.shape) == 4:
             break
-        source = _producer(source)[1]
+        consumer, source = _producer(source)
     if source is not None and len(source.shape) == 4:
         maker = _producer(source)[0]
         if maker is not None and maker.name not in names:
-            names.append(maker.name)
-            tensors.append(source)
+            # an operation that is no layer: it joins them just before what reads it
+            at = names.index(consumer.name) if consumer.name in names else len(names)
+            names.insert(at, maker.name)
+            tensors.insert(at, source)
         if maker is not None:
             defaults["gradcam"] = maker.name
     if "gradcam" not in defaults:
@@ -429,6 +436,15 @@ def _scope_defaults(graph, layers, output):
 
 
 # ------------------------------------------------------------------ activation and check
+
+def _source(nodes, tensor):
+    """The tensor that the output Identity ``tensor`` reads ('a/Relu:0')."""
+    node = nodes[tensor.split(":")[0]]
+    if node.op != "Identity":
+        return tensor
+    src = node.input[0]
+    return src if ":" in src else src + ":0"
+
 
 def _peel(graph_def, output):
     """(logits tensor name, activation): the input of a final Softmax / Sigmoid."""

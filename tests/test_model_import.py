@@ -148,9 +148,9 @@ def test_own_model_attributions_find_the_evidence(own):
     region = own_model.evidence_mask()
     chance = region.mean()                                                # 0.25
     with sess.graph.as_default():
-        S = SaliencyMap(sess, model.imgs, model.logits, None)(X, progress=False)
-        O = Occlusion(sess, model.imgs, model.logits, None)(X, superpixel_size=4,
-                                                           progress=False)
+        S = SaliencyMap(sess, model.imgs, model.logits, None, progress=False)(X)
+        O = Occlusion(sess, model.imgs, model.logits, None, progress=False)(
+            X, superpixel_size=4)
     saliency = np.abs(S).sum(-1)                                          # [N, H, W]
     occlusion = np.clip(O, 0, None)
     for name, maps in (("saliency", saliency), ("occlusion", occlusion)):
