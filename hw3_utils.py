@@ -15,8 +15,10 @@ The course's names (the autograder brings its own copy of this file; these behav
 - ``load_img``, ``img_to_array``, ``resize_images``: Keras 2's (``tf.keras.preprocessing
   .image`` and ``tf.keras.backend``), in Pillow and numpy.
 
-Extensions: ``get_model(sess, name=None, weights=None)`` picks VGG16 or the bundled default
-EfficientNet-Lite0; ``load_ImageNet(path=None, model=None, sess=None)`` reads any course-style
+Extensions: ``get_model(sess, name_or_path=None, weights=None, *, preprocess=None,
+labels=None, input_size=None)`` picks VGG16 or the bundled default EfficientNet-Lite0, or
+builds a torchvision ResNet-18/50 checkpoint or imports a Keras ``.keras`` / ``.h5`` file or
+a SavedModel (the importing code is in ``model_import``; every model has ``class_names``); ``load_ImageNet(path=None, model=None, sess=None)`` reads any course-style
 ``.npz`` with tolerant key names and predicts with the model in use; the project's own image
 helpers ``load_rgb_image``, ``to_rgb_array``, ``resize_to`` and ``center_crop_resize``
 (bilinear, antialiased, RGB 0-255 float32). The rich plotting helpers are in
