@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 import preprocessing
-from torch_checkpoint import read_torch_state_dict
+from torch_checkpoint import RefusedGlobalError, read_torch_state_dict
 
 tf1 = tf.compat.v1
 
@@ -166,7 +166,12 @@ def read_weights(arch, weights):
     path = os.fspath(weights)
     if not os.path.isfile(path):
         raise FileNotFoundError(MISSING_FILE_ERROR.format(path=path, arch=arch))
-    state = read_torch_state_dict(path)
+    try:
+        state = read_torch_state_dict(path)
+    except RefusedGlobalError as exc:          # still an UnpicklingError, naming the global
+        raise RefusedGlobalError("weights: {}: {}".format(path, exc)) from None
+    except ValueError as exc:
+        raise ValueError("weights: {}".format(exc)) from None
     return state, check_state(arch, state, path), path
 
 

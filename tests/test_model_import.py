@@ -269,6 +269,23 @@ def test_resnet_bad_options_build_nothing(sess, resnet18_pth, tmp_path):
     assert sess.graph.get_operations() == []
 
 
+def test_checkpoint_with_a_forbidden_global_is_refused(sess, tmp_path):
+    import pickle
+    from torch_writer import _global, _pickle, _str, _tuple, write_zip
+    flag = tmp_path / "pwned"
+    body = _global("os", "system") + _tuple([_str("touch {}".format(flag))]) + b"R"
+    path = tmp_path / "evil.pth"
+    write_zip(path, {}, {}, state_pickle=_pickle(body))
+    with pytest.raises(pickle.UnpicklingError, match=r"^weights: .*evil.pth: refused to load "
+                                                     r"global os.system"):
+        u.get_model(sess, "resnet18", str(path))
+    path.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(ValueError, match=r"^weights: .*evil.pth: expected a PyTorch "
+                                         r"checkpoint in the legacy"):
+        u.get_model(sess, "resnet50", str(path))
+    assert not flag.exists() and sess.graph.get_operations() == []
+
+
 def test_not_a_model_is_a_clear_error(sess, tmp_path, resnet18_pth):
     text = tmp_path / "notes.keras"
     text.write_text("hello")
