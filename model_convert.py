@@ -149,14 +149,16 @@ def freeze(fn):
 
 # ------------------------------------------------------------------ Keras files
 
-def _load_keras(path, kind):
+def _load_keras(path):
+    """The Keras model in ``path`` (not compiled); a file Keras cannot read is a UserError
+    with Keras' own first line (e.g. ``Unknown layer: 'LayerScale'``)."""
     import keras
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as exc:
-        reason = "{}: {}".format(type(exc).__name__, str(exc).strip().splitlines()[0]
-                                 if str(exc).strip() else "")
-        if kind == "h5" and "model_config" in str(exc).lower() or "No model config" in str(exc):
+        text = str(exc).strip()
+        reason = "{}: {}".format(type(exc).__name__, text.splitlines()[0] if text else "")
+        if "no model config" in text.lower():        # an .h5 of weights only
             raise UserError(NOT_FULL_MODEL_ERROR.format(path=path, reason=reason)) from None
         raise UserError(LOAD_ERROR.format(path=path, reason=reason)) from None
 
@@ -201,7 +203,7 @@ def _all_layers(model):
 def _keras_function(path, input_size):
     """(concrete function [output, layer outputs...], meta, reference fn) of a Keras file."""
     import keras
-    model = _load_keras(path, "h5" if path.lower().endswith(".h5") else "keras")
+    model = _load_keras(path)
     meta = {"name": model.name, "class": type(model).__name__, "notes": [],
             "preprocessing": [layer.__class__.__name__ for layer in _all_layers(model)
                               if layer.__class__.__name__ in PREPROCESSING_LAYERS]}

@@ -133,6 +133,14 @@ def test_wrong_imports_fail_the_comparison(families):
     assert np.abs(ref["logits"][0] - ref["logits"][1]).max() > 0.1   # not a constant
 
 
+@pytest.mark.slow
+def test_a_file_keras_cannot_read_is_a_clear_error(families, sess):
+    with pytest.raises(ValueError, match=r"^name_or_path: Keras cannot load .*ConvNeXtTiny.h5: "
+                                         r".*LayerScale"):
+        u.get_model(sess, str(families / "ConvNeXtTiny.h5"))
+    assert sess.graph.get_operations() == []
+
+
 # ------------------------------------------------------------------ your own model
 
 @pytest.mark.slow
@@ -168,6 +176,11 @@ def test_binary_gray_and_subclassed_models(own):
     np.testing.assert_allclose(probs[:, 1], ref["binary_probs"][:, 0], rtol=1e-5)
     np.testing.assert_allclose(probs[:, 0], 1 - ref["binary_probs"][:, 0], rtol=1e-4,
                                atol=1e-6)
+    with sess.graph.as_default():                       # a second import, same graph
+        again = u.get_model(sess, str(own / "binary.keras"))
+    assert again.imgs is not model.imgs and again.imgs.name == "Placeholder_1:0"
+    np.testing.assert_array_equal(sess.run(again.logits, {again.imgs: ref["binary_images"]}),
+                                  logits)
     model, sess = _load(own / "gray_fcn.keras", input_size=(20, 24))
     assert model.imgs.shape.as_list() == [None, 20, 24, 1] and model.activation == "none"
     np.testing.assert_allclose(sess.run(model.logits, {model.imgs: ref["gray_images"]}),
