@@ -71,6 +71,8 @@ KERAS_APPLICATION_PREPROCESS = (
     (r"^densenet(121|169|201)$", "torch"),
 )
 DEFAULT_CHILD_TIMEOUT = 3600
+ERROR_FILE = "error.json"
+PATH_TOKEN = "<model path>"       # a cached refusal names the path of the file at hand
 
 # Error messages, kept as data so that tests match the same templates.
 NOT_A_MODEL_ERROR = ("name_or_path: expected a Keras .keras or .h5 model file or a "
@@ -369,13 +371,17 @@ def _read_meta(entry):
 def ensure_converted(jobs):
     """Convert what is not cached yet, all in one child process; return the entries.
 
+    A model the converter refuses (two inputs, an output that is not ``[None, K]``, ...)
+    is cached as such (``error.json``): the same bytes are refused at once next time.
+
     Args:
       jobs: ``[(path, kind, input_size), ...]`` (kind from :func:`sniff_model`).
     Returns:
       The cache folder of each job, in order (each holds graph.pb and meta.json).
     Raises:
       ValueError (or RuntimeError): the converter's message for the first job it could
-      not convert; no half-written entry is left.
+      not convert, after every other job's entry is in place; no half-written entry is
+      left.
     """
     root = os.path.join(cache_root(), "models")
     os.makedirs(root, exist_ok=True)
@@ -383,25 +389,33 @@ def ensure_converted(jobs):
     for path, kind, size in jobs:
         entry = os.path.join(root, cache_key(path, kind, size))
         entries.append(entry)
-        if not os.path.isfile(os.path.join(entry, "meta.json")):
+        if not any(os.path.isfile(os.path.join(entry, n)) for n in ("meta.json", ERROR_FILE)):
             todo.append({"path": os.path.abspath(path), "kind": kind, "input_size": size,
                          "out": tempfile.mkdtemp(prefix=".tmp-", dir=root), "entry": entry})
-    if not todo:
-        return entries
     errors = []
     try:
-        _run_converter(todo)
-        for job in todo:                # every good entry is kept, then the first error
+        if todo:
+            _run_converter(todo)
+        for job in todo:
             try:
                 _install(job)
-            except (ValueError, RuntimeError) as exc:
+            except RuntimeError as exc:          # not cached: may not happen again
                 errors.append(exc)
     finally:
         for job in todo:
             shutil.rmtree(job["out"], ignore_errors=True)
+    for (path, _, _), entry in zip(jobs, entries):
+        if os.path.isfile(os.path.join(entry, ERROR_FILE)):
+            errors.insert(0, ValueError(_cached_error(entry, path)))
+            break
     if errors:
         raise errors[0]
     return entries
+
+
+def _cached_error(entry, path):
+    with open(os.path.join(entry, ERROR_FILE)) as f:
+        return json.load(f)["message"].replace(PATH_TOKEN, os.path.abspath(path))
 
 
 def _run_converter(todo):
@@ -419,22 +433,28 @@ def _run_converter(todo):
 
 
 def _install(job):
-    """Rename a finished conversion into place, or raise the error it reported."""
+    """Rename a finished conversion (or a refusal, ValueError) into place; raise any
+    other error the converter reported."""
     out = job["out"]
-    error = os.path.join(out, "error.json")
+    error = os.path.join(out, ERROR_FILE)
     if os.path.isfile(error):
         with open(error) as f:
             err = json.load(f)
-        raise (ValueError if err["type"] == "ValueError" else RuntimeError)(err["message"])
-    for name in ("graph.pb", "meta.json"):
-        if not os.path.isfile(os.path.join(out, name)):
-            raise RuntimeError("converting {}: the converter wrote no {}".format(
-                job["path"], name))
+        if err["type"] != "ValueError":
+            raise RuntimeError(err["message"])
+        err["message"] = err["message"].replace(job["path"], PATH_TOKEN)
+        with open(error, "w") as f:
+            json.dump(err, f)
+    else:
+        for name in ("graph.pb", "meta.json"):
+            if not os.path.isfile(os.path.join(out, name)):
+                raise RuntimeError("converting {}: the converter wrote no {}".format(
+                    job["path"], name))
     request = os.path.join(out, "request.json")
     if os.path.exists(request):
         os.remove(request)
     try:
         os.rename(out, job["entry"])            # atomic: an entry is whole or absent
     except OSError:
-        if not os.path.isfile(os.path.join(job["entry"], "meta.json")):
+        if not os.path.isdir(job["entry"]):
             raise                               # (else another process was first)

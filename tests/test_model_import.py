@@ -209,6 +209,11 @@ def test_bad_models_are_clear_errors_and_leave_nothing(own, cache_dir):
                                               r"model has 3 classes"),
         ("own.keras", {"preprocess": "imagenet"}, r"^preprocess: expected one of"),
     ]
+    # one child process refuses the five that need one; the refusals are cached
+    refused = [(str(own / n), MI.sniff_model(str(own / n)), MI.parse_input_size(
+        kw.get("input_size"))) for n, kw, _ in cases[:5]]
+    with pytest.raises(ValueError, match="two_inputs.keras has 2 inputs"):
+        MI.ensure_converted(refused)
     for name, kwargs, message in cases:
         sess = new_session()
         with sess.graph.as_default(), pytest.raises(ValueError, match=message):
@@ -216,8 +221,10 @@ def test_bad_models_are_clear_errors_and_leave_nothing(own, cache_dir):
         assert sess.graph.get_operations() == [], name
     models = cache_dir / "models"
     assert not [p for p in models.iterdir() if p.name.startswith(".tmp-")]
-    assert all((p / "graph.pb").is_file() and (p / "meta.json").is_file()
+    assert all(sorted(f.name for f in p.iterdir()) in (["graph.pb", "meta.json"],
+                                                        ["error.json"])
                for p in models.iterdir())
+    assert len([p for p in models.iterdir() if (p / "error.json").is_file()]) == 5
     assert {p: os.path.getmtime(p) for p in own.iterdir()} == before  # never written
 
 
