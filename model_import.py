@@ -107,7 +107,8 @@ class ImportedModel:
       logits: ``[None, K]`` pre-softmax scores; probs: their softmax.
       layers: OrderedDict Keras layer name -> tensor, in the model's order (a subclassed
         model: empty, see ``notes``).
-      name: the model's name (Keras') or the SavedModel folder's name.
+      name: the model's Keras name (a SavedModel: the name its ops carry, else its
+        folder's). source: the path it came from.
       class_names: K names. default_layers: ``{'gradcam': ..., 'influence': ...}`` where
         found. num_classes: K. preprocess: the :class:`preprocessing.Preprocess` applied.
       activation: the final activation peeled off (``'softmax'``, ``'sigmoid'``,
