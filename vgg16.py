@@ -463,7 +463,7 @@ class VGG16:
     Attributes: ``conv1_1`` ... ``conv5_3``, ``fc1``, ``fc2`` (after ReLU), ``pool1`` ...
     ``pool5``, ``fc3l`` = ``logits`` ``[N, 1000]``, ``probs``; ``layers`` (OrderedDict of
     every conv, pool and fc output by name, in order), ``parameters`` (variables W, b per
-    layer, in order), ``name``, ``default_layers``.
+    layer, in order), ``name``, ``default_layers``, ``class_names`` (ImageNet's 1000).
     """
 
     name = "vgg16"
@@ -482,6 +482,8 @@ class VGG16:
             imgs = tf1.placeholder(tf.float32, [None] + list(IMAGE_SHAPE), name="imgs")
         self.imgs = imgs
         self.default_layers = {"gradcam": "conv5_3", "influence": "fc1"}
+        from imagenet_classes import class_names
+        self.class_names = list(class_names)
         self.layers = OrderedDict()
         self.parameters = []
         self._variables = OrderedDict()  # graph layer -> (W variable, b variable)

@@ -1,7 +1,6 @@
 """EfficientNet-Lite0: the torch-free checkpoint reader, its safety, and the TF1 graph."""
 import os
 import pickle
-import struct
 
 import numpy as np
 import pytest
@@ -12,64 +11,7 @@ import efficientnet_lite0 as E
 tf1 = tf.compat.v1
 
 
-# ------------------------------------------------------------ writing legacy checkpoints
-# The pickles are assembled from opcodes by hand, so the test needs no torch and does not
-# share code with the reader it checks.
-
-def _global(module, name):
-    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
-
-
-def _str(s):
-    data = s.encode()
-    return b"X" + struct.pack("<I", len(data)) + data
-
-
-def _int(i):
-    return b"J" + struct.pack("<i", i)
-
-
-def _tuple(items):
-    return b"(" + b"".join(items) + b"t"
-
-
-def _pickle(body):
-    return b"\x80\x02" + body + b"."
-
-
-def _tensor(storage_type, key, numel, offset, size, stride):
-    """Opcodes of _rebuild_tensor_v2(storage, offset, size, stride, False, OrderedDict())."""
-    persid = _tuple([_str("storage"), _global("torch", storage_type), _str(key), _str("cpu"),
-                     _int(numel), b"N"]) + b"Q"
-    args = _tuple([persid, _int(offset), _tuple([_int(n) for n in size]),
-                   _tuple([_int(s) for s in stride]), b"\x89",
-                   _global("collections", "OrderedDict") + b")R"])
-    return _global("torch._utils", "_rebuild_tensor_v2") + args + b"R"
-
-
-def write_legacy(path, tensors, storages, magic=E.LEGACY_MAGIC, protocol=E.LEGACY_PROTOCOL,
-                 state_pickle=None):
-    """Write a legacy checkpoint.
-
-    tensors: {name: (storage_type, key, offset, size, stride)}; storages: {key: 1-D array}
-    in the order their data is written.
-    """
-    numel = {k: a.size for k, a in storages.items()}
-    if state_pickle is None:
-        items = b"".join(_str(name) + _tensor(t, key, numel[key], off, size, stride)
-                         for name, (t, key, off, size, stride) in tensors.items())
-        state_pickle = _pickle(_global("collections", "OrderedDict") + b")R(" + items + b"u")
-    sys_info = {"protocol_version": 1001, "little_endian": True,
-                "type_sizes": {"short": 2, "int": 4, "long": 4}}
-    with open(path, "wb") as f:
-        f.write(pickle.dumps(magic, protocol=2))
-        f.write(pickle.dumps(protocol, protocol=2))
-        f.write(pickle.dumps(sys_info, protocol=2))
-        f.write(state_pickle)
-        f.write(pickle.dumps(list(storages), protocol=2))
-        for a in storages.values():
-            f.write(struct.pack("<q", a.size))
-            f.write(a.astype(a.dtype.newbyteorder("<")).tobytes())
+from torch_writer import _global, _pickle, _str, _tuple, write_legacy  # noqa: E402
 
 
 # ------------------------------------------------------------ reader: synthetic files

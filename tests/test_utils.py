@@ -880,9 +880,10 @@ def test_vgg16_without_weights_says_where_it_looked(no_weights, sess):
 
 
 def test_unknown_model_name_lists_valid_names(sess):
-    with pytest.raises(ValueError, match=r"^name: expected one of 'vgg16', "
-                                         r"'efficientnet_lite0'.*got 'resnet50'"):
-        u.get_model(sess, "resnet50")
+    with pytest.raises(ValueError, match=r"^name_or_path: expected one of 'vgg16', "
+                                         r"'efficientnet_lite0', 'resnet18', 'resnet50'.*"
+                                         r"a SavedModel folder, or None, got 'resnet51'"):
+        u.get_model(sess, "resnet51")
     with pytest.raises(TypeError, match="^sess: expected a tf.compat.v1.Session"):
         u.get_model(None, "vgg16")
 
