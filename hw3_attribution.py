@@ -464,13 +464,19 @@ class Occlusion(AttributionMethod):
     ``f_c(x) - f_c(x with the patch replaced by a baseline)``, given to each of its pixels.
 
     ``Occlusion(sess, input_tensor, output_tensor, target_class)(X, batch_size=16,
-    superpixel_size=8, baseline='black')`` with images ``[N, H, W, C]`` -> maps
-    ``[N, H, W]``. ``superpixel_size`` must divide H and W. ``baseline``: ``'black'`` (0),
-    ``'blur'`` (each image blurred per channel by :func:`blurred` with ``blur_sigma``
-    pixels) or an array of one image's shape or of ``X``'s shape.
-    ``stride`` (default ``superpixel_size``) below the size gives overlapping patches (the
-    last row/column of patches is aligned with the image's edge) whose importances are
-    averaged on each pixel. The graph builds each occluded copy from the image, the
+    superpixel_size=None, baseline='black')`` with images ``[N, H, W, C]`` (any size, any
+    channel count) -> maps ``[N, H, W]``.
+
+    ``superpixel_size``: the patch side, at most H and W; None is the homework's 8 at
+    224 x 224, scaled with the image (:func:`scaled_size`: 8 · sqrt(H·W) / 224, so 2 at
+    64 x 48). ``stride`` (default ``superpixel_size``): patches start every ``stride``
+    pixels and the last row and column of patches is aligned with the image's edge, as in
+    PAIR saliency's occlusion, so a size that does not divide the image works (the last
+    patches overlap the ones before). Where patches overlap, a pixel's importance is the
+    **mean** of theirs (PAIR sums them: its map is ours times the number of windows that
+    cover each pixel). ``baseline``: ``'black'`` (0), ``'blur'`` (each image blurred per
+    channel by :func:`blurred` with ``blur_sigma`` pixels) or an array of one image's
+    shape or of ``X``'s shape. The graph builds each occluded copy from the image, the
     baseline and the patch's corner; only the scores come back. Session calls:
     ``ceil(N / batch_size)`` forwards at the inputs plus ``ceil(N·P / batch_size)`` for the
     P occluded copies per image.
@@ -479,7 +485,7 @@ class Occlusion(AttributionMethod):
     needs_rows = True
     api = "Occlusion(sess, input_tensor, output_tensor, target_class)"
 
-    def __call__(self, X, batch_size=DEFAULT_BATCH_SIZE, superpixel_size=8, baseline="black",
+    def __call__(self, X, batch_size=DEFAULT_BATCH_SIZE, superpixel_size=None, baseline="black",
                  blur_sigma=5.0, stride=None, *, target_class=_UNSET):
         X, single = self._inputs(X)
         bs, size, stride, blur_sigma = self._check(X, batch_size, superpixel_size, stride,
@@ -514,8 +520,9 @@ class Occlusion(AttributionMethod):
                                                     actual=list(X.shape)))
         bs = check_positive_int(batch_size, "batch_size")
         H, W = X.shape[1:3]
-        size = check_positive_int(superpixel_size, "superpixel_size")
-        if H % size or W % size:
+        size = (scaled_size(8, H, W) if superpixel_size is None
+                else check_positive_int(superpixel_size, "superpixel_size"))
+        if size > min(H, W):
             raise ValueError(SUPERPIXEL_ERROR.format(arg="superpixel_size", h=H, w=W,
                                                      actual=size))
         stride = size if stride is None else stride
@@ -653,6 +660,23 @@ class PathFunctions:
         return res["grad"], res["score"], res["integrand"]
 
 
+HOMEWORK_SIDE = 224   # the homework's image side: sizes it fixes scale from 224 x 224
+
+
+def scaled_size(at_224, height, width):
+    """A length the homework fixes for 224 x 224 images (a patch or superpixel side), for
+    an H x W image: ``at_224 · sqrt(H·W) / 224`` (the side of a square of the image's
+    area), rounded half up, at least 1. Exactly ``at_224`` at 224 x 224."""
+    return max(1, int(np.floor(at_224 * np.sqrt(height * width) / HOMEWORK_SIDE + 0.5)))
+
+
+def scaled_count(at_224, height, width):
+    """A pixel count the homework fixes for 224 x 224 images (N_Ord's M), for an H x W
+    image: proportional to the area, ``at_224 · H·W / 224²``, rounded half up, at least 1.
+    Exactly ``at_224`` at 224 x 224."""
+    return max(1, int(np.floor(at_224 * height * width / HOMEWORK_SIDE ** 2 + 0.5)))
+
+
 def patch_starts(length, size, stride):
     """Patch offsets along one axis; the last patch is aligned with the edge."""
     s = list(range(0, length - size + 1, stride))
@@ -717,7 +741,7 @@ LAYER_UNCONNECTED_ERROR = ("{arg}: expected a tensor between input_tensor and ou
                            "{name!r}")
 NOT_IMAGE_ERROR = ("{arg}: expected image inputs [N, H, W, C] for {method}, got "
                    "input_tensor {name!r} of shape {actual}")
-SUPERPIXEL_ERROR = ("{arg}: expected a size that divides the image's height and width "
+SUPERPIXEL_ERROR = ("{arg}: expected a size no larger than the image's height and width "
                     "({h} x {w}), got {actual}")
 STRIDE_ERROR = "{arg}: expected a positive int <= superpixel_size ({size}), got {actual!r}"
 SEED_ERROR = "{arg}: expected an int in [0, 2**63), got {actual!r}"
