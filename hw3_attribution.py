@@ -39,6 +39,7 @@ It is longer than the other files because the graded zip holds only the four gra
 files: the engine that ``hw3_infl`` and ``hw3_evaluation`` share has to live in one of them,
 and it lives here, after the methods that use most of it.
 """
+import copy
 import warnings
 import weakref
 
@@ -71,7 +72,14 @@ class AttributionMethod:
             per input of the next call.
         progress: show a tqdm progress bar on stderr for long work (keyword only).
 
-    The model, its ops and the batching live in ``self._runner`` (:class:`ModelRunner`).
+    Every call also takes ``feed_dict`` (keyword only, default None): values for the other
+    placeholders of the user's graph (a dropout rate, ``is_training``), merged into each
+    ``sess.run`` as PAIR saliency's calls do; it must not feed ``input_tensor`` and must
+    feed every placeholder without a default that the output reads.
+
+    The model, its ops and the batching live in ``self._runner`` (:class:`ModelRunner`);
+    a call works with ``self._runner.fed(feed_dict)``, the same model with the call's
+    extra feeds (:meth:`_begin`).
     """
 
     needs_rows = False     # True: the method builds rows in the graph (the row engine)
@@ -93,17 +101,25 @@ class AttributionMethod:
         if self.needs_rows:
             self._rows = self._runner.row_ops()
 
-    def logits(self, X, batch_size=DEFAULT_BATCH_SIZE):
-        """Pre-softmax scores ``[N, K]`` of a checked batch ``X``."""
-        return self._runner.logits(X, batch_size)
+    def logits(self, X, batch_size=DEFAULT_BATCH_SIZE, *, feed_dict=None):
+        """Pre-softmax scores ``[N, K]`` of inputs ``X``."""
+        X, _, run = self._begin(X, feed_dict)
+        return run.logits(X, check_positive_int(batch_size, "batch_size"))
 
-    def _inputs(self, X, arg="X"):
-        return as_batch(X, self.input_tensor, arg)
+    def _begin(self, X, feed_dict, arg="X"):
+        """The start of a call: ``(X, single, run)``: the inputs checked (float32
+        ``[N, ...]``, and whether one unbatched input was given) and the model for this
+        call, ``run`` (the session checked open, ``feed_dict`` checked and merged into
+        each of its ``sess.run``)."""
+        run = self._runner.fed(feed_dict)
+        X, single = as_batch(X, self.input_tensor, arg)
+        return X, single, run
 
-    def _targets(self, X, target_class=_UNSET, batch_size=DEFAULT_BATCH_SIZE, logits=None):
+    def _targets(self, run, X, target_class=_UNSET, batch_size=DEFAULT_BATCH_SIZE,
+                 logits=None):
         """int32 targets ``[N]`` for a checked batch: the spec, or the predictions."""
         spec = self.target_class if target_class is _UNSET else target_class
-        return self._runner.targets(X, spec, batch_size, logits)
+        return run.targets(X, spec, batch_size, logits)
 
 
 class SaliencyMap(AttributionMethod):
@@ -120,15 +136,16 @@ class SaliencyMap(AttributionMethod):
     api = "SaliencyMap(sess, input_tensor, output_tensor, target_class)"
 
     def __call__(self, X, batch_size=DEFAULT_BATCH_SIZE, multiply_with_input=True, *,
-                 target_class=_UNSET):
-        X, single = self._inputs(X)
+                 target_class=_UNSET, feed_dict=None):
+        X, single, run = self._begin(X, feed_dict)
         bs = check_positive_int(batch_size, "batch_size")
-        targets = self._targets(X, target_class, bs)
+        targets = self._targets(run, X, target_class, bs)
         fetch = self._ops.saliency if multiply_with_input else self._ops.grad
-        return unbatch(self._runner.gradients(fetch, X, targets, "saliency", bs), single)
+        return unbatch(run.gradients(fetch, X, targets, "saliency", bs), single)
 
 
 ADAPTIVE_MEMORY_BYTES = 1 << 30   # gradients the adaptive rule keeps in memory at once
+ADAPTIVE_MAX_BYTES = 1 << 33      # the most it may keep for one input (it keeps them all)
 IG_BASELINES = ("black", "white", "random")
 
 
@@ -195,15 +212,20 @@ class IntegratedGrad(AttributionMethod):
     def __call__(self, X, baseline="black", batch_size=DEFAULT_BATCH_SIZE, num_steps=50,
                  multiply_with_input=True, *, method="riemann_right", random_std=0.1, seed=0,
                  return_error=False, tol=0.01, max_gradients=256, forward_steps=None,
-                 correction=None, target_class=_UNSET):
-        X, single = self._inputs(X)
+                 correction=None, target_class=_UNSET, feed_dict=None):
+        X, single, run = self._begin(X, feed_dict)
         method = check_choice(method, IG_METHODS, "method")
         bs = check_positive_int(batch_size, "batch_size")
         if method == "adaptive":
             rule = AdaptiveIG(tol, max_gradients, forward_steps, correction)
+            most = max(2, ADAPTIVE_MAX_BYTES // X[0].nbytes)
+            if rule.max_gradients > most:
+                raise ValueError(ADAPTIVE_MEMORY_ERROR.format(
+                    most=most, shape=list(X.shape[1:]), actual=rule.max_gradients))
         else:
-            num_steps = check_positive_int(num_steps, "num_steps")
-        path = self._path(X, target_class, baseline, random_std, seed, bs)
+            num_steps = check_rows_per_input(check_positive_int(num_steps, "num_steps"),
+                                             "num_steps", "path points")
+        path = self._path(run, X, target_class, baseline, random_std, seed, bs)
         if method == "adaptive":
             mean_grad, info = self._adaptive(path, rule, bs)
         else:
@@ -218,7 +240,7 @@ class IntegratedGrad(AttributionMethod):
         out = unbatch(attr if multiply_with_input else mean_grad.astype(np.float32), single)
         return (out, info) if return_error else out
 
-    def _path(self, X, target_class, baseline, random_std, seed, bs):
+    def _path(self, run, X, target_class, baseline, random_std, seed, bs):
         """The straight paths of a call (:class:`Path`): baselines, targets, end scores."""
         random_std = check_number(random_std, "random_std")
         seed = check_seed(seed)
@@ -228,27 +250,33 @@ class IntegratedGrad(AttributionMethod):
                                                               (1,) + X.shape[1:]))
         spec = self.target_class if target_class is _UNSET else target_class
         targets = check_targets(spec, len(X), self.num_classes)
-        return Path(self._runner, X, baselines, targets, bs)
+        return Path(run, X, baselines, targets, bs)
 
-    def _mean_gradients(self, path, alpha, weights, bs, desc="integrated gradients"):
+    @staticmethod
+    def _mean_gradients(path, alpha, weights, bs, desc="integrated gradients"):
         """``Σ_k weights[k, j] ∇f_c(x_b + alpha_k (x - x_b))`` per input, for every column j.
 
         ``weights`` ``[K, J]``: the weight of node k in sum j (0: not in it). Returns
-        float64 ``[J, N, ...]``. Rows are the (input, node) pairs of a non-zero weight.
+        float64 ``[J, N, ...]``. Rows are the (input, node) pairs of a non-zero weight,
+        run for a group of inputs at a time (:func:`input_groups`: bounded memory).
         """
         n, k, sums = path.n, len(alpha), weights.shape[1]
-        inputs = np.repeat(np.arange(n), k)
-        node = np.tile(np.arange(k), n)
-        weight = weights[node].astype(np.float32)                              # [R, J]
-        into = (np.arange(sums)[None, :] * n + inputs[:, None]).astype(np.int64)  # [R, J]
-        rows = path.points(inputs, alpha[node]).summed(
-            into=np.where(weight != 0, into, -1), weight=weight)
-        res = self._runner.run_rows(rows, path.bank, ["sums"], bs, desc, n_sums=sums * n)
-        return res["sums"].reshape((sums, n) + path.shape)
+        out = np.empty((sums, n) + path.shape, np.float64)
+        for group in input_groups(n, k):
+            g = len(group)
+            local = np.repeat(np.arange(g), k)
+            node = np.tile(np.arange(k), g)
+            weight = weights[node].astype(np.float32)                           # [R, J]
+            into = (np.arange(sums)[None, :] * g + local[:, None]).astype(np.int64)  # [R, J]
+            rows = path.points(group[local], alpha[node]).summed(
+                into=np.where(weight != 0, into, -1), weight=weight)
+            res = path.runner.run_rows(rows, path.bank, ["sums"], bs, desc, n_sums=sums * g)
+            out[:, group] = res["sums"].reshape((sums, g) + path.shape)
+        return out
 
     def sweep(self, X, baseline="black", batch_size=DEFAULT_BATCH_SIZE,
               steps=(5, 10, 20, 25, 50, 100, 200), multiply_with_input=True, *,
-              random_std=0.1, seed=0, target_class=_UNSET):
+              random_std=0.1, seed=0, target_class=_UNSET, feed_dict=None):
         """Right-Riemann IG for several step counts from one set of gradients.
 
         The nodes ``i/N`` of N steps are a subset of those of ``M = max(steps)`` steps
@@ -261,13 +289,13 @@ class IntegratedGrad(AttributionMethod):
             (unbatched for one input); ``info`` as ``last_info`` of ``__call__`` except that
             ``completeness_error`` is a dict ``{N: [n]}``.
         """
-        X, single = self._inputs(X)
+        X, single, run = self._begin(X, feed_dict)
         bs = check_positive_int(batch_size, "batch_size")
         steps = sorted({check_positive_int(n, "steps") for n in np.atleast_1d(steps)})
-        top = steps[-1]
+        top = check_rows_per_input(steps[-1], "steps", "path points")
         if any(top % n for n in steps):
             raise ValueError(STEPS_DIVIDE_ERROR.format(actual=steps, top=top))
-        path = self._path(X, target_class, baseline, random_std, seed, bs)
+        path = self._path(run, X, target_class, baseline, random_std, seed, bs)
         alpha = np.arange(1, top + 1) / top                       # right-Riemann nodes
         i = np.arange(1, top + 1)
         weights = np.stack([np.where(i % (top // n) == 0, 1.0 / n, 0.0) for n in steps], 1)
@@ -285,7 +313,7 @@ class IntegratedGrad(AttributionMethod):
         return maps, info
 
     def path_scores(self, X, baseline="black", batch_size=DEFAULT_BATCH_SIZE, alphas=None,
-                    *, random_std=0.1, seed=0, target_class=_UNSET):
+                    *, random_std=0.1, seed=0, target_class=_UNSET, feed_dict=None):
         """The target score ``f_c(x_b + a (x - x_b))`` along the path, forwards only.
 
         Args:
@@ -296,16 +324,20 @@ class IntegratedGrad(AttributionMethod):
             float64 ``[N, T]`` (``[T]`` for one input) pre-softmax scores of the target
             (the predicted class at ``x`` when the target is None).
         """
-        X, single = self._inputs(X)
+        X, single, run = self._begin(X, feed_dict)
         bs = check_positive_int(batch_size, "batch_size")
-        alphas = np.linspace(0, 1, 101) if alphas is None else np.asarray(alphas, np.float64)
+        alphas = (np.linspace(0, 1, 101) if alphas is None
+                  else as_array(alphas, "alphas").astype(np.float64))
         if alphas.ndim != 1 or alphas.size == 0 or not np.all(np.isfinite(alphas)):
             raise ValueError(ALPHAS_ERROR.format(actual=np.shape(alphas)))
-        path = self._path(X, target_class, baseline, random_std, seed, bs)
-        inputs = np.repeat(np.arange(len(X)), len(alphas))
-        rows = path.points(inputs, np.tile(alphas, len(X)))
-        scores = self._runner.run_rows(rows, path.bank, ["score"], bs, "IG path")["score"]
-        return unbatch(scores.astype(np.float64).reshape(len(X), len(alphas)), single)
+        check_rows_per_input(len(alphas), "alphas", "path points")
+        path = self._path(run, X, target_class, baseline, random_std, seed, bs)
+        scores = np.empty((len(X), len(alphas)))
+        for group in input_groups(len(X), len(alphas)):
+            rows = path.points(np.repeat(group, len(alphas)), np.tile(alphas, len(group)))
+            scores[group] = run.run_rows(rows, path.bank, ["score"], bs,
+                                         "IG path")["score"].reshape(len(group), -1)
+        return unbatch(scores, single)
 
     def _adaptive(self, path, rule, bs):
         """:class:`AdaptiveIG` over groups of inputs whose gradients fit in memory."""
@@ -335,14 +367,15 @@ class VanillaGradient(AttributionMethod):
 
     api = "VanillaGradient(sess, input_tensor, output_tensor, target_class)"
 
-    def __call__(self, X, batch_size=DEFAULT_BATCH_SIZE, *, target_class=_UNSET):
-        X, single = self._inputs(X)
+    def __call__(self, X, batch_size=DEFAULT_BATCH_SIZE, *, target_class=_UNSET,
+                 feed_dict=None):
+        X, single, run = self._begin(X, feed_dict)
         bs = check_positive_int(batch_size, "batch_size")
-        targets = self._targets(X, target_class, bs)
+        targets = self._targets(run, X, target_class, bs)
         if is_image_batch(X):
-            out = self._runner.gradients(self._ops.abs_grad_sum, X, targets, "gradient", bs)
+            out = run.gradients(self._ops.abs_grad_sum, X, targets, "gradient", bs)
         else:
-            out = np.abs(self._runner.gradients(self._ops.grad, X, targets, "gradient", bs))
+            out = np.abs(run.gradients(self._ops.grad, X, targets, "gradient", bs))
         return unbatch(out, single)
 
 
@@ -370,25 +403,17 @@ class SmoothGrad(AttributionMethod):
     api = "SmoothGrad(sess, input_tensor, output_tensor, target_class)"
 
     def __call__(self, X, batch_size=DEFAULT_BATCH_SIZE, samples=50, sigma=0.15, seed=0,
-                 kind="smoothgrad", multiply_with_input=False, *, target_class=_UNSET):
-        X, single = self._inputs(X)
+                 kind="smoothgrad", multiply_with_input=False, *, target_class=_UNSET,
+                 feed_dict=None):
+        X, single, run = self._begin(X, feed_dict)
         bs = check_positive_int(batch_size, "batch_size")
-        samples = check_positive_int(samples, "samples")
+        samples = check_rows_per_input(check_positive_int(samples, "samples"), "samples",
+                                       "noisy copies")
         sigma = check_number(sigma, "sigma")
         kind = check_choice(kind, SMOOTHGRAD_KINDS, "kind")
         seed = check_seed(seed)
-        targets = self._targets(X, target_class, bs)
-        n = len(X)
-        flat = X.reshape(n, -1)
-        scale = (sigma * (flat.max(axis=1) - flat.min(axis=1))).astype(np.float32)   # [N]
-        inputs = np.repeat(np.arange(n), samples)
-        sample = np.tile(np.arange(samples), n)
-        rows = Rows.noisy(inputs, scale=scale[inputs],
-                          seeds=np.stack([np.full(len(inputs), seed), sample], 1),
-                          target=targets[inputs])
-        rows.summed(into=inputs, weight=np.full(len(inputs), 1.0 / samples, np.float32))
-        fetch = ["sums"] if kind == "smoothgrad" else ["sums", "sums_sq"]
-        res = self._runner.run_rows(rows, ImageBank(X), fetch, bs, "smoothgrad", n_sums=n)
+        targets = self._targets(run, X, target_class, bs)
+        res = self._sums(run, X, targets, samples, sigma, seed, kind, bs)
         mean = res["sums"]                                             # E[g]
         if kind == "smoothgrad":
             out = mean
@@ -399,6 +424,29 @@ class SmoothGrad(AttributionMethod):
         if multiply_with_input:
             out = out * X
         return unbatch(out.astype(np.float32), single)
+
+    @staticmethod
+    def _sums(run, X, targets, samples, sigma, seed, kind, bs):
+        """``sums`` = E[g] (and ``sums_sq`` = E[g²]) ``[N, ...]`` over the noisy copies,
+        a group of inputs at a time (:func:`input_groups`)."""
+        n = len(X)
+        flat = X.reshape(n, -1)
+        scale = (sigma * (flat.max(axis=1) - flat.min(axis=1))).astype(np.float32)   # [N]
+        fetch = ["sums"] if kind == "smoothgrad" else ["sums", "sums_sq"]
+        out = {f: np.empty(X.shape, np.float64) for f in fetch}
+        for group in input_groups(n, samples):
+            inputs = np.repeat(group, samples)
+            sample = np.tile(np.arange(samples), len(group))
+            rows = Rows.noisy(inputs, scale=scale[inputs],
+                              seeds=np.stack([np.full(len(inputs), seed), sample], 1),
+                              target=targets[inputs])
+            rows.summed(into=inputs - group[0],
+                        weight=np.full(len(inputs), 1.0 / samples, np.float32))
+            res = run.run_rows(rows, ImageBank(X), fetch, bs, "smoothgrad",
+                               n_sums=len(group))
+            for f in fetch:
+                out[f][group] = res[f]
+        return out
 
 
 class GradCAM(AttributionMethod):
@@ -433,6 +481,7 @@ class GradCAM(AttributionMethod):
         super().__init__(sess, input_tensor, output_tensor, target_class, progress=progress)
 
     def _define_ops(self):
+        self._runner.check_layer(self.internal_layer)
         super()._define_ops()
         x, out, layer = self.input_tensor, self.output_tensor, self.internal_layer
         self._cam = cached_ops(x.graph, ("gradcam", x.name, out.name, layer.name),
@@ -449,11 +498,12 @@ class GradCAM(AttributionMethod):
             cam = tf.nn.relu(tf.reduce_sum(alpha * acts, axis=-1, keepdims=True))
             return tf.image.resize(cam, tf.shape(x)[1:3], method="bilinear")[..., 0]
 
-    def __call__(self, X, batch_size=DEFAULT_BATCH_SIZE, *, target_class=_UNSET):
-        X, single = self._inputs(X)
+    def __call__(self, X, batch_size=DEFAULT_BATCH_SIZE, *, target_class=_UNSET,
+                 feed_dict=None):
+        X, single, run = self._begin(X, feed_dict)
         bs = check_positive_int(batch_size, "batch_size")
-        targets = self._targets(X, target_class, bs)
-        return unbatch(self._runner.gradients(self._cam, X, targets, "grad-cam", bs), single)
+        targets = self._targets(run, X, target_class, bs)
+        return unbatch(run.gradients(self._cam, X, targets, "grad-cam", bs), single)
 
 
 OCCLUSION_BASELINES = ("black", "blur")
@@ -486,15 +536,17 @@ class Occlusion(AttributionMethod):
     api = "Occlusion(sess, input_tensor, output_tensor, target_class)"
 
     def __call__(self, X, batch_size=DEFAULT_BATCH_SIZE, superpixel_size=None, baseline="black",
-                 blur_sigma=5.0, stride=None, *, target_class=_UNSET):
-        X, single = self._inputs(X)
+                 blur_sigma=5.0, stride=None, *, target_class=_UNSET, feed_dict=None):
+        X, single, run = self._begin(X, feed_dict)
         bs, size, stride, blur_sigma = self._check(X, batch_size, superpixel_size, stride,
                                                    blur_sigma)
         baselines = parse_baseline(baseline, X, OCCLUSION_BASELINES,
                                    make=lambda _: blurred(X, blur_sigma))
         bank = ImageBank(X, baselines)
-        logits = self.logits(X, bs)
-        targets = self._targets(X, target_class, bs, logits=logits)
+        spec = self.target_class if target_class is _UNSET else target_class
+        targets = check_targets(spec, len(X), self.num_classes)       # before any run
+        logits = run.logits(X, bs)
+        targets = resolve_targets(targets, logits, self.num_classes)
         n, H, W = X.shape[:3]
         f_x = logits[np.arange(n), targets].astype(np.float64)
         corners = np.array([(i, j) for i in patch_starts(H, size, stride)
@@ -503,7 +555,7 @@ class Occlusion(AttributionMethod):
         corner = np.tile(np.arange(len(corners)), n)
         rows = Rows.patched(images, baselines=bank.baseline_of(images),
                             corners=corners[corner], size=size, target=targets[images])
-        scores = self._runner.run_rows(rows, bank, ["score"], bs, "occlusion")["score"]
+        scores = run.run_rows(rows, bank, ["score"], bs, "occlusion")["score"]
         drop = f_x[:, None] - scores.reshape(n, len(corners)).astype(np.float64)  # [N, P]
         total = np.zeros((n, H, W), np.float64)
         cover = np.zeros((H, W))
@@ -550,8 +602,9 @@ class RandomAttribution(AttributionMethod):
     def _define_ops(self):
         pass   # no op: the map does not look at the model
 
-    def __call__(self, X, batch_size=DEFAULT_BATCH_SIZE, *, target_class=_UNSET):
-        X, single = self._inputs(X)
+    def __call__(self, X, batch_size=DEFAULT_BATCH_SIZE, *, target_class=_UNSET,
+                 feed_dict=None):
+        X, single = as_batch(X, self.input_tensor)      # feed_dict: nothing is run
         check_positive_int(batch_size, "batch_size")
         shape = X.shape[:3] if is_image_batch(X) else X.shape
         out = np.random.default_rng(self.seed).standard_normal(shape).astype(np.float32)
@@ -714,6 +767,43 @@ INPUT_SHAPE_ERROR = ("{arg}: expected an array of shape [N, {dims}] (a batch) or
 INPUT_DTYPE_ERROR = "{arg}: expected a numeric array, got dtype {actual}"
 INPUT_EMPTY_ERROR = "{arg}: expected at least one input, got an empty batch of shape {actual}"
 INPUT_FINITE_ERROR = "{arg}: expected finite values, got {count} NaN or inf entries"
+INPUT_OVERFLOW_ERROR = ("{arg}: expected values that fit float32 (magnitude below 3.4e38, "
+                        "what the model computes in), got {count} finite entries that "
+                        "overflow it (largest magnitude {largest:.3g})")
+COMPLEX_ERROR = ("{arg}: expected real values, got a complex array (dtype {actual}) whose "
+                 "imaginary part would be lost; pass its .real if that part is zero")
+SYMBOLIC_ERROR = ("{arg}: expected values (a numpy array), got the graph tensor {name!r}; "
+                  "pass the values to feed (e.g. the images, data.X), not a tensor of the "
+                  "graph")
+INPUT_PLACEHOLDER_ERROR = ("input_tensor: expected the model's input placeholder (the tensor "
+                           "the images are fed to), got {name!r}, computed by a {type} op "
+                           "from {source}; feeding it would skip the ops before it (the "
+                           "preprocessing): pass {hint}")
+INPUT_FLOAT_ERROR = ("input_tensor: expected a float placeholder (gradients need one), got "
+                     "{name!r} of dtype {dtype}; cast inside the graph after a float "
+                     "placeholder")
+OUTPUT_FLOAT_ERROR = ("output_tensor: expected float pre-softmax scores, got {name!r} of "
+                      "dtype {dtype}")
+SESSION_CLOSED_ERROR = ("sess: expected an open session, got one that is closed (sess.close() "
+                        "was called, or its with-block ended); the API is {api}")
+ROWS_LIMIT_ERROR = ("{arg}: expected at most {limit} {what} per input (2**24: each is a "
+                    "model pass and rows of bookkeeping; beyond that a call would not "
+                    "finish), got {actual}")
+FEED_TYPE_ERROR = ("feed_dict: expected None or a dict from the graph's extra placeholders "
+                   "(a dropout rate, is_training) to values, got {actual}")
+FEED_KEY_ERROR = ("feed_dict: expected keys that are tensors of the session's graph (or their "
+                  "names), got {actual!r}")
+FEED_INPUT_ERROR = ("feed_dict: expected the graph's extra placeholders, not input_tensor "
+                    "{name!r}: the inputs go in X (the method feeds them in chunks of "
+                    "batch_size)")
+FEED_INSIDE_ERROR = ("feed_dict: expected the graph's extra placeholders, got {name!r}, which "
+                     "is computed from input_tensor; feeding it would replace part of the "
+                     "model")
+FEED_VALUE_ERROR = ("feed_dict: expected values (numbers or arrays) to feed, got the graph "
+                    "tensor {actual!r} for {key!r}")
+FEED_MISSING_ERROR = ("feed_dict: expected a value for every placeholder that output_tensor "
+                      "reads besides input_tensor, missing {missing} (e.g. feed_dict="
+                      "{{graph.get_tensor_by_name({first!r}): value}})")
 TARGET_LENGTH_ERROR = ("{arg}: expected one target class per input ({expected} inputs), "
                        "got {actual} targets")
 TARGET_RANGE_ERROR = "{arg}: expected class indices in [0, {k}), got {actual}"
@@ -750,6 +840,9 @@ CLONE_WARNING = ("could not copy the model's ops to build rows in the graph ({re
                  "(same results, two sess.run per chunk)")
 MAX_GRADIENTS_ERROR = ("{arg}: expected an int >= 2 (both path ends need a gradient), got "
                        "{actual!r}")
+ADAPTIVE_MEMORY_ERROR = ("max_gradients: expected at most {most} for inputs of shape {shape} "
+                         "(the adaptive rule keeps every gradient of an input until the end: "
+                         "at most 8 GiB), got {actual}")
 
 # What to pass instead of a model object, per argument.
 MODEL_HINTS = {
@@ -766,11 +859,19 @@ def check_session(sess, api="Method(sess, input_tensor, output_tensor, target_cl
     if isinstance(sess, tf1.Session) or (callable(getattr(sess, "run", None))
                                          and isinstance(getattr(sess, "graph", None),
                                                         tf.Graph)):
+        check_open(sess, api)
         return sess
     what = type(sess).__name__
     if hasattr(sess, "imgs") or hasattr(sess, "logits"):
         what += " (a model object: pass its tensors, e.g. model.imgs and model.logits)"
     raise TypeError(SESSION_ERROR.format(api=api, actual=what))
+
+
+def check_open(sess, api="Method(sess, input_tensor, output_tensor, target_class)"):
+    """Raise unless ``sess`` is open. A ``tf.compat.v1.Session`` says so itself; a wrapper
+    is found closed at its first ``sess.run`` (:meth:`ModelRunner.run`)."""
+    if getattr(sess, "_closed", False) is True:
+        raise ValueError(SESSION_CLOSED_ERROR.format(api=api))
 
 
 def check_tensor(t, arg, sess, what=None):
@@ -792,13 +893,30 @@ def check_output(t, sess):
     check_tensor(t, "output_tensor", sess)
     if t.shape.rank != 2:
         raise ValueError(OUTPUT_RANK_ERROR.format(name=t.name, shape=t.shape))
+    if not t.dtype.is_floating:
+        raise TypeError(OUTPUT_FLOAT_ERROR.format(name=t.name, dtype=t.dtype.name))
     k = t.shape[-1]
     return None if k is None else int(k)
 
 
+PLACEHOLDER_OPS = ("Placeholder", "PlaceholderWithDefault")
+
+
 def check_input(t, sess):
-    """``input_tensor`` checked: a graph tensor ``[None, ...]``."""
+    """``input_tensor`` checked: a float placeholder ``[None, ...]`` of the session's graph
+    (a tensor computed from one, such as the preprocessed image, names that one)."""
     check_tensor(t, "input_tensor", sess)
+    if t.op.type not in PLACEHOLDER_OPS:
+        found = sorted(op.outputs[0].name for op in ancestors([t.op])
+                       if op.type in PLACEHOLDER_OPS)
+        source = (f"placeholder {found[0]!r}" if len(found) == 1 else
+                  f"placeholders {found}" if found else "no placeholder")
+        hint = (f"the placeholder {found[0]!r} (model.imgs)" if len(found) == 1
+                else "the placeholder the images are fed to (model.imgs)")
+        raise ValueError(INPUT_PLACEHOLDER_ERROR.format(name=t.name, type=t.op.type,
+                                                        source=source, hint=hint))
+    if not t.dtype.is_floating:
+        raise TypeError(INPUT_FLOAT_ERROR.format(name=t.name, dtype=t.dtype.name))
     if t.shape.rank is None or t.shape.rank < 2:
         raise ValueError(INPUT_RANK_ERROR.format(name=t.name, shape=t.shape))
     return t
@@ -852,10 +970,36 @@ def check_choice(value, choices, arg):
 
 
 def finite_float32(arr, arg):
-    arr = np.asarray(arr).astype(np.float32, copy=False)
-    bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+    """``arr`` as float32, checked finite: NaN and inf are named as such, and so are
+    finite values too large for float32 (which the cast would turn into inf)."""
+    arr = np.asarray(arr)
+    with np.errstate(over="ignore", invalid="ignore"):   # checked just below
+        out = arr.astype(np.float32, copy=False)
+    bad = int(np.size(out) - np.count_nonzero(np.isfinite(out)))
     if bad:
+        if out is not arr and np.issubdtype(arr.dtype, np.inexact):
+            was_finite = np.isfinite(arr)
+            overflow = int(np.count_nonzero(was_finite & ~np.isfinite(out)))
+            if overflow and overflow == bad:
+                raise ValueError(INPUT_OVERFLOW_ERROR.format(
+                    arg=arg, count=overflow, largest=float(np.abs(arr[was_finite]).max())))
         raise ValueError(INPUT_FINITE_ERROR.format(arg=arg, count=bad))
+    return out
+
+
+def is_symbolic(value):
+    """True for a graph tensor or variable (which has no values until it is run)."""
+    return isinstance(value, (tf.Tensor, tf.Variable)) and hasattr(value, "graph")
+
+
+def as_array(value, arg):
+    """``value`` as a numpy array of real numbers (or other non-numeric dtypes, left for
+    the caller's dtype check): a graph tensor or a complex array is refused by name."""
+    if is_symbolic(value):
+        raise TypeError(SYMBOLIC_ERROR.format(arg=arg, name=value.name))
+    arr = np.asarray(value)
+    if np.iscomplexobj(arr):
+        raise TypeError(COMPLEX_ERROR.format(arg=arg, actual=arr.dtype))
     return arr
 
 
@@ -866,7 +1010,7 @@ def as_batch(X, input_tensor, arg="X"):
     A single input (the shape of one row of ``input_tensor``) is accepted and reported by
     ``single=True`` so that callers can return an unbatched result.
     """
-    arr = np.asarray(X)
+    arr = as_array(X, arg)
     if not is_numeric(arr):
         raise TypeError(INPUT_DTYPE_ERROR.format(arg=arg, actual=arr.dtype))
     shape = tuple(input_tensor.shape.as_list()[1:])
@@ -907,7 +1051,7 @@ def check_target_spec(c, k, arg="target_class"):
     ``[0, k)`` or a 1-D sequence of them. Returns None, an int, or an int32 array."""
     if c is None:
         return None
-    if isinstance(c, (bool, np.bool_)):
+    if isinstance(c, (bool, np.bool_)) or is_symbolic(c):
         raise TypeError(TARGET_TYPE_ERROR.format(arg=arg, actual=c))
     arr = np.asarray(c)
     if arr.dtype == object or not np.issubdtype(arr.dtype, np.integer) or arr.ndim > 1:
@@ -970,7 +1114,7 @@ def parse_baseline(baseline, X, names=("black", "white"), make=None, arg="baseli
         if baseline == "white":
             return np.full((1,) + X.shape[1:], 255.0, np.float32)
         return np.asarray(make(baseline), np.float32)
-    arr = np.asarray(baseline)
+    arr = as_array(baseline, arg)
     if error is None:
         ok = is_numeric(arr)
     else:   # the metrics' keyword: numbers only (no booleans), finite
@@ -1004,7 +1148,7 @@ class ModelRunner:
     them in chunks of at most ``batch_size`` rows (one ``sess.run`` per chunk, a tqdm bar
     on stderr for long work). Every method holds one (``self._runner``), and so do the
     metrics of ``hw3_evaluation`` and ``hw3_infl.InflDirected``: they are composed with it,
-    not derived from it.
+    not derived from it. :meth:`fed` gives the same model with a call's extra feeds.
     """
 
     def __init__(self, sess, input_tensor, output_tensor, api, progress=True):
@@ -1012,7 +1156,42 @@ class ModelRunner:
         self.x = check_input(input_tensor, sess)
         self.num_classes = check_output(output_tensor, sess)
         self.out = output_tensor
-        self.progress = progress
+        self.progress, self.api = progress, api
+        self.graph_facts = model_facts(self.x, output_tensor)
+        if not self.graph_facts.connected:     # checked before any op is built
+            raise ValueError(LAYER_UNCONNECTED_ERROR.format(arg="output_tensor",
+                                                            name=output_tensor.name))
+        self.extra = {}
+
+    def fed(self, feed_dict):
+        """This model for one call: the session checked open and ``feed_dict`` (the user
+        graph's extra placeholders, :func:`check_feed_dict`) merged into each of its
+        ``sess.run``. Returns a copy (or ``self`` when there is nothing to feed)."""
+        check_open(self.sess, self.api)
+        extra = check_feed_dict(feed_dict, self)
+        if not extra:
+            return self
+        run = copy.copy(self)
+        run.extra = extra
+        return run
+
+    def run(self, fetches, feed):
+        """One ``sess.run`` of ``fetches`` with ``feed`` and the call's extra feeds."""
+        if self.extra:
+            feed = {**self.extra, **feed}
+        try:
+            return self.sess.run(fetches, feed)
+        except RuntimeError as err:     # a wrapped session closed since the call began
+            if "closed" in str(err).lower():
+                raise ValueError(SESSION_CLOSED_ERROR.format(api=self.api)) from err
+            raise
+
+    def check_layer(self, layer, arg="internal_layer"):
+        """Raise unless ``layer`` lies between the input and the output (found by walking
+        the graph: no op is built)."""
+        facts = self.graph_facts
+        if layer.op not in facts.upstream or layer.op not in facts.downstream:
+            raise ValueError(LAYER_UNCONNECTED_ERROR.format(arg=arg, name=layer.name))
 
     def model_ops(self):
         """The :class:`ModelOps` of the two tensors (built once per graph)."""
@@ -1036,7 +1215,7 @@ class ModelRunner:
         that callers build a chunk's feeds only when it is needed and memory stays
         bounded."""
         for sl in self.slices(n_rows, batch_size, desc):
-            yield sl, self.sess.run(fetches, feed(sl))
+            yield sl, self.run(fetches, feed(sl))
 
     def collect(self, fetch, n_rows, feed, desc, batch_size, dtype=np.float32):
         """``fetch`` for every row, as one array ``[n_rows, ...]``."""
@@ -1081,6 +1260,105 @@ class ModelRunner:
 def chunk_slices(total, batch_size):
     """Slices that cover ``range(total)`` in chunks of at most ``batch_size``."""
     return [slice(i, min(i + batch_size, total)) for i in range(0, total, batch_size)]
+
+
+ROWS_PER_INPUT_LIMIT = 1 << 24   # path points, samples, steps: the most one input may ask
+ROWS_PER_GROUP = 1 << 20         # rows a method describes at once (their bookkeeping)
+
+
+def check_rows_per_input(count, arg, what):
+    """``count`` if one input's rows (``what``: 'path points', 'noisy copies', ...) stay
+    within :data:`ROWS_PER_INPUT_LIMIT`, else a clear refusal (``num_steps=10**12`` would
+    ask numpy for terabytes of row indices)."""
+    if count > ROWS_PER_INPUT_LIMIT:
+        raise ValueError(ROWS_LIMIT_ERROR.format(arg=arg, limit=ROWS_PER_INPUT_LIMIT,
+                                                 what=what, actual=count))
+    return count
+
+
+def input_groups(n, per_input):
+    """Consecutive groups of the ``n`` inputs (index arrays) whose rows, ``per_input``
+    each, number at most :data:`ROWS_PER_GROUP` (at least one input per group): a method
+    describes and runs the rows of one group at a time, so its memory stays bounded
+    however many inputs a call has. Almost every call is one group."""
+    size = max(1, ROWS_PER_GROUP // max(1, per_input))
+    return [np.arange(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def ancestors(ops):
+    """Every op that ``ops`` read, directly or not (data and control inputs), with them."""
+    seen, stack = set(), list(ops)
+    while stack:
+        op = stack.pop()
+        if op not in seen:
+            seen.add(op)
+            stack.extend(i.op for i in op.inputs)
+            stack.extend(op.control_inputs)
+    return seen
+
+
+def descendants(op):
+    """Every op computed from ``op``'s outputs, directly or not."""
+    seen, stack = set(), [op]
+    while stack:
+        for t in stack.pop().outputs:
+            for c in t.consumers():
+                if c not in seen:
+                    seen.add(c)
+                    stack.append(c)
+    return seen
+
+
+class ModelFacts:
+    """What the graph says about a model's two tensors, found by walking its ops once (so
+    a check that fails has built nothing): ``upstream`` (the ops the output reads),
+    ``downstream`` (the ops computed from the input), ``connected`` (the output reads the
+    input) and ``required`` (the names of the placeholders without a default that the
+    output reads besides the input: what ``feed_dict`` must feed)."""
+
+    def __init__(self, x, out):
+        self.upstream = ancestors([out.op])
+        self.downstream = descendants(x.op)
+        self.connected = x.op in self.upstream
+        self.required = sorted(op.outputs[0].name for op in self.upstream
+                               if op.type == "Placeholder" and op is not x.op)
+
+
+def model_facts(x, out):
+    return cached_ops(x.graph, ("facts", x.name, out.name), lambda: ModelFacts(x, out))
+
+
+def check_feed_dict(feed_dict, runner):
+    """``feed_dict`` checked against the model of ``runner``: a dict (None: empty) whose
+    keys are tensors of the session's graph (or their names) that are not computed from
+    the input (nor are it), whose values are values, and that feeds every placeholder
+    the output needs besides the input. Returns it with tensor keys."""
+    graph, facts = runner.sess.graph, runner.graph_facts
+    if feed_dict is None:
+        feed_dict = {}
+    if not isinstance(feed_dict, dict):
+        raise TypeError(FEED_TYPE_ERROR.format(actual=type(feed_dict).__name__))
+    out = {}
+    for key, value in feed_dict.items():
+        t = key
+        if isinstance(key, str):
+            try:
+                t = graph.get_tensor_by_name(key)
+            except (KeyError, ValueError, TypeError):
+                raise ValueError(FEED_KEY_ERROR.format(actual=key)) from None
+        if not isinstance(t, tf.Tensor) or not hasattr(t, "graph") or t.graph is not graph:
+            raise TypeError(FEED_KEY_ERROR.format(actual=key))
+        if t.op is runner.x.op:
+            raise ValueError(FEED_INPUT_ERROR.format(name=t.name))
+        if t.op in facts.downstream:
+            raise ValueError(FEED_INSIDE_ERROR.format(name=t.name))
+        if is_symbolic(value):
+            raise TypeError(FEED_VALUE_ERROR.format(actual=value.name, key=t.name))
+        out[t] = value
+    missing = [name for name in facts.required if name not in {t.name for t in out}]
+    if missing:
+        raise ValueError(FEED_MISSING_ERROR.format(missing=missing, first=missing[0]))
+    return out
 
 
 def new_session(graph=None, threads=0, jit=False):
@@ -1348,11 +1626,11 @@ def _run_chunk(runner, ops, fetches, feed, noise):
     keep = noise is not None and noise.pending is not None
     side = [ops.drawn_noise] if keep else []
     if ops.mode == "feed":
-        built = runner.sess.run([ops.rows] + side, feed)
+        built = runner.run([ops.rows] + side, feed)
         feed[runner.x] = built[0]
-        values, side_values = runner.sess.run(fetches, feed), built[1:]
+        values, side_values = runner.run(fetches, feed), built[1:]
     else:
-        both = runner.sess.run(fetches + side, feed)
+        both = runner.run(fetches + side, feed)
         values, side_values = both[:len(fetches)], both[len(fetches):]
     if keep:
         noise.keep(side_values[0])
@@ -1739,9 +2017,12 @@ class AdaptiveIG:
         if not is_int(max_gradients) or max_gradients < 2:
             raise ValueError(MAX_GRADIENTS_ERROR.format(arg="max_gradients",
                                                         actual=max_gradients))
-        self.max_gradients = int(max_gradients)
-        self.forward_steps = (max(16, self.max_gradients // 2) if forward_steps is None
-                              else check_positive_int(forward_steps, "forward_steps"))
+        self.max_gradients = check_rows_per_input(int(max_gradients), "max_gradients",
+                                                  "gradients")
+        self.forward_steps = check_rows_per_input(
+            max(16, self.max_gradients // 2) if forward_steps is None
+            else check_positive_int(forward_steps, "forward_steps"), "forward_steps",
+            "forward passes")
         if correction not in (None, "kink"):
             raise ValueError(CHOICE_ERROR.format(arg="correction", expected=[None, "kink"],
                                                  actual=correction))

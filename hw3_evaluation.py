@@ -40,7 +40,7 @@ import numpy as np
 from hw3_attribution import (BASELINE_ERROR, BLACK, DEFAULT_BATCH_SIZE, INPUT_FINITE_ERROR,
                              ImageBank, ModelRunner, Rows, as_batch, blurred, check_number,
                              check_positive_int, check_target_spec, is_int, is_numeric,
-                             parse_baseline, scaled_count, scaled_size)
+                             parse_baseline, scaled_count, scaled_size, as_array)
 
 # Error messages, kept as data so that tests match the same templates.
 IMAGE_INPUT_ERROR = ("input_tensor: expected an image input of shape [None, H, W, C], got "
@@ -62,6 +62,7 @@ CURVE_ERROR = "{arg}: expected {expected}, got {actual}"
 TABLE_INPUT_ERROR = "{arg}: expected {expected}, got {actual}"
 
 UNDEFINED_WARNING = "{metric} is undefined for image(s) {indices} ({why}); they are NaN"
+PATH_ERROR = "{arg}: expected the path of a file to write, got {actual}"
 
 
 def _indices(mask):
@@ -103,12 +104,13 @@ class _Metric:
     scores of rows built in the graph, every metric's one way to evaluate its copies."""
 
     def __init__(self, sess, input_tensor, output_tensor, target_class, batch_size,
-                 progress):
-        self.model = ModelRunner(sess, input_tensor, output_tensor, METRIC_API, progress)
-        self.target_class = check_target_spec(target_class, self.model.num_classes)
+                 progress, feed_dict=None):
+        model = ModelRunner(sess, input_tensor, output_tensor, METRIC_API, progress)
+        self.target_class = check_target_spec(target_class, model.num_classes)
         if input_tensor.shape.rank != 4:
             raise ValueError(IMAGE_INPUT_ERROR.format(name=input_tensor.name,
                                                       actual=input_tensor.shape))
+        self.model = model.fed(feed_dict)      # feed_dict merged into every sess.run
         self.batch_size = batch_size
         with sess.graph.as_default():
             self.model.model_ops()
@@ -138,7 +140,7 @@ def _pixel_attribution(A, X, single, metric, arg="attr_map", allow_zero=False):
     image.
     """
     n, h, w, ch = X.shape
-    arr = np.asarray(A)
+    arr = as_array(A, arg)
     if not is_numeric(arr):
         raise TypeError(ATTR_TYPE_ERROR.format(arg=arg, actual=arr.dtype))
     if single and arr.shape in ((h, w, ch), (h, w)):
@@ -212,7 +214,8 @@ class AverageDropResult:
 
 
 def AverageDrop(sess, attr_map, input, input_tensor, output_tensor, target_class=None, *,
-                batch_size=DEFAULT_BATCH_SIZE, return_details=False, progress=True):
+                batch_size=DEFAULT_BATCH_SIZE, return_details=False, progress=True,
+                feed_dict=None):
     """Average Drop % of an attribution over a set of images (lower is better).
 
     ``AD(D) = 100% · 1/|D| Σ_i max(f_c(x_i) − f_c(M_A(x_i)), 0) / f_c(x_i)`` with pre-softmax
@@ -231,6 +234,8 @@ def AverageDrop(sess, attr_map, input, input_tensor, output_tensor, target_class
         batch_size: rows per ``sess.run`` (keyword only, as the rest).
         return_details: return an :class:`AverageDropResult` (per-image drops, Average
             Increase, exclusions) instead of the float.
+        feed_dict: values of the graph's other placeholders (a dropout rate,
+            ``is_training``), merged into each ``sess.run``; the same for every metric.
 
     Returns:
         float, percent. An image with ``f_c(x) <= 0`` makes the ratio meaningless: it is
@@ -243,7 +248,7 @@ def AverageDrop(sess, attr_map, input, input_tensor, output_tensor, target_class
             ``f_c(x) <= 0`` for every image. Session calls: ``2 · ceil(N / batch_size)``.
     """
     bs = check_positive_int(batch_size, "batch_size")
-    metric = _Metric(sess, input_tensor, output_tensor, target_class, bs, progress)
+    metric = _Metric(sess, input_tensor, output_tensor, target_class, bs, progress, feed_dict)
     X, single = metric.images(input)
     name = "Average Drop %"
     keep = _pixel_attribution(attr_map, X, single, name) > 0                # [N, H, W]
@@ -275,7 +280,8 @@ def AverageDrop(sess, attr_map, input, input_tensor, output_tensor, target_class
 # ------------------------------------------------------------------ Necessity Ordering
 
 def N_Ord(sess, attr_map, input, input_tensor, output_tensor, target_class=None, M=None, *,
-          batch_size=DEFAULT_BATCH_SIZE, return_details=False, progress=True):
+          batch_size=DEFAULT_BATCH_SIZE, return_details=False, progress=True,
+          feed_dict=None):
     """Necessity Ordering score of one image's attribution (lower is better).
 
     ``N_o(x, A) = 1/(P+1) Σ_{i=1..P} max(f_c(R(i, π_A)) − f_c(0), 0)`` with pre-softmax
@@ -313,7 +319,7 @@ def N_Ord(sess, attr_map, input, input_tensor, output_tensor, target_class=None,
     """
     M = None if M is None else check_positive_int(M, "M")
     bs = check_positive_int(batch_size, "batch_size")
-    metric = _Metric(sess, input_tensor, output_tensor, target_class, bs, progress)
+    metric = _Metric(sess, input_tensor, output_tensor, target_class, bs, progress, feed_dict)
     X, single = metric.images(input)
     M = scaled_count(1000, *X.shape[1:3]) if M is None else M
     name = "Necessity Ordering"
@@ -398,7 +404,7 @@ def _importance(importance, X, single, s, metric):
     attribution."""
     n, h, w, ch = X.shape
     gh, gw = _grid(h, w, s)
-    arr = np.asarray(importance)
+    arr = as_array(importance, "attr_map")
     shapes = [(n, gh, gw), (n, h, w), (n, h, w, ch)]
     if single and arr.shape in [sh[1:] for sh in shapes]:
         arr = arr[None]
@@ -434,13 +440,13 @@ def num_feats(n_superpixels, step=1):
 
 
 def _ablation(insert, sess, attr_map, input, input_tensor, output_tensor, target_class,
-              superpixel_size, baseline, blur_sigma, step, batch_size, progress):
+              superpixel_size, baseline, blur_sigma, step, batch_size, progress, feed_dict):
     name = "Insertion AUC" if insert else "Deletion AUC"
     s = None if superpixel_size is None else check_positive_int(superpixel_size,
                                                                  "superpixel_size")
     step = None if step is None else check_positive_int(step, "step")
     bs = check_positive_int(batch_size, "batch_size")
-    metric = _Metric(sess, input_tensor, output_tensor, target_class, bs, progress)
+    metric = _Metric(sess, input_tensor, output_tensor, target_class, bs, progress, feed_dict)
     X, single = metric.images(input)
     h, w = X.shape[1:3]
     s = scaled_size(8, h, w) if s is None else s
@@ -464,7 +470,7 @@ def _ablation(insert, sess, attr_map, input, input_tensor, output_tensor, target
 
 def Insertion(sess, attr_map, input, input_tensor, output_tensor, target_class=None, *,
               superpixel_size=None, baseline="black", blur_sigma=5.0, step=None,
-              batch_size=DEFAULT_BATCH_SIZE, progress=True):
+              batch_size=DEFAULT_BATCH_SIZE, progress=True, feed_dict=None):
     """Insertion curve: superpixels of the image put into a baseline, most important first.
 
     Starts at the baseline (0 superpixels) and ends at the image itself; the curve is the
@@ -493,6 +499,8 @@ def Insertion(sess, attr_map, input, input_tensor, output_tensor, target_class=N
             above it (:func:`hw3_attribution.scaled_count`), so that a larger image's curve
             with the same superpixel size has about as many points.
         batch_size, progress: rows per ``sess.run``; progress bar.
+        feed_dict: values of the graph's other placeholders, merged into each
+            ``sess.run``.
 
     Returns:
         ``(curve [T], num_feats [T])`` for one image (``(curves [N, T], num_feats)`` for a
@@ -501,12 +509,13 @@ def Insertion(sess, attr_map, input, input_tensor, output_tensor, target_class=N
         batch_size)`` when the target is None).
     """
     return _ablation(True, sess, attr_map, input, input_tensor, output_tensor, target_class,
-                     superpixel_size, baseline, blur_sigma, step, batch_size, progress)
+                     superpixel_size, baseline, blur_sigma, step, batch_size, progress,
+                     feed_dict)
 
 
 def Deletion(sess, attr_map, input, input_tensor, output_tensor, target_class=None, *,
              superpixel_size=None, baseline="black", blur_sigma=5.0, step=None,
-             batch_size=DEFAULT_BATCH_SIZE, progress=True):
+             batch_size=DEFAULT_BATCH_SIZE, progress=True, feed_dict=None):
     """Deletion curve: superpixels of the image replaced by a baseline, most important first.
 
     Starts at the image (0 superpixels) and ends at the baseline; the curve is the target
@@ -514,7 +523,8 @@ def Deletion(sess, attr_map, input, input_tensor, output_tensor, target_class=No
     better. Petsiuk et al., "RISE", BMVC 2018. Arguments and returns as :func:`Insertion`.
     """
     return _ablation(False, sess, attr_map, input, input_tensor, output_tensor, target_class,
-                     superpixel_size, baseline, blur_sigma, step, batch_size, progress)
+                     superpixel_size, baseline, blur_sigma, step, batch_size, progress,
+                     feed_dict)
 
 
 METRIC_INFO = {AverageDrop: ("Average Drop %", "%"), N_Ord: ("Necessity Ordering", "logit"),
@@ -608,10 +618,32 @@ class MetricTable:
                 f"images={len(self.images)})")
 
 
+def check_out_path(path, arg="path"):
+    """``path`` as a string if a file can be written there: not empty (ValueError), not an
+    existing folder (IsADirectoryError), not below a file (NotADirectoryError). The
+    messages name the argument and say which (the operating system's would speak of a
+    temporary file, or say "no such file")."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(PATH_ERROR.format(arg=arg, actual=type(path).__name__))
+    path = os.fspath(path)
+    if not isinstance(path, str) or not path:
+        raise ValueError(PATH_ERROR.format(arg=arg, actual=repr(path)))
+    if os.path.isdir(path) or path.endswith(("/", os.sep)):
+        raise IsADirectoryError(PATH_ERROR.format(arg=arg, actual=f"the folder {path!r}"))
+    parent = os.path.dirname(os.path.abspath(path))
+    while parent and not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if parent and not os.path.isdir(parent):
+        raise NotADirectoryError(PATH_ERROR.format(
+            arg=arg, actual=f"{path!r}, below {parent!r}, which is a file"))
+    return path
+
+
 def write_bytes(path, data):
     """Write ``data`` to ``path`` through a temporary file in the same folder (created if
     needed), then rename it into place: a reader never sees a half-written file, and a
     failure leaves none."""
+    path = check_out_path(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=os.path.basename(path))
@@ -713,7 +745,7 @@ def metric_table(metric, attributions, X, sess, input_tensor, output_tensor,
         # An image whose attribution ranks no pixel (all zero as the metric reads it: the
         # channel mean, and for the curves its superpixel sums) has no value: score the
         # others and mark it NaN, rather than lose the whole table.
-        arr = np.asarray(A)
+        arr = as_array(A, "attributions")
         zero = _unranked(metric, arr, X, kwargs.get("superpixel_size"))
         ok = np.flatnonzero(~zero) if zero.any() and not zero.all() else np.arange(n)
         if len(ok) < n:
