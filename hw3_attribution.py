@@ -8,32 +8,40 @@ The homework's API, exactly (DESIGN.md, "The homework's API: exact")::
         (X, baseline='black', batch_size=16, num_steps=50, multiply_with_input=True)
 
 and in the same form ``VanillaGradient``, ``SmoothGrad``, ``GradCAM`` (the conv layer as a
-tensor), ``Occlusion`` and ``RandomAttribution``. ``input_tensor`` is the model's input
-(images ``[None, H, W, 3]``, RGB 0-255, preprocessing inside the graph) and
+tensor), ``Occlusion``, ``RandomAttribution``, and PAIR saliency's ``XRAI``, ``GuidedIG``,
+``BlurIG`` and ``GuidedBackprop``. ``input_tensor`` is the model's input placeholder
+(images ``[None, H, W, C]``, RGB 0-255, preprocessing inside the graph) and
 ``output_tensor`` its pre-softmax scores ``[None, K]`` (VGG16: ``fc3l``). Everything beyond
 the homework is a keyword argument after the homework's, with a default that keeps the
-homework's behaviour. Every op is built in ``_define_ops()`` (called from ``__init__``) and
-cached per graph and tensors, so ``__call__`` only feeds and fetches.
+homework's behaviour; every call takes ``feed_dict`` (the graph's other placeholders).
+Every op is built in ``_define_ops()`` (called from ``__init__``) and cached per graph and
+tensors, so ``__call__`` only feeds and fetches; a constructor that fails builds nothing.
 
 The file, in reading order:
 
 1. **The methods**: ``AttributionMethod`` (what they share), ``SaliencyMap``,
    ``IntegratedGrad``, ``VanillaGradient``, ``SmoothGrad``, ``GradCAM``, ``Occlusion``,
    ``RandomAttribution``; then their helpers (quadrature rules, the completeness error,
-   patch positions, the one blur).
-2. **Checks and parsers**: the error templates, argument checks, and the one parser each
+   patch positions and the sizes that scale from 224, the one blur).
+2. **PAIR saliency's methods**: ``XRAI``, ``GuidedIG``, ``BlurIG``, ``GuidedBackprop``;
+   then their helpers (XRAI's segments and region ranking, Blur IG's sigmas, the guided
+   ReLU gradients and ``GuidedOps``).
+3. **Checks and parsers**: the error templates, argument checks, and the one parser each
    for inputs, targets and baselines.
-3. **Running the model**: ``ModelRunner`` (the checked model in its session, and the one
-   loop that runs work in chunks of at most ``batch_size`` rows), the op cache,
-   ``ModelOps``, ``new_session``.
-4. **The row engine**: methods that evaluate many variants of an input describe them as
+4. **Running the model**: ``ModelRunner`` (the checked model in its session, a call's
+   ``feed_dict``, and the one loop that runs work in chunks of at most ``batch_size``
+   rows), the bounds on rows, what the graph says about the model (``ModelFacts``), the
+   op cache, ``ModelOps``, ``new_session``.
+5. **The row engine**: methods that evaluate many variants of an input describe them as
    :class:`Rows`, built by constructors that say what a row is (a path point between an
    input and its baseline, a noisy copy, a copy with a patch replaced, a copy whose pixels
-   ranked in a window come from another image); the graph (:class:`RowOps`, one function
-   per stage) builds those rows from a few images and per-row numbers, runs them through
-   a copy of the model and sums gradients per input, so a ``sess.run`` feeds a few images
-   and fetches a few maps instead of ``[rows, H, W, 3]``.
-5. **The adaptive IG rule**, :class:`AdaptiveIG`: numpy only, given the path as functions.
+   ranked in a window come from another image, a blur of an input); the graph
+   (:class:`RowOps`, one function per stage) builds those rows from a few images and
+   per-row numbers, runs them through a copy of the model and sums gradients per input,
+   so a ``sess.run`` feeds a few images and fetches a few maps instead of
+   ``[rows, H, W, 3]``.
+6. **The adaptive paths**: :class:`AdaptiveIG` (IG's adaptive rule) and
+   :class:`GuidedIGPath` (Guided IG's path), numpy only, given the model as functions.
 
 It is longer than the other files because the graded zip holds only the four graded
 files: the engine that ``hw3_infl`` and ``hw3_evaluation`` share has to live in one of them,
@@ -2676,7 +2684,7 @@ def _ops_between(x, outputs):
     return [op for op in x.graph.get_operations() if op in down and op in up]
 
 
-# ===================================================================== the adaptive IG rule
+# ===================================================================== the adaptive paths
 
 class AdaptiveIG:
     """The adaptive quadrature rule of ``IntegratedGrad(method='adaptive')``, in numpy.
