@@ -1345,6 +1345,8 @@ INPUT_FINITE_ERROR = "{arg}: expected finite values, got {count} NaN or inf entr
 INPUT_OVERFLOW_ERROR = ("{arg}: expected values that fit float32 (magnitude below 3.4e38, "
                         "what the model computes in), got {count} finite entries that "
                         "overflow it (largest magnitude {largest:.3g})")
+ARRAY_ERROR = ("{arg}: expected numbers or an array, got a {actual} that numpy cannot read "
+               "as one ({reason})")
 COMPLEX_ERROR = ("{arg}: expected real values, got a complex array (dtype {actual}) whose "
                  "imaginary part would be lost; pass its .real if that part is zero")
 SYMBOLIC_ERROR = ("{arg}: expected values (a numpy array), got the graph tensor {name!r}; "
@@ -1614,7 +1616,11 @@ def as_array(value, arg):
     the caller's dtype check): a graph tensor or a complex array is refused by name."""
     if is_symbolic(value):
         raise TypeError(SYMBOLIC_ERROR.format(arg=arg, name=value.name))
-    arr = np.asarray(value)
+    try:
+        arr = np.asarray(value)
+    except (NotImplementedError, TypeError, ValueError) as err:   # e.g. a list of tensors
+        raise TypeError(ARRAY_ERROR.format(arg=arg, actual=type(value).__name__,
+                                           reason=f"{type(err).__name__}: {err}")) from None
     if np.iscomplexobj(arr):
         raise TypeError(COMPLEX_ERROR.format(arg=arg, actual=arr.dtype))
     return arr
@@ -2412,8 +2418,7 @@ class RowOps:
         self.velocity = self.direction
         if self.image:
             rows = blur(rows, self.sigma)
-            self.velocity = path_velocity(self.direction, front, rows, self.sigma,
-                                          self.sigma_step)
+            self.velocity = path_velocity(self.direction, front, self.sigma, self.sigma_step)
             height, width = tf.shape(self.images)[1], tf.shape(self.images)[2]
             rows = mask(rows, back, rank_window(self.rank_maps, self.ranked_by,
                                                 self.rank_start, self.rank_stop),
@@ -2479,14 +2484,14 @@ def blur(rows, sigma):
                    lambda: rows)
 
 
-def path_velocity(direction, front, blurred, sigma, step):
+def path_velocity(direction, front, sigma, step):
     """Each row's derivative along its path: ``direction`` (``front - back``) on a straight
-    path, and on a blur path (rows of ``step`` > 0, whose ``blurred`` is ``front`` at
-    ``sigma``) the finite difference ``(blur(front, σ + step) - blurred) / step``, as
-    PAIR's Blur IG computes it."""
+    path, and on a blur path (rows of ``step`` > 0) the finite difference
+    ``(blur(front, σ + step) - blur(front, σ)) / step``, as PAIR's Blur IG computes it
+    (:func:`blur_difference`: without the cancellation of two float32 blurs)."""
     def along_blur():
         h = tf.where(step > 0, step, tf.ones_like(step))
-        d = (gaussian_blur(front, sigma + step) - blurred) / per_row(h, front)
+        d = blur_difference(front, sigma, step) / per_row(h, front)
         return select_leading(step > 0, d, direction)
 
     return tf.cond(tf.reduce_any(step > 0), along_blur, lambda: direction)
@@ -2496,17 +2501,43 @@ def gaussian_blur(images, sigma):
     """``images`` ``[R, H, W, C]`` each blurred over height and width by a Gaussian of
     ``sigma[r]`` pixels, as ``scipy.ndimage.gaussian_filter(image, (σ, σ, 0),
     mode='constant')`` (zeros beyond the edges, the kernel truncated at 4σ): two
-    separable matrix products with :func:`blur_matrices`; ``σ = 0`` leaves a row as is."""
+    separable matrix products with :func:`blur_matrices`, in float64 and then rounded to
+    the images' dtype once, as scipy's blur of a float64 image is (a float32 product
+    rounds differently, and the model's ReLU kinks make its gradients sensitive to that);
+    ``σ = 0`` leaves a row as is."""
     shape = tf.shape(images)
-    rows = tf.einsum("rij,rjwc->riwc", blur_matrices(sigma, shape[1]), images)
-    return tf.einsum("rkw,riwc->rikc", blur_matrices(sigma, shape[2]), rows)
+    blurred = separable(tf.cast(images, tf.float64), blur_matrices(sigma, shape[1], None),
+                        blur_matrices(sigma, shape[2], None))
+    return tf.cast(blurred, images.dtype)
 
 
-def blur_matrices(sigma, n):
+def blur_difference(images, sigma, step):
+    """``blur(images, σ + step) - blur(images, σ)`` ``[R, H, W, C]``, computed as
+    ``(K'_H - K_H) x K'_Wᵀ + K_H x (K'_W - K_W)ᵀ`` with the kernels' differences taken in
+    float64 (``K'`` at ``σ + step``, also summed in float64): subtracting two float32
+    blurs would lose about ``1e-7 · 255 / step`` per pixel to cancellation."""
+    shape = tf.shape(images)
+    s0 = tf.cast(sigma, tf.float64)
+    s1 = s0 + tf.cast(step, tf.float64)
+    h0, h1 = blur_matrices(s0, shape[1], None), blur_matrices(s1, shape[1], None)
+    w0, w1 = blur_matrices(s0, shape[2], None), blur_matrices(s1, shape[2], None)
+    f32 = tf.float32
+    return (separable(images, tf.cast(h1 - h0, f32), tf.cast(w1, f32))
+            + separable(images, tf.cast(h0, f32), tf.cast(w1 - w0, f32)))
+
+
+def separable(images, along_h, along_w):
+    """``along_h[r] @ image[r] @ along_w[r]ᵀ`` for each row and channel: ``[R, H, W, C]``."""
+    rows = tf.einsum("rij,rjwc->riwc", along_h, images)
+    return tf.einsum("rkw,riwc->rikc", along_w, rows)
+
+
+def blur_matrices(sigma, n, dtype=tf.float32):
     """``[R, n, n]``: each row's 1-D Gaussian blur of a length-``n`` axis as a matrix,
     ``K[i, j] = φ(i - j) / Σ_{|k| <= r} φ(k)`` for ``|i - j| <= r`` (else 0), with
     ``φ(k) = exp(-k² / (2σ²))`` and ``r = int(4σ + 0.5)`` (scipy's kernel and truncation;
-    beyond the edges the image is zero); the identity for ``σ = 0``. Built in float64."""
+    beyond the edges the image is zero); the identity for ``σ = 0``. Built in float64,
+    returned as ``dtype`` (None: float64)."""
     s = tf.cast(sigma, tf.float64)
     safe = tf.where(s > 0, s, tf.ones_like(s))[:, None, None]              # [R, 1, 1]
     radius = tf.floor(4.0 * s + 0.5)[:, None, None]
@@ -2518,7 +2549,8 @@ def blur_matrices(sigma, n):
     norm = tf.reduce_sum(tf.exp(-0.5 * tf.square(k) / tf.square(safe))
                          * tf.cast(tf.abs(k) <= radius, tf.float64), -1, keepdims=True)
     eye = tf.eye(n, dtype=tf.float64)[None]
-    return tf.cast(tf.where((s > 0)[:, None, None], phi / norm, eye), tf.float32)
+    out = tf.where((s > 0)[:, None, None], phi / norm, eye)
+    return out if dtype is None else tf.cast(out, dtype)
 
 
 def rank_window(rank_maps, ranked_by, start, stop):

@@ -94,6 +94,9 @@ def test_placeholder_complex_and_overflowing_inputs(conv):
         with raises_exactly(TypeError, A.TARGET_TYPE_ERROR.format(
                 arg="target_class", actual=score)):
             method(X, target_class=score, **kw)
+    with pytest.raises(TypeError, match=r"^X: expected numbers or an array, got a list that "
+                                        r"numpy cannot read as one \(NotImplementedError"):
+        SaliencyMap(spy, x, out, 0)([x, x])                  # a list of graph tensors
     # NaN is still named as such, also beside an overflow
     bad = X.astype(np.float64)
     bad[0, 0, 0, 0], bad[1, 0, 0, 0] = np.nan, 1e39

@@ -169,12 +169,17 @@ def test_blur_ig_blurs_as_scipy(sess):
         ph = tf1.placeholder(tf.float32, [None, 9, 7, 2])
         s = tf1.placeholder(tf.float32, [None])
         op = A.gaussian_blur(ph, s)
+        diff = A.blur_difference(ph, s, tf.fill(tf.shape(s), 0.01))
     rows = np.repeat(X, 2, axis=0)
-    got = sess.run(op, {ph: rows, s: sigma})
+    got, got_diff = sess.run([op, diff], {ph: rows, s: sigma})
     for r in range(4):
         want = gaussian_filter(rows[r].astype(np.float64), (sigma[r], sigma[r], 0),
                                mode="constant")
         np.testing.assert_allclose(got[r], want, rtol=1e-5, atol=1e-4)
+        # the path's finite difference, as scipy in float64 (no float32 cancellation)
+        s1 = float(np.float64(sigma[r]) + np.float64(np.float32(0.01)))
+        want = gaussian_filter(rows[r].astype(np.float64), (s1, s1, 0), mode="constant") - want
+        np.testing.assert_allclose(got_diff[r], want, atol=2e-5 * np.abs(rows[r]).max())
 
 
 def test_blur_ig_completeness(sess):
