@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 
-from bench_common import fmt, log, table_row  # noqa: E402
+from bench_common import fmt, log, raw_rate, table_row  # noqa: E402
 from bench_pair import rel_l2  # noqa: E402
 
 GOAL = 2.0            # PAIR's seconds per image / ours
@@ -91,7 +91,7 @@ def measure(model, sess, X, c, steps, batch_size, rounds, progress=log):
         progress(f"{name}: warm-up (one image, 2 steps each, untimed)")
         pair_maps(name, pair[name], cls, X[:1], c[:1], 2)
         our_maps(name, ours[name], X[:1], c[:1], 2, batch_size)
-        r = res[name] = {"pair": [], "ours": []}
+        r = res[name] = {"pair": [], "ours": [], "raw": []}
         for k in range(rounds):
             progress(f"{name}: round {k + 1} of {rounds}, PAIR then ours ({len(X)} images)")
             t = time.perf_counter()
@@ -100,6 +100,8 @@ def measure(model, sess, X, c, steps, batch_size, rounds, progress=log):
             t = time.perf_counter()
             mine = our_maps(name, ours[name], X, c, steps, batch_size)
             r["ours"].append((time.perf_counter() - t) / len(X))
+            r["raw"].append(raw_rate(model, sess, X, "gradient", batch_size, 4 * batch_size)
+                            / raw_rate(model, sess, X, "gradient", 1, 4 * batch_size))
         theirs, mine = theirs.astype(np.float64), np.asarray(mine, np.float64)
         r["abs"] = float(np.abs(mine - theirs).max())
         r["diff"] = r["abs"] / max(float(np.abs(theirs).max()), 1e-300)
@@ -124,6 +126,10 @@ def pair_methods_rows(model, sess, X, c, steps, batch_size, rounds, progress=log
                 f"{', '.join(fmt(v) for v in r['ours'])}; per round {', '.join(fmt(v) for v in ratios)}x; "
                 f"maps: relative L2 difference {r['l2']:.1e}, largest difference "
                 f"{r['diff']:.1e} of the largest |PAIR| value ({r['abs']:.2e} absolute)")
+        note += ("; the bare model's forward+backward rows/s at batch_size "
+                 f"{batch_size} ÷ at 1, measured after each round: "
+                 f"{', '.join(fmt(v) for v in r['raw'])} (the most batching can gain on "
+                 "the gradients, which are most of XRAI's time and part of Blur IG's)")
         if "pair32" in r:
             note += (f"; PAIR given float32 images vs PAIR given float64 ones: relative L2 "
                      f"{r['pair32'][1]:.1e}, largest {r['pair32'][0]:.1e}")
