@@ -19,11 +19,14 @@ import numpy as np
 from dataset_plan import (IMAGE_SIZE, PROJECT_DIR, UsageError, image_seed,
                           load_folder_image)
 
-METHODS = ("saliency", "ig", "smoothgrad", "gradient", "gradcam", "occlusion", "random")
+METHODS = ("saliency", "ig", "smoothgrad", "gradient", "gradcam", "occlusion", "random",
+           "xrai", "guided_ig", "blur_ig", "guided_backprop")
 METRICS = ("average_drop", "n_ord", "insertion", "deletion")
 METHOD_TITLES = {"saliency": "Saliency", "ig": "Integrated Gradients",
                  "smoothgrad": "SmoothGrad", "gradient": "Vanilla gradient",
-                 "gradcam": "Grad-CAM", "occlusion": "Occlusion", "random": "Random"}
+                 "gradcam": "Grad-CAM", "occlusion": "Occlusion", "random": "Random",
+                 "xrai": "XRAI", "guided_ig": "Guided IG", "blur_ig": "Blur IG",
+                 "guided_backprop": "Guided Backprop"}
 # metric columns of the table, their titles, and which --metrics entry makes them
 METRIC_COLUMNS = (("average_drop", "Average Drop %", "average_drop"),
                   ("average_increase", "Average Increase (share)", "average_drop"),
@@ -50,6 +53,22 @@ AUTH_HINT = (". The port answers: if the cluster uses token authentication (`ray
              "give the head's token (RAY_AUTH_TOKEN, or a copy in ~/.ray/auth_token)")
 CAPACITY_ERROR = ("workers: {workers} actors with {gpus} GPU each need {need} GPUs; the "
                   "cluster has {have}")
+
+
+PAIR_PATH_METHODS = ("xrai", "guided_ig", "blur_ig")
+
+
+def pair_path_settings(name, ig):
+    """XRAI's, Guided IG's and Blur IG's keywords from IG's settings (``--ig-steps``,
+    ``--ig-rule``, ``--ig-baseline``): their path steps are IG's; XRAI integrates with IG's
+    rule (from its black and white baselines), Guided IG starts at IG's baseline when it
+    is black or white (else black)."""
+    if name == "xrai":
+        return {"num_steps": ig["steps"], "method": ig["rule"]}
+    if name == "guided_ig":
+        return {"num_steps": ig["steps"],
+                "baseline": ig["baseline"] if ig["baseline"] in ("black", "white") else "black"}
+    return {"num_steps": ig["steps"]}
 
 
 def make_qoi(spec):
@@ -117,8 +136,9 @@ class Explainer:
 
     def configure(self, settings):
         """Build the ops of the methods and of the influence that ``settings`` ask for."""
-        from hw3_attribution import (GradCAM, IntegratedGrad, Occlusion, SaliencyMap,
-                                     SmoothGrad, VanillaGradient)
+        from hw3_attribution import (XRAI, BlurIG, GradCAM, GuidedBackprop, GuidedIG,
+                                     IntegratedGrad, Occlusion, SaliencyMap, SmoothGrad,
+                                     VanillaGradient)
         from hw3_infl import InflDirected
         self.settings = s = settings
         m = self.model
@@ -131,7 +151,9 @@ class Explainer:
                                              m.layers[s["gradcam_layer"]], **kw)
             elif name != "random":
                 cls = {"saliency": SaliencyMap, "ig": IntegratedGrad, "smoothgrad": SmoothGrad,
-                       "gradient": VanillaGradient, "occlusion": Occlusion}[name]
+                       "gradient": VanillaGradient, "occlusion": Occlusion, "xrai": XRAI,
+                       "guided_ig": GuidedIG, "blur_ig": BlurIG,
+                       "guided_backprop": GuidedBackprop}[name]
                 self.methods[name] = cls(self.sess, x, out, None, **kw)
         self.infl = None
         if s["influence"]:
@@ -155,8 +177,11 @@ class Explainer:
             A = self.methods[name](X, batch_size=bs, samples=s["smoothgrad"]["samples"],
                                    sigma=s["smoothgrad"]["sigma"], seed=s["seed"],
                                    target_class=targets)
-        elif name in ("gradient", "gradcam"):
+        elif name in ("gradient", "gradcam", "guided_backprop"):
             A = self.methods[name](X, batch_size=bs, target_class=targets)
+        elif name in PAIR_PATH_METHODS:
+            A = self.methods[name](X, batch_size=bs, target_class=targets,
+                                   **pair_path_settings(name, s["ig"]))
         elif name == "occlusion":
             A = self.methods[name](X, batch_size=bs, superpixel_size=s["occlusion"]["size"],
                                    target_class=targets)

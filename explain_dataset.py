@@ -155,7 +155,8 @@ def add_compute_options(p):
 
 def add_method_options(p):
     m = p.add_argument_group("method parameters")
-    m.add_argument("--ig-steps", type=int, default=50, help="Integrated Gradients' steps")
+    m.add_argument("--ig-steps", type=int, default=50,
+                   help="Integrated Gradients' steps (also XRAI's, Guided IG's and Blur IG's)")
     m.add_argument("--ig-baseline", choices=("black", "white", "random"), default="black")
     m.add_argument("--ig-rule", default="riemann_right",
                    choices=("riemann_right", "riemann_left", "riemann_middle", "trapezoid",

@@ -3,7 +3,7 @@
 The homework's API, exactly (the starter's functions)::
 
     AverageDrop(sess, attr_map, input, input_tensor, output_tensor, target_class)  # -> %
-    N_Ord(sess, attr_map, input, input_tensor, output_tensor, target_class, M=1000)
+    N_Ord(sess, attr_map, input, input_tensor, output_tensor, target_class, M=None)
 
 with ``attr_map`` ``[N, H, W]`` and ``input`` ``[N, H, W, C]`` for Average Drop, and one
 image (``[H, W]``, ``[H, W, C]``) for Necessity Ordering; ``Insertion`` and ``Deletion`` are
@@ -40,7 +40,7 @@ import numpy as np
 from hw3_attribution import (BASELINE_ERROR, BLACK, DEFAULT_BATCH_SIZE, INPUT_FINITE_ERROR,
                              ImageBank, ModelRunner, Rows, as_batch, blurred, check_number,
                              check_positive_int, check_target_spec, is_int, is_numeric,
-                             parse_baseline)
+                             parse_baseline, scaled_count, scaled_size, as_array)
 
 # Error messages, kept as data so that tests match the same templates.
 IMAGE_INPUT_ERROR = ("input_tensor: expected an image input of shape [None, H, W, C], got "
@@ -53,7 +53,7 @@ ATTR_ZERO_ERROR = ("{arg}: {metric} is undefined for an all-zero attribution (it
 ALL_EXCLUDED_ERROR = ("input: Average Drop % is undefined for this set: the target score "
                       "f_c(x) is <= 0 for every image ({n} of {n}), so no image gives a drop "
                       "ratio")
-SUPERPIXEL_ERROR = ("superpixel_size: expected a positive int that divides the image height "
+SUPERPIXEL_ERROR = ("superpixel_size: expected a positive int no larger than the image height "
                     "and width, got {size} for images of {h}x{w}")
 IMPORTANCE_SHAPE_ERROR = ("attr_map: expected per-superpixel importance {grid}, a pixel map "
                           "{pixel} or an attribution {full} (superpixel_size {s}), got shape "
@@ -62,6 +62,7 @@ CURVE_ERROR = "{arg}: expected {expected}, got {actual}"
 TABLE_INPUT_ERROR = "{arg}: expected {expected}, got {actual}"
 
 UNDEFINED_WARNING = "{metric} is undefined for image(s) {indices} ({why}); they are NaN"
+PATH_ERROR = "{arg}: expected the path of a file to write, got {actual}"
 
 
 def _indices(mask):
@@ -103,12 +104,13 @@ class _Metric:
     scores of rows built in the graph, every metric's one way to evaluate its copies."""
 
     def __init__(self, sess, input_tensor, output_tensor, target_class, batch_size,
-                 progress):
-        self.model = ModelRunner(sess, input_tensor, output_tensor, METRIC_API, progress)
-        self.target_class = check_target_spec(target_class, self.model.num_classes)
+                 progress, feed_dict=None):
+        model = ModelRunner(sess, input_tensor, output_tensor, METRIC_API, progress)
+        self.target_class = check_target_spec(target_class, model.num_classes)
         if input_tensor.shape.rank != 4:
             raise ValueError(IMAGE_INPUT_ERROR.format(name=input_tensor.name,
                                                       actual=input_tensor.shape))
+        self.model = model.fed(feed_dict)      # feed_dict merged into every sess.run
         self.batch_size = batch_size
         with sess.graph.as_default():
             self.model.model_ops()
@@ -138,7 +140,7 @@ def _pixel_attribution(A, X, single, metric, arg="attr_map", allow_zero=False):
     image.
     """
     n, h, w, ch = X.shape
-    arr = np.asarray(A)
+    arr = as_array(A, arg)
     if not is_numeric(arr):
         raise TypeError(ATTR_TYPE_ERROR.format(arg=arg, actual=arr.dtype))
     if single and arr.shape in ((h, w, ch), (h, w)):
@@ -212,7 +214,8 @@ class AverageDropResult:
 
 
 def AverageDrop(sess, attr_map, input, input_tensor, output_tensor, target_class=None, *,
-                batch_size=DEFAULT_BATCH_SIZE, return_details=False, progress=True):
+                batch_size=DEFAULT_BATCH_SIZE, return_details=False, progress=True,
+                feed_dict=None):
     """Average Drop % of an attribution over a set of images (lower is better).
 
     ``AD(D) = 100% · 1/|D| Σ_i max(f_c(x_i) − f_c(M_A(x_i)), 0) / f_c(x_i)`` with pre-softmax
@@ -231,6 +234,8 @@ def AverageDrop(sess, attr_map, input, input_tensor, output_tensor, target_class
         batch_size: rows per ``sess.run`` (keyword only, as the rest).
         return_details: return an :class:`AverageDropResult` (per-image drops, Average
             Increase, exclusions) instead of the float.
+        feed_dict: values of the graph's other placeholders (a dropout rate,
+            ``is_training``), merged into each ``sess.run``; the same for every metric.
 
     Returns:
         float, percent. An image with ``f_c(x) <= 0`` makes the ratio meaningless: it is
@@ -243,7 +248,7 @@ def AverageDrop(sess, attr_map, input, input_tensor, output_tensor, target_class
             ``f_c(x) <= 0`` for every image. Session calls: ``2 · ceil(N / batch_size)``.
     """
     bs = check_positive_int(batch_size, "batch_size")
-    metric = _Metric(sess, input_tensor, output_tensor, target_class, bs, progress)
+    metric = _Metric(sess, input_tensor, output_tensor, target_class, bs, progress, feed_dict)
     X, single = metric.images(input)
     name = "Average Drop %"
     keep = _pixel_attribution(attr_map, X, single, name) > 0                # [N, H, W]
@@ -274,8 +279,9 @@ def AverageDrop(sess, attr_map, input, input_tensor, output_tensor, target_class
 
 # ------------------------------------------------------------------ Necessity Ordering
 
-def N_Ord(sess, attr_map, input, input_tensor, output_tensor, target_class=None, M=1000, *,
-          batch_size=DEFAULT_BATCH_SIZE, return_details=False, progress=True):
+def N_Ord(sess, attr_map, input, input_tensor, output_tensor, target_class=None, M=None, *,
+          batch_size=DEFAULT_BATCH_SIZE, return_details=False, progress=True,
+          feed_dict=None):
     """Necessity Ordering score of one image's attribution (lower is better).
 
     ``N_o(x, A) = 1/(P+1) Σ_{i=1..P} max(f_c(R(i, π_A)) − f_c(0), 0)`` with pre-softmax
@@ -297,7 +303,9 @@ def N_Ord(sess, attr_map, input, input_tensor, output_tensor, target_class=None,
             mean); a batch ``[N, H, W]`` / ``[N, H, W, C]`` with a batch of images.
         input: the image ``[H, W, C]`` (RGB 0-255), or a batch ``[N, H, W, C]``.
         target_class: the class c: an int (or one per image), or None (``argmax f(x)``).
-        M: pixels removed per step (a positive int).
+        M: pixels removed per step (a positive int). None (the default) is the homework's
+            1000 at 224 x 224, scaled with the image's area (:func:`scaled_count`:
+            ``1000 · H·W / 224²``, so 61 at 64 x 48): the same share of the pixels per step.
         batch_size, return_details, progress: keyword only; ``return_details`` returns a
             dict with ``scores``, ``targets``, ``blank_scores`` (``f_c(0)``), ``positives``
             (P), ``removed`` (list of ``[steps]`` r_k) and ``curves`` (list of ``f_c(R(r_k))``).
@@ -309,10 +317,11 @@ def N_Ord(sess, attr_map, input, input_tensor, output_tensor, target_class=None,
         batch_size)`` forwards (the images and the black image) plus
         ``ceil(Σ steps / batch_size)`` for the masked copies.
     """
-    M = check_positive_int(M, "M")
+    M = None if M is None else check_positive_int(M, "M")
     bs = check_positive_int(batch_size, "batch_size")
-    metric = _Metric(sess, input_tensor, output_tensor, target_class, bs, progress)
+    metric = _Metric(sess, input_tensor, output_tensor, target_class, bs, progress, feed_dict)
     X, single = metric.images(input)
+    M = scaled_count(1000, *X.shape[1:3]) if M is None else M
     name = "Necessity Ordering"
     pix = _pixel_attribution(attr_map, X, single, name)                      # [N, H, W]
     n = len(X)
@@ -352,19 +361,31 @@ def N_Ord(sess, attr_map, input, input_tensor, output_tensor, target_class=None,
 # --------------------------------------------------------------- Insertion / Deletion
 
 def _grid(h, w, s):
-    if h % s or w % s:
+    """The superpixel grid ``(ceil(H/s), ceil(W/s))`` of an H x W image."""
+    if s > min(h, w):
         raise ValueError(SUPERPIXEL_ERROR.format(size=s, h=h, w=w))
-    return h // s, w // s
+    return -(-h // s), -(-w // s)
 
 
 def superpixel_sums(maps, size):
-    """Pixel maps ``[..., H, W]`` summed over square superpixels of side ``size`` (which
-    divides H and W): ``[..., H/size, W/size]``. The one superpixel pooling of the graded
-    files (Insertion / Deletion rank these sums)."""
+    """Pixel maps ``[..., H, W]`` summed over square superpixels of side ``size``:
+    ``[..., ceil(H/size), ceil(W/size)]``. When ``size`` does not divide H (or W), the last
+    row (or column) of superpixels is narrower: it holds the ``H mod size`` pixels left.
+    The one superpixel pooling of the graded files (Insertion / Deletion rank these
+    sums)."""
     maps = np.asarray(maps)
     *lead, h, w = maps.shape
-    grid = maps.reshape(tuple(lead) + (h // size, size, w // size, size))
+    gh, gw = -(-h // size), -(-w // size)
+    if (gh * size, gw * size) != (h, w):      # zeros add nothing to the sums
+        maps = np.pad(maps, [(0, 0)] * len(lead) + [(0, gh * size - h), (0, gw * size - w)])
+    grid = maps.reshape(tuple(lead) + (gh, size, gw, size))
     return grid.sum(axis=(-3, -1))
+
+
+def superpixel_pixels(grid_values, size, h, w):
+    """Per-superpixel values ``[N, gh, gw]`` given to each pixel of their superpixel:
+    ``[N, h, w]`` (the inverse of :func:`superpixel_sums`' partition)."""
+    return np.repeat(np.repeat(grid_values, size, axis=1), size, axis=2)[:, :h, :w]
 
 
 def descending_ranks(values):
@@ -379,10 +400,11 @@ def descending_ranks(values):
 
 
 def _importance(importance, X, single, s, metric):
-    """Superpixel importance ``[N, H/s, W/s]`` from a grid, pixel map or attribution."""
+    """Superpixel importance ``[N, ceil(H/s), ceil(W/s)]`` from a grid, pixel map or
+    attribution."""
     n, h, w, ch = X.shape
     gh, gw = _grid(h, w, s)
-    arr = np.asarray(importance)
+    arr = as_array(importance, "attr_map")
     shapes = [(n, gh, gw), (n, h, w), (n, h, w, ch)]
     if single and arr.shape in [sh[1:] for sh in shapes]:
         arr = arr[None]
@@ -418,18 +440,22 @@ def num_feats(n_superpixels, step=1):
 
 
 def _ablation(insert, sess, attr_map, input, input_tensor, output_tensor, target_class,
-              superpixel_size, baseline, blur_sigma, step, batch_size, progress):
+              superpixel_size, baseline, blur_sigma, step, batch_size, progress, feed_dict):
     name = "Insertion AUC" if insert else "Deletion AUC"
-    s = check_positive_int(superpixel_size, "superpixel_size")
-    step = check_positive_int(step, "step")
+    s = None if superpixel_size is None else check_positive_int(superpixel_size,
+                                                                 "superpixel_size")
+    step = None if step is None else check_positive_int(step, "step")
     bs = check_positive_int(batch_size, "batch_size")
-    metric = _Metric(sess, input_tensor, output_tensor, target_class, bs, progress)
+    metric = _Metric(sess, input_tensor, output_tensor, target_class, bs, progress, feed_dict)
     X, single = metric.images(input)
+    h, w = X.shape[1:3]
+    s = scaled_size(8, h, w) if s is None else s
+    step = scaled_count(1, h, w) if step is None else step
     imp = _importance(attr_map, X, single, s, name)                        # [N, gh, gw]
     n, gh, gw = imp.shape
     superpixel_rank = descending_ranks(imp)                                 # [N, gh, gw]
     bank = ImageBank(X, _curve_baseline(baseline, X, blur_sigma),         # pixel ranks:
-                     ranks=np.repeat(np.repeat(superpixel_rank, s, axis=1), s, axis=2))
+                     ranks=superpixel_pixels(superpixel_rank, s, h, w))
     targets = metric.targets(X)
     xs = num_feats(gh * gw, step)
     images = np.repeat(np.arange(n), len(xs))
@@ -443,8 +469,8 @@ def _ablation(insert, sess, attr_map, input, input_tensor, output_tensor, target
 
 
 def Insertion(sess, attr_map, input, input_tensor, output_tensor, target_class=None, *,
-              superpixel_size=8, baseline="black", blur_sigma=5.0, step=1,
-              batch_size=DEFAULT_BATCH_SIZE, progress=True):
+              superpixel_size=None, baseline="black", blur_sigma=5.0, step=None,
+              batch_size=DEFAULT_BATCH_SIZE, progress=True, feed_dict=None):
     """Insertion curve: superpixels of the image put into a baseline, most important first.
 
     Starts at the baseline (0 superpixels) and ends at the image itself; the curve is the
@@ -455,16 +481,26 @@ def Insertion(sess, attr_map, input, input_tensor, output_tensor, target_class=N
     Args:
         sess, input_tensor, output_tensor: the model (probabilities are the softmax of
             ``output_tensor``).
-        attr_map: per-superpixel importance ``[H/s, W/s]``, a pixel map ``[H, W]`` (summed
+        attr_map: per-superpixel importance ``[ceil(H/s), ceil(W/s)]``, a pixel map ``[H, W]`` (summed
             per superpixel) or an attribution ``[H, W, C]`` (channel mean, then summed);
             with a batch axis for a batch of images.
         input: the image ``[H, W, C]`` (RGB 0-255) or a batch ``[N, H, W, C]``.
         target_class: an int (or one per image), or None for the predicted class.
-        superpixel_size: side ``s`` of the square superpixels; must divide H and W.
+        superpixel_size: side ``s`` of the square superpixels, at most H and W. None (the
+            default) is the homework's 8 at 224 x 224, scaled with the image
+            (:func:`hw3_attribution.scaled_size`: 2 at 64 x 48). When ``s`` does not divide
+            H (or W), the superpixels tile the image from its top-left corner and the last
+            row (or column) of them is narrower, ``H mod s`` pixels; their importance is
+            the sum over their pixels, as for the others.
         baseline: ``'black'`` (zeros), ``'blur'`` (the image blurred by a Gaussian of
             ``blur_sigma`` pixels), a number, or an array ``[H, W, C]`` / ``[N, H, W, C]``.
         step: superpixels inserted per point of the curve (the last point is always all).
+            None (the default) is 1 at 224 x 224 (and below), scaled with the image's area
+            above it (:func:`hw3_attribution.scaled_count`), so that a larger image's curve
+            with the same superpixel size has about as many points.
         batch_size, progress: rows per ``sess.run``; progress bar.
+        feed_dict: values of the graph's other placeholders, merged into each
+            ``sess.run``.
 
     Returns:
         ``(curve [T], num_feats [T])`` for one image (``(curves [N, T], num_feats)`` for a
@@ -473,12 +509,13 @@ def Insertion(sess, attr_map, input, input_tensor, output_tensor, target_class=N
         batch_size)`` when the target is None).
     """
     return _ablation(True, sess, attr_map, input, input_tensor, output_tensor, target_class,
-                     superpixel_size, baseline, blur_sigma, step, batch_size, progress)
+                     superpixel_size, baseline, blur_sigma, step, batch_size, progress,
+                     feed_dict)
 
 
 def Deletion(sess, attr_map, input, input_tensor, output_tensor, target_class=None, *,
-             superpixel_size=8, baseline="black", blur_sigma=5.0, step=1,
-             batch_size=DEFAULT_BATCH_SIZE, progress=True):
+             superpixel_size=None, baseline="black", blur_sigma=5.0, step=None,
+             batch_size=DEFAULT_BATCH_SIZE, progress=True, feed_dict=None):
     """Deletion curve: superpixels of the image replaced by a baseline, most important first.
 
     Starts at the image (0 superpixels) and ends at the baseline; the curve is the target
@@ -486,7 +523,8 @@ def Deletion(sess, attr_map, input, input_tensor, output_tensor, target_class=No
     better. Petsiuk et al., "RISE", BMVC 2018. Arguments and returns as :func:`Insertion`.
     """
     return _ablation(False, sess, attr_map, input, input_tensor, output_tensor, target_class,
-                     superpixel_size, baseline, blur_sigma, step, batch_size, progress)
+                     superpixel_size, baseline, blur_sigma, step, batch_size, progress,
+                     feed_dict)
 
 
 METRIC_INFO = {AverageDrop: ("Average Drop %", "%"), N_Ord: ("Necessity Ordering", "logit"),
@@ -574,10 +612,32 @@ class MetricTable:
                 f"images={len(self.images)})")
 
 
+def check_out_path(path, arg="path"):
+    """``path`` as a string if a file can be written there: not empty (ValueError), not an
+    existing folder (IsADirectoryError), not below a file (NotADirectoryError). The
+    messages name the argument and say which (the operating system's would speak of a
+    temporary file, or say "no such file")."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(PATH_ERROR.format(arg=arg, actual=type(path).__name__))
+    path = os.fspath(path)
+    if not isinstance(path, str) or not path:
+        raise ValueError(PATH_ERROR.format(arg=arg, actual=repr(path)))
+    if os.path.isdir(path) or path.endswith(("/", os.sep)):
+        raise IsADirectoryError(PATH_ERROR.format(arg=arg, actual=f"the folder {path!r}"))
+    parent = os.path.dirname(os.path.abspath(path))
+    while parent and not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if parent and not os.path.isdir(parent):
+        raise NotADirectoryError(PATH_ERROR.format(
+            arg=arg, actual=f"{path!r}, below {parent!r}, which is a file"))
+    return path
+
+
 def write_bytes(path, data):
     """Write ``data`` to ``path`` through a temporary file in the same folder (created if
     needed), then rename it into place: a reader never sees a half-written file, and a
     failure leaves none."""
+    path = check_out_path(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=os.path.basename(path))
@@ -655,8 +715,9 @@ def _unranked(metric, A, X, superpixel_size):
     curve = metric in (Insertion, Deletion)
     if A.shape[1:] not in ((h, w, ch), (h, w)):
         return np.zeros(n, bool)
-    ok_grid = (curve and is_int(superpixel_size) and superpixel_size > 0
-               and not (h % superpixel_size or w % superpixel_size))
+    if curve and superpixel_size is None:
+        superpixel_size = scaled_size(8, h, w)
+    ok_grid = (curve and is_int(superpixel_size) and 0 < superpixel_size <= min(h, w))
     return unranked(A, superpixel_size if ok_grid else None)
 
 
@@ -699,8 +760,8 @@ def metric_table(metric, attributions, X, sess, input_tensor, output_tensor,
         # An image whose attribution ranks no pixel (all zero as the metric reads it: the
         # channel mean, and for the curves its superpixel sums) has no value: score the
         # others and mark it NaN, rather than lose the whole table.
-        arr = np.asarray(A)
-        zero = _unranked(metric, arr, X, kwargs.get("superpixel_size", 8))
+        arr = as_array(A, "attributions")
+        zero = _unranked(metric, arr, X, kwargs.get("superpixel_size"))
         ok = np.flatnonzero(~zero) if zero.any() and not zero.all() else np.arange(n)
         if len(ok) < n:
             warnings.warn(UNDEFINED_WARNING.format(

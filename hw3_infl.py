@@ -33,9 +33,8 @@ import numpy as np
 import tensorflow as tf
 
 from hw3_attribution import (DEFAULT_BATCH_SIZE, AttributionMethod, LAYER_UNCONNECTED_ERROR,
-                             as_batch, cached_ops, check_input, check_output,
-                             check_positive_int, check_session, check_targets, check_tensor,
-                             unbatch)
+                             cached_ops, check_input, check_output, check_positive_int,
+                             check_session, check_targets, check_tensor, is_symbolic, unbatch)
 
 tf1 = tf.compat.v1
 
@@ -305,6 +304,29 @@ def grad_sum(q, h, arg, qoi=None):
     return tf.reduce_sum(g, axis=0)
 
 
+def check_qoi_function(fn, out, qoi):
+    """Check a user's QoI function on a stand-in output vector ``[K]`` in a scratch graph,
+    so that a rejected function adds no op to the model's graph: it must accept the vector,
+    return a float scalar and depend on it. A function that reads tensors of the model's
+    own graph cannot run on the stand-in; it is checked when its op is built instead
+    (:func:`vectorize_qoi`)."""
+    k = out.shape.as_list()[1:]
+    with tf.Graph().as_default():
+        stand_in = tf1.placeholder(out.dtype, k)
+        try:
+            q = tf.convert_to_tensor(fn(stand_in))
+        except Exception as err:   # the function does not accept a [K] tensor
+            if "graph" in str(err).lower():
+                return             # it reads the model's graph: checked there
+            raise TypeError(QOI_CALL_ERROR.format(out=k, reason=f"{type(err).__name__}: {err}"))
+        if q.shape.rank != 0:
+            raise ValueError(QOI_SCALAR_ERROR.format(out=k, actual=q.shape.as_list()))
+        if not q.dtype.is_floating:
+            raise TypeError(QOI_DTYPE_ERROR.format(actual=q.dtype.name))
+        if tf.gradients(q, stand_in)[0] is None:
+            raise ValueError(QOI_CONNECT_ERROR.format(actual=qoi))
+
+
 def vectorize_qoi(fn, out):
     """``[N]``: ``fn`` applied to each row of ``out`` ``[N, K]`` (vectorized_map, else
     map_fn); raises a clear error unless ``fn`` gives a scalar per row."""
@@ -366,6 +388,11 @@ class InflDirected(AttributionMethod):
 
     # -------------------------------------------------------------------------- graph
     def _define_ops(self):
+        # every check that can fail runs before the first op is built: a constructor that
+        # raises leaves the graph as it was
+        self._runner.check_layer(self.internal_layer)
+        if isinstance(self.qoi, FunctionQoI):
+            check_qoi_function(self.qoi.fn, self.output_tensor, self.qoi)
         super()._define_ops()
         x, h, out = self.input_tensor, self.internal_layer, self.output_tensor
         self._infl = cached_ops(x.graph, ("infl", x.name, h.name, out.name),
@@ -385,19 +412,22 @@ class InflDirected(AttributionMethod):
                             self.qoi)
 
     # ------------------------------------------------------------------------ influence
-    def influence_partial(self, X, batch_size=DEFAULT_BATCH_SIZE, *, y=None):
+    def influence_partial(self, X, batch_size=DEFAULT_BATCH_SIZE, *, y=None, feed_dict=None):
         """Sums over one shard of the distribution of interest, for :func:`merge`.
 
         Args:
             X: inputs ``[N, ...]`` (or one input), N >= 1.
             batch_size: inputs per ``sess.run``.
             y: true classes ``[N]`` (ints), needed by QoIs that use the true class.
+            feed_dict: values of the graph's other placeholders (a dropout rate,
+                ``is_training``), merged into each ``sess.run`` (every method of this
+                class takes it).
         Returns:
             :class:`InfluencePartial` (a tuple starting ``(grad_sum, count, ...)``).
         """
-        if np.size(X) == 0:
+        if not is_symbolic(X) and np.size(X) == 0:
             raise ValueError(DOI_EMPTY_ERROR.format(actual=f"shape {list(np.shape(X))}"))
-        X, _ = as_batch(X, self.input_tensor, "X")
+        X, _, run = self._begin(X, feed_dict)
         bs = check_positive_int(batch_size, "batch_size")
         n = len(X)
         ops, x = self._infl, self.input_tensor
@@ -420,7 +450,7 @@ class InflDirected(AttributionMethod):
         grad = np.zeros(ops.layer_shape, np.float64)
         act = np.zeros(ops.layer_shape, np.float64)
         active = np.zeros(ops.layer_shape, np.int64)
-        for _, val in self._runner.chunks(fetch, n, feed, "influence", bs):
+        for _, val in run.chunks(fetch, n, feed, "influence", bs):
             grad += val["grad"]
             act += val["act"]
             active += val["active"]
@@ -438,7 +468,7 @@ class InflDirected(AttributionMethod):
         return infl
 
     def influence(self, X, batch_size=DEFAULT_BATCH_SIZE, *, y=None, keep_map=False,
-                  multiply_activation=False):
+                  multiply_activation=False, feed_dict=None):
         """Distributional influence ``I = (1/N) Σ_i ∂q(f(x_i)) / ∂h(x_i)`` of the layer.
 
         Args:
@@ -454,12 +484,12 @@ class InflDirected(AttributionMethod):
             float64 ``[C]`` for a conv layer (``[H, W, C]`` with keep_map), else the layer's
             own unit shape (``[units]`` for a dense layer), in output units per unit of h.
         """
-        part = self.influence_partial(X, batch_size, y=y)
+        part = self.influence_partial(X, batch_size, y=y, feed_dict=feed_dict)
         return self.influence_from_partial(part, keep_map, multiply_activation)
 
     # --------------------------------------------------------------------------- expert
     def dis_influence(self, X, batch_size=DEFAULT_BATCH_SIZE, *, y=None, k=1,
-                      multiply_activation=False, active_only=False):
+                      multiply_activation=False, active_only=False, feed_dict=None):
         """The expert neuron ``argmax_i I[i]`` over the distribution of interest ``X``.
 
         Args:
@@ -476,7 +506,7 @@ class InflDirected(AttributionMethod):
         Warns:
             InactiveExpertWarning: an expert has activation 0 on every input.
         """
-        part = self.influence_partial(X, batch_size, y=y)
+        part = self.influence_partial(X, batch_size, y=y, feed_dict=feed_dict)
         return self.expert_from_partial(part, k, multiply_activation, active_only)
 
     def expert_from_partial(self, partial, k=1, multiply_activation=False,
@@ -509,7 +539,7 @@ class InflDirected(AttributionMethod):
 
     # ---------------------------------------------------------------------- attribution
     def expert_attribution(self, expert_id, X, batch_size=DEFAULT_BATCH_SIZE,
-                           multiply_with_input=True):
+                           multiply_with_input=True, *, feed_dict=None):
         """Expert attribution ``x ⊙ ∇_x h_{expert}(x)`` (or ``∇_x h_{expert}(x)``).
 
         Args:
@@ -521,16 +551,19 @@ class InflDirected(AttributionMethod):
         Returns:
             float32 of ``X``'s shape.
         """
-        X, single = as_batch(X, self.input_tensor, "X")
+        X, single, run = self._begin(X, feed_dict)
         bs = check_positive_int(batch_size, "batch_size")
         idx = self._neurons(expert_id, len(X))
         fetch = self._infl.attr if multiply_with_input else self._infl.grad_x
-        out = self._runner.collect(
+        out = run.collect(
             fetch, len(X), lambda s: {self.input_tensor: X[s], self._infl.neuron: idx[s]},
             "expert attribution", bs, dtype=X.dtype)
         return unbatch(out, single)
 
     def _neurons(self, neuron, n):
+        if is_symbolic(neuron):
+            raise TypeError(EXPERT_ERROR.format(units=self.units, layer=self.layer,
+                                                actual=neuron))
         arr = np.asarray(neuron)
         units = self.units
         ok = (arr.dtype != object and np.issubdtype(arr.dtype, np.integer)

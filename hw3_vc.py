@@ -18,7 +18,8 @@ Parts, in order (``--parts`` picks some):
    completeness error and by the probability kept by the top-attributed pixels; f_c along
    the path; the adaptive rule beside the uniform ones.
 5. ``gradients``: vanilla gradient, SmoothGrad, IG with black and white baselines on the first
-   three images; occlusion with 4x4 / 8x8 / 16x16 superpixels and with blurred baselines.
+   three images; occlusion with 4x4 / 8x8 / 16x16 superpixels and with blurred baselines;
+   PAIR saliency's XRAI, Guided IG, Blur IG and Guided Backprop.
 
 Everything goes into ``--out`` (default ``figures/``): PNG figures, Markdown and CSV tables,
 and ``index.md`` that shows them in order. Every file is written under a temporary name and
@@ -966,6 +967,45 @@ def part_gradients(run):
     modes = [["image"] * (1 + len(blurred)), ["image"] + ["signed"] * len(maps)]
     run.figure("gradients", "5_occlusion_blur.png", plot_grid(grid, titles, modes),
                "Occlusion with blurred baselines of several strengths (top: the baselines).")
+    pair_methods_figure(run, first)
+
+
+def pair_maps(run, X, c):
+    """PAIR saliency's four methods on the images ``X`` (issue 19), with IG's budget of
+    steps: ``{title: (maps [N, H, W], mode)}``, and a note on what was left out. XRAI's
+    segments need scikit-image, which the course's folder may lack."""
+    from hw3_attribution import XRAI, BlurIG, GuidedBackprop, GuidedIG
+    n = run.settings.ig_main_steps
+    maps, note = {}, ""
+    try:
+        maps[f"XRAI ({n} steps, black + white)"] = (run.cached(
+            ("xrai", n), lambda: run.method(XRAI)(X, num_steps=n, target_class=c)), "signed")
+    except ImportError as err:
+        note = f" XRAI is left out: {err}"
+    entries = (("Guided IG", GuidedIG, dict(num_steps=n)),
+               ("Blur IG", BlurIG, dict(num_steps=n)),
+               ("Guided Backprop", GuidedBackprop, {}))
+    for name, cls, kw in entries:
+        a = run.cached((name, n), lambda: run.method(cls)(X, target_class=c, **kw))
+        title = f"{name} ({n} steps)" if kw else name
+        maps[title + " |.| summed"] = (np.abs(a).sum(-1), "abs")
+    return maps, note
+
+
+def pair_methods_figure(run, first):
+    """XRAI, Guided IG, Blur IG and Guided Backprop beside the image, for the first three
+    images (the methods of PAIR saliency's TF1 module)."""
+    X, c = run.X[first], run.targets(first)
+    maps, note = pair_maps(run, X, c)
+    grid = [[X[j]] + [m[j] for m, _ in maps.values()] for j in range(len(first))]
+    titles = [[run.label(i)] + list(maps) for i in first]
+    modes = [["image"] + [mode for _, mode in maps.values()] for _ in first]
+    run.figure("gradients", "5_pair_methods.png", plot_grid(grid, titles, modes),
+               "PAIR saliency's methods on the first three images: XRAI (regions ranked by "
+               "their Integrated Gradients density, black and white baselines; each region "
+               "shows its mean), Guided IG (an adaptive path that moves the features of "
+               "smallest gradient first), Blur IG (a path through Gaussian blurs, up to 50 "
+               "px) and Guided Backprop (only positive gradients through the ReLUs)." + note)
 
 
 PART_FUNCTIONS = {"comparison": part_comparison, "influence": part_influence,

@@ -19,8 +19,8 @@ The measuring functions take ``(model, sess, X, ...)`` so that the test suite ca
 whole table on a tiny model (``tests/test_benchmarks.py``); nothing here asserts a time.
 See benchmarks/README.md for how each figure is measured. This file runs the table; each
 figure's measurement lives in its own module: ``bench_common`` (settings, the timed
-session, raw rates, models, ``--before``), ``bench_speed``, ``bench_pair``, ``bench_vc``,
-``bench_memory``, ``bench_completeness``.
+session, raw rates, models, ``--before``), ``bench_speed``, ``bench_pair``,
+``bench_pair_methods``, ``bench_vc``, ``bench_memory``, ``bench_completeness``.
 """
 import argparse
 import json
@@ -43,6 +43,7 @@ from bench_completeness import (RULES, completeness, completeness_markdown,  # n
                                 completeness_rows, completeness_verdict, node_set)
 from bench_memory import memory_probe, memory_ratio, memory_rows  # noqa: E402,F401
 from bench_pair import no_pair_rows, pair_agreement, pair_rows  # noqa: E402,F401
+from bench_pair_methods import pair_methods_rows  # noqa: E402,F401
 from bench_speed import (BeforeCases, Cases, homework_loop_row,  # noqa: E402,F401
                          pair_available, speed_cases, speed_rows)
 from bench_vc import VC_GOAL, vc_measure, vc_row, vc_rows  # noqa: E402,F401
@@ -78,6 +79,10 @@ def benchmark(model, sess, X, s, pair=True, memory_model=None, vc_cmd=None,
         rows += memory_rows(memory_model, s, rev, progress)
     rows += (pair_rows(model, sess, X, c, res["now"], len(cases.Xs), s, progress)
              if use_pair else no_pair_rows())
+    if use_pair:
+        k = s.pair_method_images
+        rows += pair_methods_rows(model, sess, X[:k], c[:k], s.pair_method_steps, bs,
+                                  s.rounds, progress)
     rows.append(homework_loop_row(res["now"]))
     below = []
     if completeness_set:

@@ -62,8 +62,9 @@ def two_layer(W1, b1, W2, b2=None):
                  default_layers={"influence": "hidden"})
 
 
-def tiny_convnet(size=16, channels=3, classes=5, seed=0):
-    """A seeded random ReLU conv net on [N, size, size, channels] images in 0-255.
+def tiny_convnet(size=16, channels=3, classes=5, seed=0, width=None):
+    """A seeded random ReLU conv net on [N, size, width, channels] images in 0-255 (width
+    defaults to size: square images).
 
     conv1 (3x3, 4 ch) -> relu -> conv2 (3x3, 6 ch, 'SAME') -> relu -> global mean pool
     -> dense(classes). Layers: 'conv1', 'conv2' (4-D), 'pool' (2-D). Small enough that
@@ -74,7 +75,7 @@ def tiny_convnet(size=16, channels=3, classes=5, seed=0):
     k2 = rng.normal(0, 0.5, (3, 3, 4, 6)).astype(np.float32)
     wd = rng.normal(0, 1.0, (6, classes)).astype(np.float32)
     bd = rng.normal(0, 0.1, classes).astype(np.float32)
-    x = tf1.placeholder(tf.float32, [None, size, size, channels], name="imgs")
+    x = tf1.placeholder(tf.float32, [None, size, width or size, channels], name="imgs")
     h = (x - 127.5) / 127.5
     conv1 = tf.nn.relu(tf.nn.conv2d(h, k1, 1, "SAME") + 0.05, name="conv1")
     conv2 = tf.nn.relu(tf.nn.conv2d(conv1, k2, 1, "SAME") + 0.05, name="conv2")

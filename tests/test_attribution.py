@@ -94,7 +94,7 @@ def test_homework_signatures_are_exact(cls, init, call):
     (GradCAM, ["sess", "input_tensor", "output_tensor", "target_class", "internal_layer"],
      [("X", EMPTY), ("batch_size", 16)]),
     (Occlusion, ["sess", "input_tensor", "output_tensor", "target_class"],
-     [("X", EMPTY), ("batch_size", 16), ("superpixel_size", 8), ("baseline", "black"),
+     [("X", EMPTY), ("batch_size", 16), ("superpixel_size", None), ("baseline", "black"),
       ("blur_sigma", 5.0), ("stride", None)]),
     (RandomAttribution, ["sess", "input_tensor", "output_tensor", "target_class"],
      [("X", EMPTY), ("batch_size", 16)]),
@@ -1086,8 +1086,8 @@ def test_gradcam_bad_layer(sess):
 def test_occlusion_bad_input(sess, conv):
     occ = conv[2]["occlusion"][0]
     with raises_exactly(ValueError, A.SUPERPIXEL_ERROR.format(arg="superpixel_size", h=16,
-                                                              w=16, actual=5)):
-        occ(images(1), superpixel_size=5)
+                                                              w=16, actual=17)):
+        occ(images(1), superpixel_size=17)
     with raises_exactly(ValueError, A.POSITIVE_INT_ERROR.format(arg="superpixel_size",
                                                                 actual=0)):
         occ(images(1), superpixel_size=0)

@@ -56,6 +56,7 @@ def test_table_on_tiny_model(tiny, tmp_path):
     if bench.pair_available():
         assert "vs PAIR IntegratedGradients" in text
         assert "GetSmoothedMask" in text
+        assert "XRAI vs PAIR XRAI" in text and "Blur IG vs PAIR BlurIG" in text
     else:
         assert "not importable" in text
     # every table row has the six cells

@@ -78,7 +78,8 @@ def test_signatures_are_the_homeworks():
         assert all(p.default is p.empty for p in head[:5]), metric
         assert head[5].default in (head[5].empty, None), metric
         assert all(p.kind == p.KEYWORD_ONLY for p in ps[len(head):]), metric
-    assert inspect.signature(N_Ord).parameters["M"].default == 1000
+    # M: None is the homework's 1000 at 224 x 224, scaled with the image's area (issue 20)
+    assert inspect.signature(N_Ord).parameters["M"].default is None
     for metric in (AverageDrop, N_Ord):
         params = inspect.signature(metric).parameters
         assert params["batch_size"].default == 16 and params["return_details"].default is False
@@ -295,10 +296,11 @@ def test_n_ord_weighted_steps_approximate_m1_closed_form(sess):
     err = abs(got5["scores"][0] - got1)
     assert err < abs(old_steps - got1) and err < abs(old_p - got1)
     assert err < 0.1 * got1                                   # close, as a Riemann sum
-    # the default M = 1000 > P: one step removes all P pixels and stands for P terms
+    # M = 1000 > P (the homework's default at 224; this small image's default is scaled
+    # down): one step removes all P pixels and stands for P terms
     x_all = x * (a > 0)[..., None] + 1.0 * (a <= 0)[..., None]  # something left: f > 0
     left = (w * x_all).sum(-1).ravel()[flat <= 0].sum()
-    got = N_Ord(sess, a, x_all, model.imgs, model.logits, 0)
+    got = N_Ord(sess, a, x_all, model.imgs, model.logits, 0, 1000)
     assert got == pytest.approx(P * left / (P + 1), rel=1e-5)
 
 
@@ -694,7 +696,7 @@ def test_bad_batch_size(small, metric):
 def test_ablation_bad_input(small, metric):
     model, sess, x = small
     imp = np.ones((4, 4))
-    for size in (3, 5, 16):
+    for size in (9, 16):     # larger than the image (sizes that do not divide it work)
         with pytest.raises(ValueError, match=re.escape(SUPERPIXEL_ERROR.format(
                 size=size, h=8, w=8))):
             call(metric, model, sess, np.ones((8, 8)), x, superpixel_size=size)

@@ -350,6 +350,10 @@ def api_rows(sess, model, X, digest):
         "occlusion": ha.Occlusion(sess, x, logits, None, **kw)(X, superpixel_size=28),
         "random": ha.RandomAttribution(sess, x, logits, None, seed=dp.image_seed(0, digest),
                                        **kw)(X),
+        "xrai": ha.XRAI(sess, x, logits, None, **kw)(X, num_steps=8),
+        "guided_ig": ha.GuidedIG(sess, x, logits, None, **kw)(X, num_steps=8),
+        "blur_ig": ha.BlurIG(sess, x, logits, None, **kw)(X, num_steps=8),
+        "guided_backprop": ha.GuidedBackprop(sess, x, logits, None, **kw)(X),
     }
     out = {}
     for m, A in maps.items():

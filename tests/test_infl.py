@@ -87,8 +87,9 @@ def test_signatures_are_the_homeworks():
           ["self", "expert_id", "X", "batch_size", "multiply_with_input"],
           {"batch_size": 16, "multiply_with_input": True})
     kw = [p.name for p in params(InflDirected.dis_influence)[3:]]
-    assert kw == ["y", "k", "multiply_activation", "active_only"]
-    assert len(params(InflDirected.expert_attribution)) == 5
+    assert kw == ["y", "k", "multiply_activation", "active_only", "feed_dict"]
+    # the homework's five, then issue 19's feed_dict (keyword only, None)
+    assert [p.name for p in params(InflDirected.expert_attribution)[5:]] == ["feed_dict"]
 
 
 def test_starter_code_call_forms(toy):
