@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 
-from dataset_plan import (IMAGE_SIZE, PROJECT_DIR, UsageError, image_seed,
+from dataset_plan import (PROJECT_DIR, UsageError, image_seed,
                           load_folder_image)
 
 METHODS = ("saliency", "ig", "smoothgrad", "gradient", "gradcam", "occlusion", "random",
@@ -69,6 +69,14 @@ def pair_path_settings(name, ig):
         return {"num_steps": ig["steps"],
                 "baseline": ig["baseline"] if ig["baseline"] in ("black", "white") else "black"}
     return {"num_steps": ig["steps"]}
+
+
+def model_spec(options):
+    """The settings an :class:`Explainer` needs to build a model, and no method: from
+    ``get_model``'s arguments (``hw3_utils.parse_model_options``)."""
+    return {"model": options["name_or_path"], "weights": options["weights"],
+            "preprocess": options["preprocess"], "labels": options["labels"],
+            "input_size": options["input_size"], "methods": [], "influence": None}
 
 
 def make_qoi(spec):
@@ -128,10 +136,13 @@ class Explainer:
         from hw3_attribution import new_session
         self.raw_sess = new_session(tf.Graph(), threads=int(threads or 0))
         with self.raw_sess.graph.as_default():
-            self.model = hw3_utils.get_model(self.raw_sess, settings["model"],
-                                             settings["weights"])
+            self.model = hw3_utils.get_model(
+                self.raw_sess, settings["model"], settings["weights"],
+                preprocess=settings.get("preprocess"), labels=settings.get("labels"),
+                input_size=settings.get("input_size"))
         self.sess = CountingSession(self.raw_sess, self.model.imgs)
-        self.class_name = hw3_utils.ImageNet_idx2name
+        self.shape = self.model.imgs.shape.as_list()[1:]          # [H, W, C]
+        self.class_name = lambda c: self.model.class_names[c]
         self.configure(settings)
 
     def configure(self, settings):
@@ -236,7 +247,8 @@ class Explainer:
 
     # ---------------------------------------------------------------- one shard
     def load(self, spec, pixels):
-        """``(X [n, 224, 224, 3], kept items, skipped entries)`` of a shard."""
+        """``(X [n, H, W, C], kept items, skipped entries)`` of a shard, at the model's
+        input."""
         X, kept, skipped = [], [], []
         for slot, it in enumerate(spec["items"]):
             it = dict(it, slot=slot)
@@ -245,15 +257,14 @@ class Explainer:
                 kept.append(it)
                 continue
             try:
-                X.append(load_folder_image(it["path"]))
+                X.append(load_folder_image(it["path"], self.shape))
                 kept.append(it)
             except Exception as e:   # a file that is not a readable image: skipped
                 skipped.append({"slot": slot, "index": it["index"], "input": it["input"],
                                 "item": it["item"],
                                 "reason": f"cannot read as an image: {type(e).__name__}: "
                                           f"{e}"})
-        X = np.stack(X).astype(np.float32) if X else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE, 3),
-                                                              np.float32)
+        X = np.stack(X).astype(np.float32) if X else np.zeros([0] + self.shape, np.float32)
         return X, kept, skipped
 
     def explain(self, spec, pixels):

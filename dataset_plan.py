@@ -15,11 +15,11 @@ PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
 FORMAT_VERSION = 1
 BUNDLED = "bundled"
 IMAGE_SIZE = 224
-# the same extensions as make_dataset.IMAGE_EXTENSIONS (kept here so --help needs no TF)
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 # the files whose source is part of every shard's name: a change there can change a number
 SOURCE_FILES = ("hw3_attribution.py", "hw3_infl.py", "hw3_evaluation.py", "hw3_utils.py",
-                "efficientnet_lite0.py", "vgg16.py", "dataset_plan.py", "dataset_engine.py")
+                "efficientnet_lite0.py", "vgg16.py", "dataset_plan.py", "dataset_engine.py",
+                "model_import.py", "model_convert.py", "graph_rewrite.py", "preprocessing.py",
+                "torchvision_resnet.py", "torch_checkpoint.py")
 
 
 class UsageError(ValueError):
@@ -46,20 +46,12 @@ def image_seed(seed, digest):
     return int((int(seed) * 1_000_003 + int(digest[:12], 16)) % (2 ** 31 - 1))
 
 
-def load_folder_image(path):
-    """An image file as ``make_dataset.py`` stores it: RGB, centre-cropped, 224 x 224 bilinear,
-    rounded to uint8; returned as float32 ``[224, 224, 3]``."""
+def load_folder_image(path, shape=(IMAGE_SIZE, IMAGE_SIZE, 3)):
+    """A folder's image as the model sees it (``hw3_utils.load_image``): the centre crop of
+    the model's aspect ratio, resized to ``shape`` (height, width, channels), rounded to
+    0-255 integers as ``make_dataset.py`` stores it; float32."""
     import hw3_utils
-    img = hw3_utils.load_rgb_image(path)
-    arr = np.clip(np.rint(hw3_utils.center_crop_resize(img, IMAGE_SIZE)), 0, 255)
-    return arr.astype(np.uint8).astype(np.float32)
-
-
-def decodes(path):
-    """Decode an image file as the actors will (``load_folder_image``'s first step), so
-    that a file that is no image is skipped before any actor starts; raises ValueError."""
-    import hw3_utils
-    hw3_utils.load_rgb_image(path)
+    return hw3_utils.load_image(path, tuple(shape[:2]), shape[2])
 
 
 class Inputs:
@@ -113,7 +105,7 @@ class Inputs:
     def add_npz(self, path):
         import hw3_utils
         try:
-            d = hw3_utils.read_npz(path, arg="inputs")
+            d = hw3_utils.read_npz(path, arg="inputs", num_classes=None, size=None)
         except (OSError, ValueError) as e:
             self.skip(path, "", f"cannot read as a course-style .npz: {e}")
             return
@@ -127,48 +119,60 @@ class Inputs:
                                "digest": sha256_array(d.X[row]), "group": path})
 
     def add_folder(self, root):
-        from make_dataset import class_index
-        for sub in sorted(os.listdir(root)):
+        """Every image of a folder of class sub-folders (any names), decoded here, so that
+        a file that is no image is skipped before any actor starts; its class is the
+        index of its folder's name among the model's classes (:meth:`fit`)."""
+        import hw3_utils
+        entries, skipped = hw3_utils.list_image_folder(root, "inputs")
+        for rel, reason in skipped:
+            self.skip(root, rel, reason)
+        for rel, sub in entries:
             if self.full():
                 return
-            full = os.path.join(root, sub)
-            if sub.startswith("."):
-                continue
-            if not os.path.isdir(full):
-                self.skip(root, sub, "not inside a class sub-folder")
-                continue
+            path = os.path.join(root, rel)
             try:
-                c, bad_class = class_index(sub), None
+                digest = sha256_file(path)
+                hw3_utils.load_rgb_image(path)
+            except OSError as e:
+                self.skip(root, rel, f"unreadable: {type(e).__name__}: {e}")
+                continue
             except ValueError as e:
-                c, bad_class = None, str(e)
-            for name in sorted(os.listdir(full)):
-                if name.startswith("."):
-                    continue
-                if self.full():
-                    return
-                rel = f"{sub}/{name}"
-                path = os.path.join(full, name)
-                if bad_class is not None:
-                    self.skip(root, rel, bad_class)
-                elif os.path.isdir(path):
-                    self.skip(root, rel, "a folder inside a class folder (not read)")
-                elif not name.lower().endswith(IMAGE_EXTENSIONS):
-                    self.skip(root, rel, "not an image file (extension not one of "
-                                         + " ".join(IMAGE_EXTENSIONS) + ")")
-                else:
-                    try:
-                        digest = sha256_file(path)
-                        decodes(path)
-                    except OSError as e:
-                        self.skip(root, rel, f"unreadable: {type(e).__name__}: {e}")
-                        continue
-                    except ValueError as e:       # here, not in an actor: see decodes
-                        self.skip(root, rel, f"cannot read as an image: {e}")
-                        continue
-                    self.items.append({"index": self._index(), "input": root, "item": rel,
-                                       "image_id": -1, "true_class": int(c),
-                                       "digest": digest, "group": f"{root}/{sub}",
-                                       "path": os.path.abspath(path)})
+                self.skip(root, rel, f"cannot read as an image: {e}")
+                continue
+            self.items.append({"index": self._index(), "input": root, "item": rel,
+                               "image_id": -1, "true_class": -1, "folder": sub,
+                               "digest": digest, "group": f"{root}/{sub}",
+                               "path": os.path.abspath(path)})
+
+    def folders(self):
+        """The class folders' names of the folder items."""
+        return sorted({it["folder"] for it in self.items if "folder" in it})
+
+    def fit(self, class_names, shape):
+        """Fit the items to the model: each folder item's class is its folder's index
+        among ``class_names`` (else it is skipped, named), a file's label outside them is
+        skipped, and the shipped pixels are resized to ``shape`` (height, width,
+        channels)."""
+        import hw3_utils
+        kept, index = [], {}
+        for it in self.items:
+            if "folder" in it and it["folder"] not in index:
+                try:
+                    index[it["folder"]] = hw3_utils.class_index_of(it["folder"], class_names)
+                except ValueError as e:
+                    index[it["folder"]] = str(e)
+            c = index[it["folder"]] if "folder" in it else it["true_class"]
+            if isinstance(c, str) or not 0 <= c < len(class_names):
+                reason = c if isinstance(c, str) else (
+                    f"label {c} is not one of the model's {len(class_names)} classes")
+                self.skipped.append({"index": it["index"], "input": it["input"],
+                                     "item": it["item"], "reason": reason})
+                self.pixels.pop(it["index"], None)
+                continue
+            kept.append(dict(it, true_class=int(c)))
+        self.items = kept
+        for i, x in self.pixels.items():
+            self.pixels[i] = hw3_utils.fit_images(x[None], tuple(shape[:2]), shape[2])[0]
 
 
 # ------------------------------------------------------------------------- settings
@@ -189,25 +193,43 @@ def weights_fingerprint(path):
     return {"path": os.path.abspath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def make_settings(args, methods, metrics, qoi, model, weights_path):
-    """Every setting that changes a number, JSON-able; the shard names hash it."""
+def make_settings(args, methods, metrics, qoi, model, options):
+    """Every setting that changes a number, JSON-able; the shard names hash it.
+
+    ``options``: ``get_model``'s arguments (``hw3_utils.parse_model_options``, the choice
+    rule resolved, ``labels`` the class names when they are not the model's default); the
+    sizes the homework fixes for 224 x 224 scale with the model's input when not given.
+    """
+    from hw3_attribution import scaled_count, scaled_size
+    h, w, c = model.imgs.shape.as_list()[1:]
+    path = options["name_or_path"]
     return {
         "format": FORMAT_VERSION,
-        "model": model.name, "weights": weights_path,
-        "weights_id": weights_fingerprint(weights_path),
+        "model": path, "model_id": model_fingerprint(path),
+        "weights": options["weights"], "weights_id": weights_fingerprint(options["weights"]),
+        "preprocess": options["preprocess"], "labels": options["labels"],
+        "input_size": options["input_size"], "input_shape": [h, w, c],
         "methods": methods, "metrics": metrics, "target": args.target,
         "batch_size": args.batch_size, "seed": args.seed,
         "ig": {"steps": args.ig_steps, "baseline": args.ig_baseline, "rule": args.ig_rule},
         "smoothgrad": {"samples": args.sg_samples, "sigma": args.sg_sigma},
-        "occlusion": {"size": args.occlusion_size},
+        "occlusion": {"size": args.occlusion_size or scaled_size(8, h, w)},
         "gradcam_layer": args.gradcam_layer or model.default_layers["gradcam"],
-        "n_ord": {"M": args.nord_m},
-        "curves": {"superpixel": args.curve_superpixel, "step": args.curve_step,
-                   "baseline": args.curve_baseline},
+        "n_ord": {"M": args.nord_m or scaled_count(1000, h, w)},
+        "curves": {"superpixel": args.curve_superpixel or scaled_size(8, h, w),
+                   "step": args.curve_step, "baseline": args.curve_baseline},
         "influence": None if args.no_influence else {
             "layer": args.layer or model.default_layers["influence"], "qoi": qoi},
         "source": source_fingerprint(),
     }
+
+
+def model_fingerprint(path):
+    """The content hash of a model file or folder (a name: None; its source is hashed)."""
+    if path is None or not os.path.exists(path):
+        return None
+    import model_import
+    return model_import.content_hash(path)
 
 
 def settings_key(settings):

@@ -123,9 +123,9 @@ def merge_experts(partials, settings, explainer_infl, class_name):
     return rows
 
 
-def write_outputs(args, settings, cols, skipped, experts, stats, inputs):
+def write_outputs(args, settings, cols, skipped, experts, stats, inputs, figures=()):
     """Every table of a run under ``args.out``: results.parquet, summary.csv, experts.csv,
-    skipped.csv, summary.md and run.json."""
+    skipped.csv, summary.md (linking ``figures``, ``[(file, caption)]``) and run.json."""
     from hw3_evaluation import csv_table, markdown_table   # (TensorFlow: when needed)
     out = args.out
     write_parquet(os.path.join(out, "results.parquet"), cols)
@@ -141,7 +141,7 @@ def write_outputs(args, settings, cols, skipped, experts, stats, inputs):
     write_text(os.path.join(out, "skipped.csv"), csv_table(
         list(SKIPPED_COLUMNS), [[r[c] for c in SKIPPED_COLUMNS] for r in skipped]))
     lines = (summary_head(settings, cols, summary, skipped, inputs)
-             + experts_section(experts) + skipped_section(skipped)
+             + figures_section(figures) + experts_section(experts) + skipped_section(skipped)
              + ["## Run", "", markdown_table(["what", "value"], [[k, v] for k, v in stats.items()])])
     write_text(os.path.join(out, "summary.md"), "\n".join(lines))
     write_text(os.path.join(out, "run.json"), json.dumps(
@@ -204,3 +204,113 @@ def skipped_section(skipped):
             markdown_table(["index", "input", "item", "reason"],
                      [[r[c] for c in SKIPPED_COLUMNS] for r in skipped]) if skipped
             else "Nothing was skipped.\n"]
+
+
+def figures_section(figures):
+    if not figures:
+        return []
+    lines = ["## Figures", ""]
+    for name, caption in figures:
+        lines += [caption, "", f"![{name}]({name})", ""]
+    return lines
+
+
+# ----------------------------------------------------------------------- the figures
+
+# The metrics a figure shows, their titles and which way is better.
+FIGURE_METRICS = (("average_drop", "Average Drop % (lower is better)"),
+                  ("n_ord", "Necessity Ordering (lower is better)"),
+                  ("insertion_auc", "Insertion AUC (higher is better)"),
+                  ("deletion_auc", "Deletion AUC (lower is better)"),
+                  ("ig_completeness_error", "IG completeness error (lower is better)"))
+
+
+def metrics_figure(cols, methods):
+    """Each metric's distribution per method (box plots of the images' values, the mean
+    marked), one panel per metric that has values; None when none has."""
+    from matplotlib.figure import Figure
+    shown = [(c, t) for c, t in FIGURE_METRICS
+             if c in cols and np.isfinite(np.asarray(cols[c], np.float64)).any()]
+    if not shown:
+        return None
+    fig = Figure(figsize=(4.2 * len(shown), 3.6 + 0.12 * len(methods)))
+    for ax, (col, title) in zip(np.atleast_1d(fig.subplots(1, len(shown))), shown):
+        data, labels = [], []
+        for m in methods:
+            v = np.asarray(cols[col], np.float64)[cols["method"] == m]
+            v = v[np.isfinite(v)]
+            if len(v):
+                data.append(v)
+                labels.append(METHOD_TITLES.get(m, m))
+        ax.boxplot(data, vert=False, showmeans=True)
+        ax.set_yticks(range(1, len(labels) + 1), labels, fontsize=8)
+        ax.set_title(title, fontsize=9)
+        ax.invert_yaxis()
+    fig.tight_layout()
+    return fig
+
+
+def gallery_picks(cols, methods, by="deletion_auc"):
+    """``{method: [(label, row), ...]}``: the rows of the best, median and worst image of
+    each method by ``by`` (Deletion AUC, lower is better; else the first metric with
+    values), and the metric used."""
+    if by not in cols or not np.isfinite(np.asarray(cols[by], np.float64)).any():
+        by = next((c for c, _ in FIGURE_METRICS if c in cols
+                   and np.isfinite(np.asarray(cols[c], np.float64)).any()), None)
+    picks = {}
+    for m in methods:
+        rows = np.flatnonzero(cols["method"] == m)
+        if by is None or not len(rows):
+            continue
+        values = np.asarray(cols[by], np.float64)[rows]
+        rows, values = rows[np.isfinite(values)], values[np.isfinite(values)]
+        if not len(rows):
+            continue
+        order = rows[np.argsort(values, kind="stable")]
+        higher = by == "insertion_auc"
+        best, worst = (order[-1], order[0]) if higher else (order[0], order[-1])
+        picks[m] = [("best", best), ("median", order[len(order) // 2]), ("worst", worst)]
+    return picks, by
+
+
+def gallery_figure(cols, picks, by, images_of, maps_of):
+    """Per method, its best, median and worst image by ``by``: the image and its pixel
+    map, every panel titled; ``images_of(indices)`` gives the images and
+    ``maps_of(method, indices, targets)`` the maps."""
+    from hw3_vc import plot_grid, short_name
+    metric = dict(FIGURE_METRICS)[by].split(" (")[0]
+    grid, titles, modes = [], [], []
+    for m, chosen in picks.items():
+        idx = [int(cols["index"][r]) for _, r in chosen]
+        X = images_of(idx)
+        A = maps_of(m, idx, np.array([int(cols["target"][r]) for _, r in chosen], np.int32))
+        row, trow = [], []
+        for (label, r), x, a in zip(chosen, X, A):
+            ok = "right" if cols["correct"][r] else "wrong"
+            head = (f"{METHOD_TITLES.get(m, m)}, {label}: {metric} {cols[by][r]:.3g}\n"
+                    f"{cols['item'][r]} ({short_name(str(cols['true_name'][r]))}, "
+                    f"predicted {ok})")
+            row += [x[..., 0] / 255.0 if x.shape[-1] == 1 else x, a]
+            trow += [head, "map (red +, blue -)"]
+        grid.append(row)
+        titles.append(trow)
+        modes.append(["gray" if X.shape[-1] == 1 else "image", "signed"] * len(chosen))
+    return plot_grid(grid, titles, modes) if grid else None
+
+
+def write_figures(out, cols, methods, images_of, maps_of):
+    """metrics.png and gallery.png under ``out``; ``[(file, caption)]`` of those written."""
+    from hw3_vc import save_figure
+    written = []
+    fig = metrics_figure(cols, methods)
+    if fig is not None:
+        save_figure(fig, os.path.join(out, "metrics.png"))
+        written.append(("metrics.png", "Each metric's distribution over the images, per "
+                        "method (box: quartiles; whiskers: 1.5 IQR; triangle: the mean)."))
+    picks, by = gallery_picks(cols, methods)
+    fig = gallery_figure(cols, picks, by, images_of, maps_of) if picks else None
+    if fig is not None:
+        save_figure(fig, os.path.join(out, "gallery.png"))
+        written.append(("gallery.png", f"Per method, the best, median and worst image by "
+                        f"{dict(FIGURE_METRICS)[by]}, with the method's pixel map."))
+    return written

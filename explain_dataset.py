@@ -57,10 +57,11 @@ import traceback
 import numpy as np
 
 from dataset_engine import (ADDRESS_ERROR, METHODS, METRICS, Explainer, is_done, make_qoi,
-                            run_shards, shard_path, start_ray)
-from dataset_plan import (BUNDLED, IMAGE_SIZE, Inputs, UsageError, default_shard_size,
-                          make_settings, plan_shards)
-from dataset_report import merge_experts, read_shards, sort_rows, write_outputs
+                            model_spec, pixel_map, run_shards, shard_path, start_ray)
+from dataset_plan import (BUNDLED, Inputs, UsageError, default_shard_size,
+                          load_folder_image, make_settings, plan_shards)
+from dataset_report import (merge_experts, read_shards, sort_rows, write_figures,
+                            write_outputs)
 
 # Error messages, kept as data so that tests match the same templates.
 NAMES_ERROR = "{arg}: unknown name(s) {bad}; expected a comma list of {valid}"
@@ -75,7 +76,8 @@ OUT_WRITE_ERROR = ("--out: expected a folder this user can write (created if mis
 LAYER_ERROR = "{arg}: the model {model!r} has no layer {actual!r}; its layers: {valid}"
 QOI_ARG_ERROR = ("--qoi: expected 'predicted', 'true', a class index, or two of those joined "
                  "by a comma (s_a - s_b), got {actual!r}")
-SIZE_ERROR = "{arg}: expected a positive int that divides {size}, got {actual!r}"
+SIZE_ERROR = ("{arg}: expected at most the model's input side ({size} pixels), got "
+              "{actual!r}")
 POSITIVE_ERROR = "{arg}: expected {what}, got {actual!r}"
 
 
@@ -141,9 +143,22 @@ def add_compute_options(p):
     g.add_argument("--metrics", default="all",
                    help="comma list of " + ", ".join(METRICS) + " (or 'all', 'none')")
     g.add_argument("--model", default=None,
-                   help="'vgg16' or 'efficientnet_lite0' (default: VGG16 if its weights are "
-                        "found, else the bundled EfficientNet-Lite0; see hw3_utils.get_model)")
+                   help="vgg16, efficientnet_lite0, resnet18, resnet50 (with --weights, a "
+                        "torchvision .pth), or a path to your own Keras .keras / .h5 file or "
+                        "SavedModel folder (default: VGG16 if its weights are found, else "
+                        "the bundled EfficientNet-Lite0; see hw3_utils.get_model)")
     g.add_argument("--weights", default=None, help="weights file for the model")
+    g.add_argument("--labels", default=None,
+                   help="the model's class names, one per line in index order (default: "
+                        "ImageNet's for 1000 classes, else the class folders' names sorted "
+                        "as Keras orders them when there are as many, else 'class i')")
+    g.add_argument("--preprocess", default=None,
+                   help="what your model expects, given RGB 0-255: none, unit (/255), tf "
+                        "(-1..1), caffe (BGR, mean subtracted), torch (ImageNet mean/std) "
+                        "or MEAN/STD per channel, e.g. 127,127,127/64,64,64 (default: the "
+                        "model's own layers or family)")
+    g.add_argument("--input-size", default=None,
+                   help="N or H,W: the input size of a fully convolutional model")
     g.add_argument("--target", choices=("predicted", "true"), default="predicted",
                    help="the class each image is explained and scored for")
     g.add_argument("--batch-size", type=int, default=16, help="rows per sess.run")
@@ -164,18 +179,21 @@ def add_method_options(p):
     m.add_argument("--sg-samples", type=int, default=50, help="SmoothGrad's samples")
     m.add_argument("--sg-sigma", type=float, default=0.15,
                    help="SmoothGrad's noise, a fraction of each image's value range")
-    m.add_argument("--occlusion-size", type=int, default=8,
-                   help="Occlusion's square patch (divides 224)")
+    m.add_argument("--occlusion-size", type=int, default=None,
+                   help="Occlusion's square patch in pixels (default: 8 at 224 x 224, "
+                        "scaled with the model's input)")
     m.add_argument("--gradcam-layer", default=None,
                    help="Grad-CAM's conv layer (default: the model's, e.g. 'head')")
 
 
 def add_metric_options(p):
     s = p.add_argument_group("metric parameters")
-    s.add_argument("--nord-m", type=int, default=1000,
-                   help="Necessity Ordering: pixels removed per step (M)")
-    s.add_argument("--curve-superpixel", type=int, default=8,
-                   help="Insertion / Deletion superpixel size (divides 224)")
+    s.add_argument("--nord-m", type=int, default=None,
+                   help="Necessity Ordering: pixels removed per step (default: M = 1000 at "
+                        "224 x 224, scaled with the model's input area)")
+    s.add_argument("--curve-superpixel", type=int, default=None,
+                   help="Insertion / Deletion superpixel side in pixels (default: 8 at "
+                        "224 x 224, scaled with the model's input)")
     s.add_argument("--curve-step", type=int, default=16,
                    help="Insertion / Deletion: superpixels added per point of the curve")
     s.add_argument("--curve-baseline", choices=("black", "blur"), default="black")
@@ -229,17 +247,14 @@ def check_args(args):
     metrics = parse_names(args.metrics, METRICS, "--metrics", allow_none=True)
     qoi = parse_qoi(args.qoi)
     for arg, v in (("batch-size", args.batch_size), ("ig-steps", args.ig_steps),
-                   ("sg-samples", args.sg_samples), ("nord-m", args.nord_m),
-                   ("curve-step", args.curve_step)):
+                   ("sg-samples", args.sg_samples), ("curve-step", args.curve_step)):
         if v is None or v < 1:
             raise UsageError(POSITIVE_ERROR.format(arg="--" + arg, what="a positive int",
                                                    actual=v))
-    for arg, v in (("occlusion-size", args.occlusion_size),
-                   ("curve-superpixel", args.curve_superpixel)):
-        if v < 1 or IMAGE_SIZE % v:
-            raise UsageError(SIZE_ERROR.format(arg="--" + arg, size=IMAGE_SIZE, actual=v))
     for arg, v in (("workers", args.workers), ("threads", args.threads),
-                   ("limit", args.limit), ("shard-size", args.shard_size)):
+                   ("limit", args.limit), ("shard-size", args.shard_size),
+                   ("nord-m", args.nord_m), ("occlusion-size", args.occlusion_size),
+                   ("curve-superpixel", args.curve_superpixel)):
         if v is not None and v < 1:
             raise UsageError(POSITIVE_ERROR.format(arg="--" + arg, what="a positive int",
                                                    actual=v))
@@ -269,16 +284,6 @@ def check_args(args):
             continue
         raise UsageError(INPUT_ERROR.format(actual=inp, why="no such file or folder"))
     return methods, metrics, qoi
-
-
-def option_error(err):
-    """An error of ``hw3_utils.get_model``'s arguments as the options that set them:
-    ``name: ...`` -> ``--model: ...``, ``weights: ...`` -> ``--weights: ...``."""
-    text = str(err)
-    for arg, flag in (("name: ", "--model: "), ("weights: ", "--weights: ")):
-        if text.startswith(arg):
-            return flag + text[len(arg):]
-    return "--model: " + text
 
 
 def cluster_address(args):
@@ -332,7 +337,7 @@ def main(argv=None):
 def run(args):
     """The run's steps; every check comes before any model is built or Ray is started."""
     job = Job(args)
-    job.read_inputs()          # 1. the inputs, decoded where they are files
+    job.read_files()           # 1. the model options' files and the inputs, decoded
     job.probe_model()          # 2. the model in this process: model, weights, layers
     job.plan()                 # 3. a cluster is joined, the shards are named
     job.work()                 # 4. the shards still to do, on Ray
@@ -349,12 +354,23 @@ class Job:
         self.address = cluster_address(args)
         check_address(self.address)
 
-    def read_inputs(self):
+    def read_files(self):
+        """The files the options name (model, weights, labels) and every input image."""
         from hw3_vc import import_tensorflow
         import_tensorflow(self.args.verbose)
-        self.inputs = Inputs(limit=self.args.limit)
-        for inp in self.args.inputs:
+        import hw3_utils
+        a = self.args
+        try:
+            self.model_options = hw3_utils.parse_model_options(
+                a.model, a.weights, a.labels, a.preprocess, a.input_size)
+        except (ValueError, FileNotFoundError) as e:
+            raise UsageError(str(e)) from None
+        self.inputs = Inputs(limit=a.limit)
+        for inp in a.inputs:
             self.inputs.add(inp)
+        self.nothing_to_do()
+
+    def nothing_to_do(self):
         if not self.inputs.items:
             reasons = sorted({r["reason"] for r in self.inputs.skipped})
             raise UsageError(NOTHING_ERROR.format(skipped=len(self.inputs.skipped),
@@ -362,25 +378,36 @@ class Job:
 
     def probe_model(self):
         """The model in this process: it checks the model, its weights and the layers
-        named, gives the settings, and merges the experts at the end."""
+        named, fits the inputs to it (classes, size, channels), gives the settings, and
+        merges the experts at the end."""
         import hw3_utils
-        args = self.args
+        args, opts = self.args, dict(self.model_options)
         try:
-            chosen, weights_path, _ = hw3_utils.choose_model(args.model, args.weights)
-            base = {"model": chosen, "weights": weights_path, "methods": [],
-                    "influence": None}
-            probe = Explainer(base, threads=0)
+            if opts["name_or_path"] is None:     # the choice rule, made once, here
+                opts["name_or_path"], opts["weights"], _ = hw3_utils.choose_model(
+                    None, opts["weights"])
+            probe = Explainer(model_spec(opts), threads=0)
         except (FileNotFoundError, ValueError) as e:
-            raise UsageError(option_error(e)) from None
+            raise UsageError(hw3_utils.option_message(e)) from None
         model = probe.model
+        names = hw3_utils.classes_from_folders(model.class_names, self.inputs.folders(),
+                                               opts["labels"] is not None)
+        self.inputs.fit(names, model.imgs.shape.as_list()[1:])
+        self.nothing_to_do()
         for arg, name in (("--gradcam-layer", args.gradcam_layer), ("--layer", args.layer)):
             if name is not None and name not in model.layers:
                 raise UsageError(LAYER_ERROR.format(arg=arg, model=model.name, actual=name,
                                                     valid=", ".join(model.layers)))
+        side = min(model.imgs.shape.as_list()[1:3])
+        for arg, v in (("--occlusion-size", args.occlusion_size),
+                       ("--curve-superpixel", args.curve_superpixel)):
+            if v is not None and v > side:
+                raise UsageError(SIZE_ERROR.format(arg=arg, size=side, actual=v))
+        if names != list(model.class_names):
+            opts["labels"] = names       # the class folders' names: the actors' too
         self.settings = make_settings(args, self.methods, self.metrics, self.qoi, model,
-                                      weights_path)
-        self.settings["model"] = chosen
-        self.class_name = hw3_utils.ImageNet_idx2name
+                                      opts)
+        self.class_names, self.probe = names, probe
         self.infl = None
         if self.settings["influence"]:
             from hw3_infl import InflDirected
@@ -424,13 +451,15 @@ class Job:
                 f"in {args.out}, if any, are as they were); run the same command again")
             return 1
         cols = sort_rows(cols, self.methods)
-        experts = (merge_experts(partials, self.settings, self.infl, self.class_name)
+        experts = (merge_experts(partials, self.settings, self.infl,
+                                 lambda c: self.class_names[c])
                    if self.infl is not None else [])
         missing = [sh["name"] for sh in shards
                    if not os.path.isfile(shard_path(args.out, sh["name"]))]
         stats = self.stats(cols, skipped, metas, missing)
+        figures = write_figures(args.out, cols, self.methods, self.images_of, self.maps_of)
         write_outputs(args, self.settings, cols, self.inputs.skipped + skipped, experts,
-                      stats, list(args.inputs))
+                      stats, list(args.inputs), figures)
         log(f"wrote {os.path.join(args.out, 'results.parquet')} ({stats['rows']} rows), "
             f"summary.md, summary.csv, experts.csv, skipped.csv ({stats['skipped']} "
             "skipped)")
@@ -439,6 +468,24 @@ class Job:
                 "them")
             return 1
         return 0
+
+    def images_of(self, indices):
+        """The images ``[n, H, W, C]`` of the items ``indices``, as the actors saw them."""
+        items = {it["index"]: it for it in self.inputs.items}
+        return np.stack([self.inputs.pixels[i] if i in self.inputs.pixels else
+                         load_folder_image(items[i]["path"], self.settings["input_shape"])
+                         for i in indices])
+
+    def maps_of(self, method, indices, targets):
+        """The pixel maps ``[n, H, W]`` of ``method`` for the items ``indices`` (for the
+        gallery: a few images, computed again here by the probe model)."""
+        if not getattr(self, "_configured", False):
+            self.probe.configure(self.settings)
+            self._configured = True
+        items = {it["index"]: it for it in self.inputs.items}
+        A, _ = self.probe.attribute(method, self.images_of(indices), targets,
+                                    [items[i] for i in indices])
+        return pixel_map(A)
 
     def stats(self, cols, skipped, metas, missing):
         return {"images": len(np.unique(cols["index"])), "rows": len(cols["index"]),

@@ -738,7 +738,9 @@ def metric_table(metric, attributions, X, sess, input_tensor, output_tensor,
     Returns:
         :class:`MetricTable` of ``[methods, images]`` values and the per-method mean.
         An image whose attribution is all zero is NaN for that method (with a
-        ``RuntimeWarning``); if every image's is, the metric's own error is raised.
+        ``RuntimeWarning``); a method whose attribution is all zero on every image is a
+        row of NaN (with a warning), unless every method's is: then the metric's own error
+        is raised.
     """
     if metric not in METRIC_INFO:
         raise ValueError(TABLE_INPUT_ERROR.format(
@@ -756,12 +758,23 @@ def metric_table(metric, attributions, X, sess, input_tensor, output_tensor,
         raise ValueError(TABLE_INPUT_ERROR.format(arg="images", expected=f"{n} labels",
                                                   actual=len(images)))
     rows, curves, xs = [], None, None
-    for method, A in pairs:
+    zeros = [_unranked(metric, as_array(A, "attributions"), X, kwargs.get("superpixel_size"))
+             for _, A in pairs]
+    everywhere = [bool(z.all()) for z in zeros]
+    for (method, A), zero, undefined in zip(pairs, zeros, everywhere):
         # An image whose attribution ranks no pixel (all zero as the metric reads it: the
         # channel mean, and for the curves its superpixel sums) has no value: score the
-        # others and mark it NaN, rather than lose the whole table.
+        # others and mark it NaN, rather than lose the whole table. A method that ranks no
+        # pixel of any image is a row of NaN, unless every method is: then the metric's
+        # own error says why.
         arr = as_array(A, "attributions")
-        zero = _unranked(metric, arr, X, kwargs.get("superpixel_size"))
+        if undefined and not all(everywhere):
+            warnings.warn(UNDEFINED_WARNING.format(
+                metric=name, indices=list(range(n)),
+                why=f"{method}: all-zero attribution on every image"), RuntimeWarning,
+                stacklevel=2)
+            rows.append(np.full(n, np.nan))
+            continue
         ok = np.flatnonzero(~zero) if zero.any() and not zero.all() else np.arange(n)
         if len(ok) < n:
             warnings.warn(UNDEFINED_WARNING.format(
@@ -780,6 +793,10 @@ def metric_table(metric, attributions, X, sess, input_tensor, output_tensor,
             curves[method] = full
             xs = cv[1]
         rows.append(values)
+    if curves is not None:          # the rows of NaN have NaN curves of the same length
+        for (method, _), undefined in zip(pairs, everywhere):
+            curves.setdefault(method, np.full((n, len(xs)), np.nan))
+        curves = {m: curves[m] for m, _ in pairs}
     return MetricTable(name, unit, [p[0] for p in pairs], images, np.stack(rows), curves, xs)
 
 

@@ -255,6 +255,88 @@ def get_model(sess, name_or_path=None, weights=None, *, preprocess=None, labels=
     return model
 
 
+# The scripts' model options and the arguments of get_model they set.
+MODEL_OPTIONS = (("name_or_path", "--model"), ("name", "--model"), ("weights", "--weights"),
+                 ("labels", "--labels"), ("preprocess", "--preprocess"),
+                 ("input_size", "--input-size"))
+OPTION_SYNTAX_ERROR = "{flag}: expected {expected}, got {actual!r}"
+
+
+def option_message(err):
+    """An error of :func:`get_model`'s arguments as the command-line option that set the
+    argument: ``weights: ...`` -> ``--weights: ...`` (``name_or_path`` -> ``--model``)."""
+    text = str(err)
+    if text.startswith("--"):
+        return text
+    for arg, flag in MODEL_OPTIONS:
+        if text.startswith(arg + ": "):
+            return flag + text[len(arg):]
+    return "--model: " + text
+
+
+def parse_model_options(model=None, weights=None, labels=None, preprocess=None,
+                        input_size=None):
+    """The scripts' ``--model``, ``--weights``, ``--labels``, ``--preprocess`` and
+    ``--input-size`` (strings or None), checked without building anything, as keyword
+    arguments of :func:`get_model` (``name_or_path`` an absolute path for a model file).
+
+    ``--preprocess`` is a name or per-channel ``MEAN/STD`` in 0-255 units
+    (``123.7,116.3,103.5/58.4,57.1,57.4``); ``--input-size`` is ``N`` or ``H,W``.
+    Raises ValueError (FileNotFoundError for a missing file) naming the option.
+    """
+    import model_import
+    import preprocessing
+    out = {"name_or_path": model, "weights": weights, "labels": None, "preprocess": None,
+           "input_size": None}
+    try:
+        if model is not None and model_import.is_model_path(model) \
+                and model.strip().lower() not in MODEL_NAMES:
+            out["name_or_path"] = os.path.abspath(model)
+            model_import.sniff_model(out["name_or_path"])
+        elif model is not None or weights is not None:
+            out["name_or_path"] = choose_model(model, weights)[0] if model else None
+        if weights is not None:
+            out["weights"] = os.path.abspath(weights)
+            if not os.path.isfile(weights):
+                raise FileNotFoundError(WEIGHTS_MISSING_ERROR.format(
+                    actual=weights, source="the weights argument"))
+        if labels is not None:
+            out["labels"] = model_import.read_labels_file(labels)
+        if preprocess is not None:
+            out["preprocess"] = _preprocess_option(preprocess, preprocessing)
+        if input_size is not None:
+            out["input_size"] = model_import.parse_input_size(_ints(input_size, "--input-size",
+                                                                    "N or H,W"))
+    except (ValueError, FileNotFoundError) as e:
+        raise type(e)(option_message(e)) from None
+    return out
+
+
+def _ints(text, flag, expected):
+    try:
+        values = [int(v) for v in str(text).split(",")]
+    except ValueError:
+        raise ValueError(OPTION_SYNTAX_ERROR.format(flag=flag, expected=expected,
+                                                    actual=text)) from None
+    return values[0] if len(values) == 1 else values
+
+
+def _preprocess_option(text, preprocessing):
+    """``--preprocess``: a name, or ``MEAN/STD`` with comma-separated numbers."""
+    if "/" not in text:
+        return preprocessing.parse_preprocess(text).name
+    try:
+        mean, std = ([float(v) for v in part.split(",")] for part in text.split("/"))
+        if len(mean) != len(std) and 1 not in (len(mean), len(std)):
+            raise ValueError("one mean and one std per channel")
+    except ValueError:
+        raise ValueError(OPTION_SYNTAX_ERROR.format(
+            flag="--preprocess", expected="none, unit, tf, caffe, torch or MEAN/STD "
+            "(comma-separated numbers in 0-255 units)", actual=text)) from None
+    preprocessing.parse_preprocess((mean, std))
+    return (mean, std)
+
+
 def get_tensor_names():
     """The name of every node of the default graph plus ``':0'``, as the course's.
 
@@ -807,6 +889,186 @@ def center_crop_resize(img, size=IMAGE_SIZE):
     return resize_to(arr[top:top + s, left:left + s], size)
 
 
+# ---------------------------------------------------------------- folders of classes
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+FOLDER_ERROR = "{arg}: expected a folder of class sub-folders, got {actual!r}"
+FOLDER_EMPTY_ERROR = ("{arg}: expected images ({exts}) in class sub-folders of {actual!r}, "
+                      "got none{why}")
+CLASS_FOLDER_ERROR = "class folder {folder!r} is not one of the model's classes ({reason})"
+IMAGENET_FOLDER_ERROR = "sub-folder {sub!r} is not an ImageNet class: {reason}"
+CHANNELS_ERROR = "{arg}: expected 1 or 3 channels, got {actual!r}"
+
+
+def list_image_folder(root, arg="folder"):
+    """The image files of a folder with one sub-folder per class, sorted by sub-folder then
+    file: ``(entries, skipped)``, entries ``[(relative path, sub-folder name)]``, skipped
+    ``[(relative path, reason)]`` (files outside a class folder, nested folders, other
+    extensions). Hidden files are ignored; nothing is decoded here."""
+    if not os.path.isdir(root):
+        raise ValueError(FOLDER_ERROR.format(arg=arg, actual=root))
+    entries, skipped = [], []
+    for sub in sorted(os.listdir(root)):
+        full = os.path.join(root, sub)
+        if sub.startswith("."):
+            continue
+        if not os.path.isdir(full):
+            skipped.append((sub, "not inside a class sub-folder"))
+            continue
+        for name in sorted(os.listdir(full)):
+            rel = sub + "/" + name
+            if name.startswith("."):
+                continue
+            if os.path.isdir(os.path.join(full, name)):
+                skipped.append((rel, "a folder inside a class folder (not read)"))
+            elif not name.lower().endswith(IMAGE_EXTENSIONS):
+                skipped.append((rel, "not an image file (extension not one of "
+                                     + " ".join(IMAGE_EXTENSIONS) + ")"))
+            else:
+                entries.append((rel, sub))
+    return entries, skipped
+
+
+def load_image(path, size=IMAGE_SIZE, channels=3):
+    """An image file as the models see it: RGB (gray for ``channels=1``), the central
+    crop of the size's aspect ratio, resized bilinearly to ``size`` (an int or
+    ``(height, width)``) and rounded to 0-255 integers, as ``make_dataset.py`` stores
+    it; float32 ``[H, W, channels]``. A file that is no 8-bit image raises ValueError."""
+    if channels not in (1, 3):
+        raise ValueError(CHANNELS_ERROR.format(arg="channels", actual=channels))
+    h, w = _check_size(size, "size")
+    arr = to_rgb_array(load_rgb_image(path))
+    ih, iw = arr.shape[:2]
+    ch, cw = min(ih, iw * h // w), min(iw, ih * w // h)   # the crop of aspect h : w
+    top, left = (ih - ch) // 2, (iw - cw) // 2
+    arr = resize_to(arr[top:top + max(ch, 1), left:left + max(cw, 1)], (h, w))
+    return np.clip(np.rint(fit_channels(arr, channels)), 0, 255).astype(np.float32)
+
+
+def fit_channels(images, channels):
+    """Images ``[..., C]`` with ``channels`` channels: gray is repeated to RGB, RGB becomes
+    gray by ITU-R 601 luma (Pillow's 'L': 0.299 R + 0.587 G + 0.114 B); float32."""
+    images = np.asarray(images, np.float32)
+    if images.shape[-1] == channels:
+        return images
+    if channels == 3 and images.shape[-1] == 1:
+        return np.repeat(images, 3, axis=-1)
+    if channels == 1 and images.shape[-1] == 3:
+        luma = np.array([0.299, 0.587, 0.114], np.float32)
+        return (images @ luma)[..., None].astype(np.float32)
+    raise ValueError(CHANNELS_ERROR.format(arg="channels", actual=channels))
+
+
+def fit_images(X, size, channels):
+    """A batch ``[N, h, w, c]`` at a model's input: resized (bilinear) to ``size`` and
+    with ``channels`` channels (:func:`fit_channels`)."""
+    X = np.asarray(X, np.float32)
+    if tuple(X.shape[1:3]) != tuple(_check_size(size, "size")):
+        X = resize_to(X, size)
+    return fit_channels(X, channels)
+
+
+def imagenet_class_index(folder_name):
+    """The ImageNet index a class folder's name stands for: an index (``'817'``) or a
+    name or synonym (``'sports_car'``: underscores read as spaces), unambiguous."""
+    text = folder_name.strip()
+    try:
+        if text.isdigit():
+            ImageNet_idx2name(int(text))
+            return int(text)
+        try:
+            return ImageNet_name2idx(text, strict=True)
+        except ValueError:
+            if "_" not in text:
+                raise
+        return ImageNet_name2idx(text.replace("_", " "), strict=True)
+    except ValueError as e:
+        raise ValueError(IMAGENET_FOLDER_ERROR.format(sub=folder_name, reason=e)) from None
+
+
+def _folder_key(name):
+    return " ".join(str(name).replace("_", " ").lower().split())
+
+
+def class_index_of(folder, names):
+    """The index of a class folder among a model's class ``names``: its name (case,
+    spaces and underscores ignored), or for ImageNet's 1000 classes any form that
+    :func:`imagenet_class_index` reads. Raises ValueError with the reason."""
+    keys = [_folder_key(n) for n in names]
+    if _folder_key(folder) in keys:
+        return keys.index(_folder_key(folder))
+    if list(names) == list(class_names):          # ImageNet's: synonyms and indices too
+        return imagenet_class_index(folder)
+    close = difflib.get_close_matches(str(folder), list(map(str, names)), n=3)
+    raise ValueError(CLASS_FOLDER_ERROR.format(
+        folder=folder, reason="closest: " + (", ".join(map(repr, close)) or "none")))
+
+
+def classes_from_folders(model_names, folders, labels_given):
+    """The class names a run uses with class folders: the model's when they were given
+    (``labels``) or are ImageNet's; else the folders' names sorted as Keras'
+    ``image_dataset_from_directory`` orders its classes, when there are as many as the
+    model has classes; else the model's (``class 0`` ... ``class K-1``)."""
+    folders = sorted(set(folders))
+    if labels_given or len(model_names) == NUM_CLASSES or len(folders) != len(model_names):
+        return list(model_names)
+    return folders
+
+
+class ImageFolder:
+    """A folder of class sub-folders (any names): listed, and every image decoded once,
+    when it is made, so that a bad file is named before any model is built; its pixels
+    are read at a model's size by :meth:`load`."""
+
+    def __init__(self, root, arg="folder"):
+        self.root, self.arg = os.fspath(root), arg
+        entries, self.skipped = list_image_folder(self.root, arg)
+        self.entries = []
+        for rel, sub in entries:
+            try:
+                load_rgb_image(os.path.join(self.root, rel))
+                self.entries.append((rel, sub))
+            except (OSError, ValueError) as e:
+                self.skipped.append((rel, "cannot read as an image: {}".format(e)))
+        self.folders = sorted({sub for _, sub in self.entries})
+        if not self.entries:
+            why = "; skipped: " + "; ".join("{} ({})".format(*s) for s in self.skipped[:3]) \
+                if self.skipped else ""
+            raise ValueError(FOLDER_EMPTY_ERROR.format(arg=arg, exts=" ".join(IMAGE_EXTENSIONS),
+                                                       actual=self.root, why=why))
+
+    def labels(self, class_names):
+        """``(rows, labels, skipped)``: the entries whose folder is one of ``class_names``
+        with their class indices, and the others with the reason."""
+        rows, labels, skipped, index = [], [], [], {}
+        for i, (rel, sub) in enumerate(self.entries):
+            if sub not in index:
+                try:
+                    index[sub] = class_index_of(sub, class_names)
+                except ValueError as e:
+                    index[sub] = str(e)
+            if isinstance(index[sub], str):
+                skipped.append((rel, index[sub]))
+            else:
+                rows.append(i)
+                labels.append(index[sub])
+        return rows, np.array(labels, np.int64), skipped
+
+    def load(self, class_names, size=IMAGE_SIZE, channels=3):
+        """``(Domains(X, Y, None, Idx), skipped)`` at ``size`` and ``channels``: the images
+        of the folders that name one of ``class_names`` (``Idx``: their rows in the
+        folder's listing); ``skipped``: the others, with the reason."""
+        rows, labels, skipped = self.labels(class_names)
+        if not rows:
+            raise ValueError(FOLDER_EMPTY_ERROR.format(
+                arg=self.arg, exts=" ".join(IMAGE_EXTENSIONS), actual=self.root,
+                why="; no class folder is one of the model's classes: " + "; ".join(
+                    sorted({why for _, why in skipped})[:3])))
+        X = np.stack([load_image(os.path.join(self.root, self.entries[i][0]), size, channels)
+                      for i in rows])
+        return Domains(X, labels, None, np.asarray(rows, np.int64)), skipped
+
+
 # ------------------------------------------------------------------------ the data
 
 def predict(model, sess, X, batch_size=PREDICT_BATCH_SIZE):
@@ -891,6 +1153,8 @@ def _npz_images(raw, key, path, arg, size):
         raise ValueError(NPZ_FIELD_ERROR.format(
             arg=arg, key=key, path=path, expected="pixel values in float32's range "
             "(RGB 0-255)", actual="values up to {:.3g}".format(float(np.abs(X).max()))))
+    if size is None:                    # as stored (gray stays gray): a model fits them
+        return np.array(X, np.float32)
     if X.shape[-1] == 1:
         X = np.repeat(X, 3, axis=-1)
     return resize_to(X, size)  # float32; a copy even when already size x size
@@ -946,8 +1210,8 @@ def read_npz(path, arg="path", num_classes=NUM_CLASSES, size=IMAGE_SIZE):
     The one reader of data files (``load_ImageNet``, ``hw3_vc.py --data``,
     ``explain_dataset.py``): a file that is not a readable ``.npz``, a missing key, a wrong
     shape, NaN pixels, Python objects (never unpickled) or labels outside
-    ``[0, num_classes)`` raise ValueError naming ``arg``, the key and what was expected.
-    Images: float32 ``[N, size, size, 3]``.
+    ``[0, num_classes)`` (None: ``>= 0``) raise ValueError naming ``arg``, the key and
+    what was expected. Images: float32 ``[N, size, size, 3]``, or as stored (size None).
     """
     if os.path.isdir(path):
         raise ValueError(DATA_FOLDER_ERROR.format(arg=arg, actual=path))

@@ -92,15 +92,17 @@ class Settings:
 
     def scaled(self, height, width):
         """These budgets for images of ``height`` x ``width``: the lengths (superpixels,
-        patches, blur sigmas) scale with the shorter side, N_Ord's M with the area, from
-        the homework's 224 x 224, where nothing changes."""
+        patches, blur sigmas) scale with the side of a square of the image's area, N_Ord's
+        M with the area (``hw3_attribution.scaled_size`` / ``scaled_count``, the methods'
+        own rule), from the homework's 224 x 224, where nothing changes."""
         import dataclasses
-        f = min(height, width) / BASE_SIZE
+        from hw3_attribution import scaled_count, scaled_size
+        f = np.sqrt(height * width) / BASE_SIZE
 
         def length(v):
-            return max(1, int(round(v * f)))
+            return scaled_size(v, height, width)
         return dataclasses.replace(
-            self, nord_M=max(1, int(round(self.nord_M * height * width / BASE_SIZE ** 2))),
+            self, nord_M=scaled_count(self.nord_M, height, width),
             metric_superpixel=length(self.metric_superpixel),
             occlusion_sizes=tuple(sorted({length(v) for v in self.occlusion_sizes})),
             blur_sigmas=tuple(v * f for v in self.blur_sigmas),
@@ -182,6 +184,14 @@ class CountingSession:
 
 # ---------------------------------------------------------------------------- homes
 
+MODEL_FLAGS = (("model", "model name"), ("weights", "weights file"),
+               ("labels", "labels file"), ("preprocess", "preprocessing"),
+               ("input_size", "input size"))
+DATA_CLASSES_ERROR = ("--data: the model has {k} classes, not ImageNet's 1000, so the "
+                      "bundled ImageNet photographs mean nothing to it: give its own images "
+                      "(--data FOLDER with one sub-folder per class, or a course-style .npz)")
+LABELS_RANGE_ERROR = ("--data: expected labels in [0, {k}) (the model's classes), got "
+                      "{bad}")
 COURSE_MODEL_ERROR = ("{flag}: this folder's hw3_utils.get_model(sess) is the course's: it "
                       "builds VGG16 with its own weights and takes no {what}")
 IMAGES_ERROR = "--images: expected data-set row indices in [0, {n}), got {bad}"
@@ -196,6 +206,10 @@ SKIP_PANELS = ("neither visualization.py nor hw3_utils' point_cloud and binary_m
                "here to draw the panels")
 SKIP_LAYER = ("the model names no influence layer (default_layers['influence']) and has "
               "no layer fc1")
+
+
+class UsageError(ValueError):
+    """An option that the model or data, once read, cannot honour (exit status 2)."""
 
 
 def takes_arguments(fn, n):
@@ -213,10 +227,11 @@ def takes_arguments(fn, n):
 class Home:
     """What the folder beside hw3_vc.py offers, found by looking at it, never by a flag.
 
-    - the model: the project's ``get_model(sess, name, weights)`` or the course's
-      ``get_model(sess)`` (VGG16 with its weights);
-    - the data: the project's ``load_ImageNet(path, model=, sess=)`` or the course's
-      ``load_ImageNet()`` (its file, with the predictions stored in it);
+    - the model: the project's ``get_model(sess, name_or_path, weights, ...)`` (a built-in
+      model or your own) or the course's ``get_model(sess)`` (VGG16 with its weights);
+    - the data: the project's readers (an .npz, a folder of class folders, the bundled
+      sample) or the course's ``load_ImageNet()`` (its file, with the predictions stored
+      in it);
     - the comparison's panels: visualization.py's richer point cloud and mask when the
       project is here, else the course's ``point_cloud`` and ``binary_mask``;
     - the default parts: all of them, or beside the course's helpers the homework's.
@@ -238,11 +253,17 @@ class Home:
     def check(self, args, error):
         """Refuse, through ``error`` (the parser's), options that this folder's helpers
         cannot honour."""
-        for flag, what in (("model", "model name"), ("weights", "weights file")):
+        for flag, what in MODEL_FLAGS:
             if getattr(args, flag) and not self.own_model:
-                error(COURSE_MODEL_ERROR.format(flag="--" + flag, what=what))
+                error(COURSE_MODEL_ERROR.format(flag="--" + flag.replace("_", "-"), what=what))
         if args.data and not self.own_data:
             error(COURSE_DATA_ERROR)
+        if self.own_model:
+            try:
+                args.model_options = self.utils.parse_model_options(
+                    args.model, args.weights, args.labels, args.preprocess, args.input_size)
+            except (ValueError, FileNotFoundError) as e:
+                error(str(e))
 
     def skipped(self, asked):
         """``{part: reason}`` of the parts left out of a run that did not name its parts."""
@@ -252,7 +273,7 @@ class Home:
 
     def load_model(self, sess, args):
         if self.own_model:
-            return self.utils.get_model(sess, args.model, args.weights)
+            return self.utils.get_model(sess, **args.model_options)
         return self.utils.get_model(sess)
 
     def read_data(self, args, error):
@@ -261,6 +282,8 @@ class Home:
         later, from the model in use) or the course's ``load_ImageNet()``. A failure goes
         to ``error`` naming ``--data``."""
         try:
+            if self.own_data and args.data and os.path.isdir(args.data):
+                return self.utils.ImageFolder(args.data, arg="--data")
             if self.own_data:
                 return self.utils.read_dataset(args.data, arg="--data")
             return self.utils.load_ImageNet()
@@ -268,6 +291,32 @@ class Home:
             text = str(e) if self.own_data else COURSE_LOAD_ERROR.format(
                 reason=f"{type(e).__name__}: {e}")
             error(text if text.startswith("--data") else "--data: " + text)
+
+    def fit(self, data, model, args):
+        """The data at the model's input (size, channels) with labels among its classes:
+        a folder's classes are its sub-folders' names when the model has no names of its
+        own for them (``classes_from_folders``); raises :class:`UsageError` naming
+        ``--data`` for data the model cannot take."""
+        if not self.own_data:
+            return data
+        u, shape = self.utils, model.imgs.shape.as_list()[1:]
+        names = list(getattr(model, "class_names", u.class_names))
+        if isinstance(data, u.ImageFolder):
+            names = u.classes_from_folders(names, data.folders, args.labels is not None)
+            model.class_names = names
+            try:
+                data, skipped = data.load(names, tuple(shape[:2]), shape[2])
+            except ValueError as e:
+                raise UsageError(str(e)) from None
+            for rel, why in skipped:
+                print(f"skipped {rel}: {why}", file=sys.stderr)
+            return data
+        if args.data is None and len(names) != len(u.class_names):
+            raise UsageError(DATA_CLASSES_ERROR.format(k=len(names)))
+        outside = sorted({int(c) for c in data.Y if not 0 <= c < len(names)})
+        if outside:
+            raise UsageError(LABELS_RANGE_ERROR.format(k=len(names), bad=outside[:5]))
+        return data._replace(X=u.fit_images(data.X, tuple(shape[:2]), shape[2]))
 
     def predictions(self, data, model, sess):
         """The classes that the model in use predicts (the project's home), or the ones
@@ -329,18 +378,22 @@ class Run:
         self.infl_layer_name, self.infl_layer = influence_layer(self.model)
         self.panels = home.panels()
         self.sess = CountingSession(self._raw_sess, self.x)
-        data = args.dataset
+        data = home.fit(args.dataset, self.model, args)
         with self.graph():
             self.y_pred = np.asarray(home.predictions(data, self.model, self.sess)).astype(int)
         self.X = np.asarray(data.X, np.float32)
         self.y_true = np.asarray(data.Y).astype(int)
         self.idx = np.asarray(data.Idx).astype(int)
-        idx2name = home.utils.ImageNet_idx2name
+        names = getattr(self.model, "class_names", None)     # the course's VGG16: none
+        idx2name = (lambda c: names[c]) if names else home.utils.ImageNet_idx2name
         self.names = {c: idx2name(int(c)) for c in
                       set(self.y_true.tolist()) | set(self.y_pred.tolist())}
         self.settings = settings.scaled(*self.X.shape[1:3])
-        self.sel = select_images(self.y_true, self.y_pred, settings.n_right, settings.n_wrong,
-                                 args.images)
+        try:
+            self.sel = select_images(self.y_true, self.y_pred, settings.n_right,
+                                     settings.n_wrong, args.images)
+        except ValueError as e:         # rows of a folder's classes: known only now
+            raise UsageError(str(e)) from None
         self.cache = {}
         self.entries = {}  # part -> list of report entries
         self._methods = {}
@@ -1329,14 +1382,24 @@ def parse_args(argv=None, probe=False):
         epilog="Parts: " + ", ".join(PARTS) + ". The default model is the bundled "
                "EfficientNet-Lite0; VGG16 is used when its weights are given or found "
                "(HW3_VGG16_WEIGHTS, ./vgg16_weights.npz).")
-    p.add_argument("--model", help="'vgg16' or 'efficientnet_lite0' (default: VGG16 if its "
-                                   "weights are found, else the bundled default)")
+    p.add_argument("--model", help="vgg16, efficientnet_lite0, resnet18, resnet50 (with "
+                                   "--weights, a torchvision .pth), or a path to your own Keras "
+                                   ".keras / .h5 file or SavedModel folder (default: VGG16 if "
+                                   "its weights are found, else the bundled default)")
     p.add_argument("--weights", help="weights file for the model (VGG16: the classic "
-                                     "vgg16_weights.npz or Keras' .h5)")
-    p.add_argument("--data", help="a course-style .npz data set, or 'bundled' for the bundled "
-                                  "sample photographs (default: imagenet_14c_vgg16.npz from "
-                                  "., .. or ../.. as the course's load_ImageNet finds it, else "
-                                  "the bundled sample)")
+                                     "vgg16_weights.npz or Keras' .h5; ResNet: a .pth)")
+    p.add_argument("--labels", help="your model's class names, one per line in index order "
+                                    "(default: ImageNet's for 1000 classes, else the --data "
+                                    "folder's class folders sorted, when as many)")
+    p.add_argument("--preprocess", help="what your model expects, given RGB 0-255: none, "
+                                        "unit, tf, caffe, torch or MEAN/STD per channel "
+                                        "(default: the model's own layers or family)")
+    p.add_argument("--input-size", help="N or H,W for a fully convolutional model")
+    p.add_argument("--data", help="a course-style .npz data set, a folder with one sub-folder "
+                                  "of images per class (any names), or 'bundled' for the "
+                                  "bundled sample photographs (default: imagenet_14c_vgg16.npz "
+                                  "from ., .. or ../.. as the course's load_ImageNet finds it, "
+                                  "else the bundled sample)")
     p.add_argument("--out", default="figures", help="output folder (default: figures/)")
     p.add_argument("--parts",
                    help="comma-separated parts to run (default: all; beside the course's own "
@@ -1371,7 +1434,7 @@ def parse_args(argv=None, probe=False):
         args.home = Home()
         args.home.check(args, p.error)
         args.dataset = args.home.read_data(args, p.error)
-        n = len(args.dataset.X)
+        n = len(args.dataset.X) if hasattr(args.dataset, "X") else len(args.dataset.entries)
         bad = [i for i in args.images or () if not 0 <= i < n]
         if bad:
             p.error(IMAGES_ERROR.format(n=n, bad=bad))
@@ -1382,9 +1445,13 @@ def main(argv=None):
     args = parse_args(argv, probe=True)
     from tqdm.auto import tqdm
     settings = QUICK if args.quick else FULL
-    os.makedirs(args.out, exist_ok=True)
     start = time.time()
-    run = Run(args, settings, args.home)
+    try:
+        run = Run(args, settings, args.home)
+    except UsageError as e:
+        print(f"hw3_vc.py: error: {e}", file=sys.stderr)
+        return 2
+    os.makedirs(args.out, exist_ok=True)
     skipped = args.home.skipped(args.parts)
     parts = args.parts or list(args.home.default_parts)
     skipped.update({p: run.cannot_run(p) for p in parts if run.cannot_run(p)})

@@ -1,19 +1,26 @@
 """Build a course-style ``.npz`` from a folder of images, with a model's predictions.
 
-    python make_dataset.py FOLDER --out data.npz [--model NAME] [--weights PATH]
+    python make_dataset.py FOLDER --out data.npz [--model NAME|PATH] [--weights PATH]
+        [--labels FILE] [--preprocess P] [--input-size N|H,W]
 
-``FOLDER`` holds one sub-folder per class, named by an ImageNet class name (any synonym,
-case-insensitive; underscores read as spaces, e.g. ``sports_car``) or index (``817``).
-Each image is center-cropped to a square and resized to 224 x 224 (bilinear), stored as
-uint8 RGB, and classified by the chosen model (``hw3_utils.get_model``'s rule when
-``--model`` is not given). The file has the keys that ``hw3_utils.load_ImageNet`` reads:
+``FOLDER`` holds one sub-folder per class. For an ImageNet model (the built-in ones) a
+sub-folder is named by an ImageNet class name (any synonym, case-insensitive; underscores
+read as spaces, e.g. ``sports_car``) or index (``817``); for your own model, by one of its
+class names (``--labels``), or by any names when the model has no names for its classes
+and there are as many folders as classes (sorted, as Keras'
+``image_dataset_from_directory`` orders them). A folder that is not one of the classes,
+and a file that is not an image, is skipped and named. Each image is centre-cropped to the
+model's aspect ratio and resized to its input (bilinear), stored as uint8 with its channel
+count, and classified by the model (``hw3_utils.get_model``'s rule when ``--model`` is not
+given). The file has the keys that ``hw3_utils.load_ImageNet`` reads:
 
-- ``X``      uint8 ``[N, 224, 224, 3]`` RGB
+- ``X``      uint8 ``[N, H, W, C]``
 - ``y_true`` int64 ``[N]`` the class of each image's sub-folder
 - ``y_pred`` int64 ``[N]`` the model's top-1 class
 - ``idx``    int64 ``[N]`` 0 .. N-1
 - ``files``  str ``[N]`` each image's path relative to ``FOLDER``
-- ``model``  str ``[]`` the name of the model that predicted ``y_pred``
+- ``class_names`` str ``[K]`` the model's classes
+- ``model``  str ``[]`` the model that predicted ``y_pred``
 
 It is written to a temporary name in the same directory and renamed into place.
 """
@@ -25,13 +32,7 @@ import numpy as np
 
 from hw3_vc import import_tensorflow
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-
-FOLDER_ERROR = "folder: expected a directory of class sub-folders, got {actual!r}"
-EMPTY_ERROR = "folder: no images ({exts}) in class sub-folders of {actual!r}"
-CLASS_FOLDER_ERROR = "folder: sub-folder {sub!r} is not an ImageNet class: {reason}"
 OUT_ERROR = "--out: expected {expected}, got {actual!r}"
-IMAGE_ERROR = "folder: {path!r}: {reason}"
 
 
 def _utils():
@@ -43,76 +44,25 @@ def _utils():
 
 def class_index(folder_name):
     """The ImageNet index a class sub-folder's name stands for (a name or an index)."""
+    return _utils().imagenet_class_index(folder_name)
+
+
+def build_dataset(folder, model, sess, labels_given=False):
+    """The arrays of the ``.npz`` (see the module docstring) for an ``hw3_utils.ImageFolder``
+    and the model ``model`` in ``sess`` (batched predictions), and what was skipped."""
     hw3_utils = _utils()
-    text = folder_name.strip()
-    if text.isdigit():
-        try:
-            hw3_utils.ImageNet_idx2name(int(text))
-            return int(text)
-        except ValueError as e:
-            raise ValueError(CLASS_FOLDER_ERROR.format(sub=folder_name, reason=e)) from None
-    try:
-        return hw3_utils.ImageNet_name2idx(text, strict=True)
-    except ValueError as first:
-        if "_" not in text:
-            raise ValueError(CLASS_FOLDER_ERROR.format(sub=folder_name, reason=first)) from None
-    try:
-        return hw3_utils.ImageNet_name2idx(text.replace("_", " "), strict=True)
-    except ValueError as e:
-        raise ValueError(CLASS_FOLDER_ERROR.format(sub=folder_name, reason=e)) from None
-
-
-def collect(folder):
-    """``[(relative path, class index)]`` of every image, sorted by sub-folder then file."""
-    if not os.path.isdir(folder):
-        raise ValueError(FOLDER_ERROR.format(actual=folder))
-    items = []
-    for sub in sorted(os.listdir(folder)):
-        subdir = os.path.join(folder, sub)
-        if not os.path.isdir(subdir) or sub.startswith("."):
-            continue
-        files = sorted(f for f in os.listdir(subdir)
-                       if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith("."))
-        if files:
-            c = class_index(sub)
-            items.extend((os.path.join(sub, f), c) for f in files)
-    if not items:
-        raise ValueError(EMPTY_ERROR.format(exts=" ".join(IMAGE_EXTENSIONS), actual=folder))
-    return items
-
-
-def read_images(folder, items, size=224):
-    """uint8 ``[N, size, size, 3]``: each image center-cropped and resized (bilinear); a
-    file that is not a readable image raises ValueError naming it."""
-    hw3_utils = _utils()
-    X = np.empty((len(items), size, size, 3), np.uint8)
-    for i, (rel, _) in enumerate(items):
-        path = os.path.join(folder, rel)
-        try:
-            img = hw3_utils.load_rgb_image(path)
-        except (OSError, ValueError) as e:
-            raise ValueError(IMAGE_ERROR.format(path=path, reason=e)) from None
-        X[i] = np.clip(np.rint(hw3_utils.center_crop_resize(img, size)), 0, 255)
-    return X
-
-
-def build_dataset(folder, model, sess, items=None, X=None):
-    """The arrays of the ``.npz`` (see the module docstring) for ``folder``.
-
-    ``model``/``sess``: the classifier whose predictions are stored (batched sess.run);
-    ``items``/``X``: :func:`collect` and :func:`read_images` of the folder, when done.
-    """
-    hw3_utils = _utils()
-    items = collect(folder) if items is None else items
-    X = read_images(folder, items) if X is None else X
+    names = hw3_utils.classes_from_folders(getattr(model, "class_names", hw3_utils.class_names),
+                                           folder.folders, labels_given)
+    h, w, c = model.imgs.shape.as_list()[1:]
+    data, skipped = folder.load(names, (h, w), c)
+    X = data.X.astype(np.uint8)
     # Predict on exactly what is stored, so load_ImageNet(path) + the model reproduce it.
     y_pred = hw3_utils.predict(model, sess, X.astype(np.float32))
-    return {"X": X,
-            "y_true": np.array([c for _, c in items], np.int64),
-            "y_pred": y_pred,
-            "idx": np.arange(len(items), dtype=np.int64),
-            "files": np.array([rel.replace(os.sep, "/") for rel, _ in items], dtype=str),
-            "model": np.array(str(getattr(model, "name", type(model).__name__)))}
+    files = [folder.entries[i][0] for i in data.Idx]
+    return {"X": X, "y_true": data.Y, "y_pred": y_pred,
+            "idx": np.arange(len(X), dtype=np.int64),
+            "files": np.array(files, dtype=str), "class_names": np.array(names, dtype=str),
+            "model": np.array(str(getattr(model, "name", type(model).__name__)))}, skipped
 
 
 def write_npz(path, arrays):
@@ -130,14 +80,20 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(
         prog="make_dataset.py",
         description="Build a course-style .npz (X, y_true, y_pred, idx) from a folder with "
-                    "one sub-folder of images per ImageNet class.")
-    p.add_argument("folder", help="folder of class sub-folders (named by an ImageNet class "
-                                  "name, e.g. 'tabby' or 'sports_car', or an index)")
+                    "one sub-folder of images per class, predicted by a model.")
+    p.add_argument("folder", help="folder of class sub-folders (for an ImageNet model named "
+                                  "by a class name, e.g. 'tabby' or 'sports_car', or index; "
+                                  "for your own, by its class names)")
     p.add_argument("--out", required=True, help="the .npz file to write")
     p.add_argument("--model", default=None,
-                   help="model that predicts y_pred: vgg16 or efficientnet_lite0 (default: "
+                   help="vgg16, efficientnet_lite0, resnet18, resnet50 or a path to your own "
+                        "Keras .keras / .h5 file or SavedModel folder (default: "
                         "hw3_utils.get_model's choice rule)")
     p.add_argument("--weights", default=None, help="weights file for the model")
+    p.add_argument("--labels", default=None, help="your model's class names, one per line")
+    p.add_argument("--preprocess", default=None,
+                   help="none, unit, tf, caffe, torch or MEAN/STD (your model's)")
+    p.add_argument("--input-size", default=None, help="N or H,W (a fully convolutional model)")
     p.add_argument("--verbose", action="store_true",
                    help="show TensorFlow's start-up notices (oneDNN, absl)")
     args = p.parse_args(argv)
@@ -150,20 +106,41 @@ def parse_args(argv=None):
     return args, p
 
 
+def check_inputs(args, parser):
+    """The options, the folder and every image, before any model is built: ``(model
+    options, ImageFolder)``; a built-in (ImageNet) model's class folders are checked too."""
+    hw3_utils = _utils()
+    import model_import
+    try:
+        options = hw3_utils.parse_model_options(args.model, args.weights, args.labels,
+                                                args.preprocess, args.input_size)
+        folder = hw3_utils.ImageFolder(args.folder)
+        if not model_import.is_model_path(options["name_or_path"] or ""):
+            names = options["labels"] or hw3_utils.class_names      # ImageNet's 1000
+            rows, _, skipped = folder.labels(names)
+            if not rows:
+                raise ValueError("folder: no class folder is one of the model's classes: "
+                                 + "; ".join(sorted({why for _, why in skipped})[:3]))
+    except (ValueError, FileNotFoundError) as e:
+        parser.error(str(e))
+    return options, folder
+
+
 def main(argv=None):
     args, parser = parse_args(argv)
     tf = import_tensorflow(args.verbose)
-    try:   # the folder, its class names and every image: before any model is built
-        items = collect(args.folder)
-        X = read_images(args.folder, items)
-    except ValueError as e:
-        parser.error(str(e))
+    options, folder = check_inputs(args, parser)
     hw3_utils = _utils()
     tf.compat.v1.disable_eager_execution()
     graph = tf.Graph()
     with tf.compat.v1.Session(graph=graph) as sess, graph.as_default():
-        model = hw3_utils.get_model(sess, args.model, args.weights)
-        arrays = build_dataset(args.folder, model, sess, items, X)
+        model = hw3_utils.get_model(sess, **options)
+        try:
+            arrays, skipped = build_dataset(folder, model, sess, args.labels is not None)
+        except ValueError as e:
+            parser.error(str(e))
+    for rel, why in folder.skipped + skipped:
+        print("skipped {}: {}".format(rel, why), file=sys.stderr)
     write_npz(args.out, arrays)
     right = int((arrays["y_true"] == arrays["y_pred"]).sum())
     print("wrote {}: {} images, {} classes, {} of {} predicted right by {}".format(

@@ -37,7 +37,7 @@ import tensorflow as tf
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import graph_rewrite  # noqa: E402  (the project folder, when run as a script)
 
-CONVERTER_VERSION = "1"
+CONVERTER_VERSION = "2"
 PREPROCESSING_LAYERS = ("Rescaling", "Normalization")
 ACTIVATION_LAYERS = ("Activation", "Softmax", "ReLU")
 # A SavedModel's layer named as Keras names Rescaling / Normalization layers (not
@@ -241,20 +241,44 @@ def _subclassed_function(path, model, input_size, meta):
 
 
 def _named_layers(model):
-    """(names, KerasTensors) of the top-level layers with one output each, in order."""
+    """(names, KerasTensors) of the top-level layers with one output each, in order; each
+    tensor is the layer's output on the path from the model's input to its outputs (a
+    layer called more than once, as a loaded Sequential's are, has other outputs that a
+    trace would compute beside the logits, and gradients would not reach them)."""
+    on_path = _path_outputs(model)
     names, tensors = [], []
     for layer in model.layers:
         if layer.__class__.__name__ == "InputLayer":
             continue
-        try:
-            out = layer.output
-        except (AttributeError, ValueError):   # shared layer, or never called
-            continue
+        out = on_path.get(id(layer))
+        if out is None:
+            try:
+                out = layer.output
+            except (AttributeError, ValueError):   # shared layer, or never called
+                continue
         if isinstance(out, (list, tuple, dict)):
             continue
         names.append(layer.name)
         tensors.append(out)
     return names, tensors
+
+
+def _path_outputs(model):
+    """``{id(layer): KerasTensor}``: what each layer outputs on the way from the model's
+    inputs to its outputs, found by walking back through the Keras history."""
+    found, seen, stack = {}, set(), list(model.outputs)
+    while stack:
+        tensor = stack.pop()
+        history = getattr(tensor, "_keras_history", None)
+        if history is None or id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        op, node_index = history[0], history[1]
+        found.setdefault(id(op), tensor)
+        nodes = getattr(op, "_inbound_nodes", [])
+        if node_index < len(nodes):
+            stack.extend(nodes[node_index].input_tensors)
+    return found
 
 
 def _producer(tensor):

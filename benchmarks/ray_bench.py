@@ -79,18 +79,12 @@ def loop_main(args):
     """In this process, no Ray: the Explainer over the same shards; prints JSON."""
     t0 = time.time()
     ea = ed.build_parser().parse_args(explain_flags(args))
-    methods, metrics, qoi = ed.check_args(ea)
-    import hw3_utils
-    chosen, weights, _ = hw3_utils.choose_model(ea.model, ea.weights)
-    # one model, all cores (new_session's default), as the driver of a Ray run builds one
-    explainer = de.Explainer({"model": chosen, "weights": weights, "methods": [],
-                              "influence": None}, threads=0)
-    settings = dp.make_settings(ea, methods, metrics, qoi, explainer.model, weights)
-    settings["model"] = chosen
+    # the driver's own steps: one model, all cores (new_session's default)
+    job = ed.Job(ea)
+    job.read_files()
+    job.probe_model()
+    explainer, settings, inputs = job.probe, job.settings, job.inputs
     explainer.configure(settings)
-    inputs = dp.Inputs(limit=ea.limit)
-    for inp in ea.inputs:
-        inputs.add(inp)
     shards = dp.plan_shards(inputs.items, settings, ea.shard_size)
     t_raw = time.time()
     raw = raw_rates(explainer, np.stack(list(inputs.pixels.values())[:16]), args.rounds,

@@ -1,5 +1,6 @@
 """Shared fixtures: a fresh graph and session per test, the tiny conv net with every method
-built once per module, and the real default model once (helpers: tests/helpers.py)."""
+built once per module, the real default model once, and a researcher's own Keras model
+trained once with a conversion cache of the session's own (helpers: tests/helpers.py)."""
 import os
 import sys
 
@@ -75,3 +76,32 @@ def conv():
         methods["random"] = (RandomAttribution(session, *tensors(model), 0), {})
     yield session, model, methods
     session.close()
+
+
+# ----------------------------------------------- your own model (tests/own_model.py)
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory):
+    """A conversion cache of this session's own, in $HW3_CACHE_DIR."""
+    import model_import
+    path = tmp_path_factory.mktemp("hw3_cache")
+    old = os.environ.get(model_import.CACHE_ENV)
+    os.environ[model_import.CACHE_ENV] = str(path)
+    yield path
+    if old is None:
+        del os.environ[model_import.CACHE_ENV]
+    else:
+        os.environ[model_import.CACHE_ENV] = old
+
+
+@pytest.fixture(scope="session")
+def own(tmp_path_factory, cache_dir):
+    """The trained evidence CNN and the odd models, the importable ones converted."""
+    import model_import
+    from helpers import run_children
+    out = run_children("own_model.py", tmp_path_factory.mktemp("own"), [[]])
+    jobs = [("own.keras", None), ("binary.keras", None), ("gray_fcn.keras", [20, 24]),
+            ("subclassed_savedmodel", None)]
+    model_import.ensure_converted([(str(out / p), model_import.sniff_model(str(out / p)), s)
+                                   for p, s in jobs])
+    return out

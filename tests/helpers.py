@@ -1,7 +1,10 @@
 """Helpers the test files share: the counting session (STYLE 8), op counts, small inputs,
 message matchers and a plain numpy-loop reference. Imported by the test files and by
 conftest.py; no test file imports another."""
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,6 +13,7 @@ import tensorflow as tf
 from models import Model
 
 tf1 = tf.compat.v1
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
 # A linear model's weights [D, K] and bias, and three inputs [3, D] (tests/models.linear)
 W = np.array([[1.0, -2.0, 0.5], [3.0, 0.0, -1.0], [-0.5, 4.0, 2.0], [2.0, 1.0, -3.0]])
@@ -155,3 +159,16 @@ def all_methods(sess, model, target=None, layer="conv2", **kw):
         "occlusion_blur": (Occlusion(sess, x, out, target, **kw),
                            {"superpixel_size": 8, "baseline": "blur", "stride": 4}),
     }
+
+
+def run_children(script, out, groups):
+    """Run ``script OUT [args]`` once per group of arguments, the groups in parallel
+    (the suite itself runs serially; the machine has 2 cores)."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow")
+    procs = [subprocess.Popen([sys.executable, os.path.join(TESTS_DIR, script), str(out)] + g,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env) for g in groups]
+    for proc in procs:
+        _, err = proc.communicate()
+        assert proc.returncode == 0, err[-3000:]
+    return out

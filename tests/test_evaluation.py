@@ -815,6 +815,13 @@ def test_metric_table_marks_an_all_zero_image_undefined_and_scores_the_rest(sess
     with pytest.raises(ValueError, match="undefined for an all-zero attribution"):
         metric_table(Deletion, {"m": 0 * imp}, X, sess, model.imgs, model.logits, 0,
                      superpixel_size=4)
+    # one method of several all zero on every image (an inactive expert): a row of NaN
+    with pytest.warns(RuntimeWarning, match="zero: all-zero attribution on every image"):
+        table = metric_table(Deletion, {"zero": 0 * imp, "m": w * X}, X, sess, model.imgs,
+                             model.logits, 0, superpixel_size=4)
+    assert np.isnan(table.values[0]).all() and np.isfinite(table.values[1]).all()
+    assert list(table.curves) == ["zero", "m"] and np.isnan(table.curves["zero"]).all()
+    assert table.curves["zero"].shape == table.curves["m"].shape
 
 
 def test_write_text_is_atomic(tmp_path):

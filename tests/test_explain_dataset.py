@@ -164,7 +164,7 @@ def test_parse_names_and_qoi():
 
 
 def test_bad_sizes_are_usage_errors():
-    for argv in (["--occlusion-size", "10"], ["--curve-superpixel", "0"],
+    for argv in (["--occlusion-size", "0"], ["--curve-superpixel", "0"], ["--nord-m", "0"],
                  ["--ig-steps", "0"], ["--workers", "0"]):
         with pytest.raises(ed.UsageError):
             ed.check_args(ed.build_parser().parse_args(argv))
@@ -242,8 +242,11 @@ def make_folder(root):
 
 def test_folder_listing_skips_bad_entries(tmp_path):
     root = make_folder(tmp_path / "imgs")
+    import hw3_utils
     inputs = dp.Inputs()
     inputs.add(str(root))
+    assert inputs.folders() == ["not_a_class", "tabby"]
+    inputs.fit(list(hw3_utils.class_names), [224, 224, 3])   # an ImageNet model's classes
     assert [it["item"] for it in inputs.items] == ["tabby/chelsea.png"]
     assert all(it["true_class"] == 281 for it in inputs.items)
     reasons = {s["item"]: s["reason"] for s in inputs.skipped}

@@ -21,6 +21,7 @@ import own_model
 import preprocessing
 import resnet_ref
 from conftest import new_session
+from helpers import run_children
 from torch_writer import write_state_dict
 
 tf1 = tf.compat.v1
@@ -29,19 +30,6 @@ DATA = os.path.join(TESTS, "data")
 FORMATS = {"keras": "{}.keras", "h5": "{}.h5", "export": "{}_export", "tfsave": "{}_tfsave"}
 CASES = [(f, fmt) for f in KF.FAMILIES for fmt in ("keras", "h5", "export")
          if not (fmt == "h5" and f in KF.NO_H5)] + [(f, "tfsave") for f in KF.TF_SAVE]
-
-
-def _children(script, out, groups):
-    """Run ``script OUT [args]`` once per group of arguments, the groups in parallel
-    (the suite itself runs serially; the machine has 2 cores)."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow")
-    procs = [subprocess.Popen([sys.executable, os.path.join(TESTS, script), str(out)] + g,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=env) for g in groups]
-    for proc in procs:
-        _, err = proc.communicate()
-        assert proc.returncode == 0, err[-3000:]
-    return out
 
 
 def _convert_in_parallel(jobs, parts=2):
@@ -53,36 +41,13 @@ def _convert_in_parallel(jobs, parts=2):
 
 
 @pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory):
-    """A conversion cache of this session's own, in $HW3_CACHE_DIR."""
-    path = tmp_path_factory.mktemp("hw3_cache")
-    old = os.environ.get(MI.CACHE_ENV)
-    os.environ[MI.CACHE_ENV] = str(path)
-    yield path
-    if old is None:
-        del os.environ[MI.CACHE_ENV]
-    else:
-        os.environ[MI.CACHE_ENV] = old
-
-
-@pytest.fixture(scope="session")
 def families(tmp_path_factory, cache_dir):
     """The five families saved in every format and converted, all in one child each."""
-    out = _children("keras_families.py", tmp_path_factory.mktemp("families"),
+    out = run_children("keras_families.py", tmp_path_factory.mktemp("families"),
                     [["ResNet50", "DenseNet121"],
                      ["MobileNetV2", "EfficientNetB0", "ConvNeXtTiny"]])
     paths = [str(out / FORMATS[fmt].format(f)) for f, fmt in CASES]
     _convert_in_parallel([(p, MI.sniff_model(p), None) for p in paths])
-    return out
-
-
-@pytest.fixture(scope="session")
-def own(tmp_path_factory, cache_dir):
-    """The trained evidence CNN and the odd models, the importable ones converted."""
-    out = _children("own_model.py", tmp_path_factory.mktemp("own"), [[]])
-    jobs = [("own.keras", None), ("binary.keras", None), ("gray_fcn.keras", [20, 24]),
-            ("subclassed_savedmodel", None)]
-    MI.ensure_converted([(str(out / p), MI.sniff_model(str(out / p)), s) for p, s in jobs])
     return out
 
 
@@ -156,6 +121,19 @@ def test_a_file_keras_cannot_read_is_a_clear_error(families, sess):
 
 
 # ------------------------------------------------------------------ your own model
+
+@pytest.mark.slow
+def test_every_named_layer_lies_on_the_path_to_the_logits(own):
+    """A loaded Sequential's layers were called more than once; the named tensors are the
+    ones the logits are computed from, so gradients reach every one (influence and
+    Grad-CAM differentiate through them). The softmax layer comes after the logits."""
+    model, sess = _load(own / "own.keras")
+    with sess.graph.as_default():
+        reach = {name: tf.gradients(model.logits[:, 0], t)[0] is not None
+                 for name, t in model.layers.items()}
+    assert reach == {name: name != "predictions" for name in reach}
+    assert set(model.default_layers.values()) <= {n for n, ok in reach.items() if ok}
+
 
 @pytest.mark.slow
 def test_own_model_attributions_find_the_evidence(own):

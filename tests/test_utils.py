@@ -1006,18 +1006,24 @@ def test_class_folder_names():
     assert make_dataset.class_index("sports_car") == 817
     assert make_dataset.class_index("Arabian camel") == 354
     assert make_dataset.class_index("1") == 1
-    with pytest.raises(ValueError, match=r"^folder: sub-folder 'crane' .*names 2"):
+    with pytest.raises(ValueError, match=r"^sub-folder 'crane' .*names 2"):
         make_dataset.class_index("crane")
-    with pytest.raises(ValueError, match=r"^folder: sub-folder '1000' .*idx"):
+    with pytest.raises(ValueError, match=r"^sub-folder '1000' .*idx"):
         make_dataset.class_index("1000")
-    with pytest.raises(ValueError, match=r"^folder: sub-folder 'wesel' .*'weasel'"):
+    with pytest.raises(ValueError, match=r"^sub-folder 'wesel' .*'weasel'"):
         make_dataset.class_index("wesel")
+    # a model's own class names: the folder's name, case, spaces and underscores aside
+    assert u.class_index_of("Red_Mark", ["blue mark", "red mark"]) == 1
+    with pytest.raises(ValueError, match=r"^class folder 'zebra_x' is not one of the "
+                                         r"model's classes \(closest: 'zebra'\)"):
+        u.class_index_of("zebra_x", ["red", "zebra"])
 
 
 def test_make_dataset_with_a_tiny_model_round_trips(tmp_path, sess):
     folder = _image_folder(tmp_path / "imgs")
     model = _red_blue_model()
-    arrays = make_dataset.build_dataset(str(folder), model, sess)
+    arrays, skipped = make_dataset.build_dataset(u.ImageFolder(str(folder)), model, sess)
+    assert skipped == []
     assert arrays["X"].dtype == np.uint8 and arrays["X"].shape == (4, 224, 224, 3)
     assert list(arrays["files"]) == ["1/d.png", "sports_car/c.jpg", "weasel/a.png",
                                      "weasel/b.png"]
@@ -1025,6 +1031,7 @@ def test_make_dataset_with_a_tiny_model_round_trips(tmp_path, sess):
     # By hand: gray has equal R and B (f0 = 0 = f1, argmax picks class 0), blue is class 1.
     np.testing.assert_array_equal(arrays["y_pred"], [0, 1, 0, 0])
     assert str(arrays["model"]) == "additive"
+    assert len(arrays["class_names"]) == 1000 and arrays["class_names"][817].startswith("sports")
     out = tmp_path / "out" / "d.npz"
     out.parent.mkdir()
     make_dataset.write_npz(str(out), arrays)
@@ -1050,16 +1057,17 @@ def test_write_npz_is_atomic(tmp_path, monkeypatch):
 
 
 def test_make_dataset_folder_errors(tmp_path):
-    with pytest.raises(ValueError, match="^folder: expected a directory"):
-        make_dataset.collect(str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="^folder: expected a folder of class sub-folders"):
+        u.ImageFolder(str(tmp_path / "missing"))
     (tmp_path / "weasel").mkdir()
-    with pytest.raises(ValueError, match="^folder: no images"):
-        make_dataset.collect(str(tmp_path))
+    with pytest.raises(ValueError, match=r"^folder: expected images \(.png .*got none"):
+        u.ImageFolder(str(tmp_path))
 
 
 @pytest.mark.parametrize("setup, needle", [
-    (lambda d: ("weasel/a.png", b"not a PNG"), "folder: '"),
-    (lambda d: ("not_a_class/a.png", None), "folder: sub-folder 'not_a_class' is not an "
+    (lambda d: ("weasel/a.png", b"not a PNG"), "folder: expected images (.png"),
+    (lambda d: ("not_a_class/a.png", None), "folder: no class folder is one of the model's "
+                                            "classes: sub-folder 'not_a_class' is not an "
                                             "ImageNet class"),
 ])
 def test_make_dataset_refuses_a_bad_folder_before_any_model(tmp_path, setup, needle, capsys):

@@ -209,7 +209,7 @@ def _npz(path, **arrays):
     (lambda d: ["--images", "99"], "--images: expected data-set row indices in [0, 17), got [99]"),
     (lambda d: ["--images", "-1"], "--images: expected data-set row indices in [0, 17), got [-1]"),
     (lambda d: ["--data", str(d / "missing.npz")], "--data: no such file"),
-    (lambda d: ["--data", str(d)], "--data: expected an .npz file, got the folder"),
+    (lambda d: ["--data", str(d)], "--data: expected images (.png"),   # no class folder
     (lambda d: ["--data", (d / "t.npz").write_text("a,b\n") and str(d / "t.npz")],
      "--data: '"),
     (lambda d: ["--data", _npz(d / "l.npz", X=np.zeros((2, 8, 8, 3)), Y=np.array([5000, -3]))],
@@ -252,6 +252,7 @@ def test_settings_scale_with_the_image_and_stay_at_224():
     half = hw3_vc.FULL.scaled(112, 112)
     assert half.metric_superpixel == 4 and half.nord_M == 250 and half.occlusion_sizes == (
         2, 4, 8) and half.blur_sigmas == (1.0, 2.5, 5.0) and half.study_blur == 5.0
-    odd = hw3_vc.QUICK.scaled(64, 48)          # the shorter side sets lengths, the area M
-    assert odd.metric_superpixel == 6 and odd.nord_M == round(5000 * 64 * 48 / 224 ** 2)
+    odd = hw3_vc.QUICK.scaled(64, 48)          # lengths by the side of the area's square
+    assert odd.metric_superpixel == round(28 * np.sqrt(64 * 48) / 224) == 7
+    assert odd.nord_M == round(5000 * 64 * 48 / 224 ** 2)
     assert hw3_vc.FULL.scaled(8, 8).occlusion_sizes == (1,)   # never below one pixel
