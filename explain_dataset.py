@@ -403,8 +403,8 @@ class Job:
                        ("--curve-superpixel", args.curve_superpixel)):
             if v is not None and v > side:
                 raise UsageError(SIZE_ERROR.format(arg=arg, size=side, actual=v))
-        if names != list(model.class_names):
-            opts["labels"] = names       # the class folders' names: the actors' too
+        if names != list(model.class_names) or opts["labels"] is not None:
+            opts["labels"] = names       # the names themselves (also the folders'): hashed
         self.settings = make_settings(args, self.methods, self.metrics, self.qoi, model,
                                       opts)
         self.class_names, self.probe = names, probe

@@ -300,8 +300,9 @@ def parse_model_options(model=None, weights=None, labels=None, preprocess=None,
             if not os.path.isfile(weights):
                 raise FileNotFoundError(WEIGHTS_MISSING_ERROR.format(
                     actual=weights, source="the weights argument"))
-        if labels is not None:
-            out["labels"] = model_import.read_labels_file(labels)
+        if labels is not None:     # read here to check it; get_model reads it again
+            model_import.read_labels_file(labels)
+            out["labels"] = os.path.abspath(labels)
         if preprocess is not None:
             out["preprocess"] = _preprocess_option(preprocess, preprocessing)
         if input_size is not None:

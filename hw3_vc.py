@@ -367,7 +367,12 @@ class Run:
         self.progress = not args.no_progress
         self._raw_sess = new_session(tf.Graph())
         with self._raw_sess.graph.as_default():
-            self.model = home.load_model(self._raw_sess, args)
+            try:
+                self.model = home.load_model(self._raw_sess, args)
+            except (ValueError, FileNotFoundError) as e:   # e.g. labels that are not K
+                if not home.own_model:
+                    raise
+                raise UsageError(home.utils.option_message(e)) from None
             self.x = self.model.imgs
             # the course's VGG16 calls its pre-softmax scores fc3l and has no name
             self.logits = self.model.logits if hasattr(self.model, "logits") \

@@ -134,7 +134,10 @@ def main(argv=None):
     tf.compat.v1.disable_eager_execution()
     graph = tf.Graph()
     with tf.compat.v1.Session(graph=graph) as sess, graph.as_default():
-        model = hw3_utils.get_model(sess, **options)
+        try:
+            model = hw3_utils.get_model(sess, **options)
+        except (ValueError, FileNotFoundError) as e:   # e.g. labels that are not K
+            parser.error(hw3_utils.option_message(e))
         try:
             arrays, skipped = build_dataset(folder, model, sess, args.labels is not None)
         except ValueError as e:

@@ -328,7 +328,8 @@ def reference_images(data, model, sess):
     (clean / "tabby").mkdir(parents=True, exist_ok=True)
     shutil.copy(root / "tabby" / "chelsea.png", clean / "tabby" / "chelsea.png")
     with sess.graph.as_default():
-        folder = make_dataset.build_dataset(str(clean), model, sess)
+        folder, _ = make_dataset.build_dataset(hw3_utils.ImageFolder(str(clean)), model,
+                                               sess)
         d = hw3_utils.load_ImageNet(str(npz), model=model, sess=sess)
     X = np.concatenate([folder["X"].astype(np.float32), d.X])
     y = np.concatenate([folder["y_true"], d.Y])

@@ -57,12 +57,22 @@ def test_hw3_vc_runs_every_part_on_an_own_model(own, folders, cache_dir, tmp_pat
 
 
 @pytest.mark.slow
-def test_hw3_vc_refuses_imagenet_photos_for_an_own_model(own, cache_dir, tmp_path):
+def test_scripts_refuse_what_an_own_model_cannot_take(own, folders, cache_dir, tmp_path):
     proc = script("hw3_vc.py", "--model", own / "own.keras", "--out", tmp_path / "figs",
                   cwd=tmp_path, timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "--data: the model has 3 classes, not ImageNet's 1000" in proc.stderr
     assert not (tmp_path / "figs").exists()
+    (tmp_path / "two.txt").write_text("red\ngreen\n")
+    for name in ("hw3_vc.py", "make_dataset.py"):
+        args = [folders, "--out", tmp_path / "d.npz"] \
+            if name == "make_dataset.py" else ["--out", tmp_path / "figs"]
+        proc = script(name, *args, "--model", own / "own.keras", "--labels",
+                      tmp_path / "two.txt", cwd=tmp_path, timeout=300)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert f"{name}: error: --labels: the file {tmp_path / 'two.txt'} has 2 class " \
+               "names; the model has 3 classes" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["two.txt"]
 
 
 @pytest.mark.slow
