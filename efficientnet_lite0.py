@@ -140,24 +140,49 @@ def expected_shapes():
 
 
 def fold_batch_norm(state, spec):
-    """(kernel, bias) of conv ``spec`` in TF layout with its BN folded in, float32.
+    """(kernel, bias) of conv ``spec`` in TF layout with its BN folded in, float32
+    (:func:`fold_conv_bn` with the checkpoint's keys and this model's epsilon)."""
+    bn = {p: state["{}.{}".format(spec.bn_key, p)]
+          for p in ("weight", "bias", "running_mean", "running_var")}
+    return fold_conv_bn(state[spec.conv_key + ".weight"], bn, BN_EPSILON, spec.depthwise)
 
-    kernel: ``[k, k, in, out]`` for a conv (from PyTorch ``[out, in, k, k]``),
-    ``[k, k, C, 1]`` for a depthwise conv (from ``[C, 1, k, k]``); bias: ``[out]``.
+
+def fold_conv_bn(weight, bn, eps, depthwise=False):
+    """A PyTorch conv weight ``[out, in, k, k]`` (depthwise ``[C, 1, k, k]``) and its
+    BN's ``weight``, ``bias``, ``running_mean``, ``running_var`` as one TF conv:
+    ``(kernel [k, k, in, out] (depthwise [k, k, C, 1]), bias [out])``, float32.
     BN(conv(x)) = conv(x) * g + (beta - mean * g), g = gamma / sqrt(var + eps).
     """
-    w = state[spec.conv_key + ".weight"].astype(np.float64)
-    bn = {p: state["{}.{}".format(spec.bn_key, p)].astype(np.float64)
-          for p in ("weight", "bias", "running_mean", "running_var")}
-    g = bn["weight"] / np.sqrt(bn["running_var"] + BN_EPSILON)         # [out]
+    w = np.asarray(weight, np.float64)
+    bn = {p: np.asarray(v, np.float64) for p, v in bn.items()}
+    g = bn["weight"] / np.sqrt(bn["running_var"] + eps)                # [out]
     kernel = w.transpose(2, 3, 1, 0)   # [k, k, in, out], or [k, k, 1, C] for depthwise
-    if spec.depthwise:
+    if depthwise:
         kernel = kernel.transpose(0, 1, 3, 2)                           # [k, k, C, 1]
         kernel = kernel * g[None, None, :, None]
     else:
         kernel = kernel * g
     bias = bn["bias"] - bn["running_mean"] * g
     return kernel.astype(np.float32), bias.astype(np.float32)
+
+
+class FedVariables:
+    """Variables whose initial value is a placeholder that one ``sess.run`` feeds: no zeros
+    op to build, and running an initializer without weights fails instead of zeroing the
+    net. A model that builds under ``self._scope`` and keeps ``self.variables`` (name under
+    the scope -> variable) mixes this in (EfficientNet-Lite0, torchvision's ResNets)."""
+
+    def _variable(self, name, shape):
+        value = tf1.placeholder(tf.float32, shape, name=name + "_value")
+        var = tf1.get_variable(name, initializer=value, trainable=False,
+                               collections=[tf1.GraphKeys.MODEL_VARIABLES])
+        self.variables[var.op.name[len(self._scope) + 1:]] = var
+        return var
+
+    def _feed(self, sess, values):
+        """Feed every initializer its value (what Variable.load does), all at once."""
+        sess.run([v.initializer for v in self.variables.values()],
+                 {v.initializer.inputs[1]: values[n] for n, v in self.variables.items()})
 
 
 def default_weights_path():
@@ -179,7 +204,7 @@ def resolve_weights(weights=None):
     return path
 
 
-class EfficientNetLite0:
+class EfficientNetLite0(FedVariables):
     """EfficientNet-Lite0 ImageNet classifier as a TF1 graph (Tan & Le, ICML 2019).
 
     Attributes (the model contract of DESIGN.md):
@@ -262,15 +287,6 @@ class EfficientNetLite0:
             self.logits = tf.nn.bias_add(tf.matmul(pooled, w), b, name="logits")
             self.probs = tf.nn.softmax(self.logits, name="probs")
 
-    def _variable(self, name, shape):
-        # The initial value is a placeholder that load_weights feeds: no zeros op to build,
-        # and running the initializer without weights fails instead of zeroing the net.
-        value = tf1.placeholder(tf.float32, shape, name=name + "_value")
-        var = tf1.get_variable(name, initializer=value, trainable=False,
-                               collections=[tf1.GraphKeys.MODEL_VARIABLES])
-        self.variables[var.op.name[len(self._scope) + 1:]] = var
-        return var
-
     def _conv(self, x, spec):
         """conv (or depthwise conv) + bias [+ ReLU6], 'SAME' padding; the op is named scope."""
         with tf1.variable_scope(spec.scope.split("/")[-1]):
@@ -324,8 +340,6 @@ class EfficientNetLite0:
         start = time.perf_counter()
         path = resolve_weights(weights)
         values = self.weight_values(read_legacy_torch_checkpoint(path), path)
-        # Feed every initializer its placeholder (what Variable.load does), all at once.
-        sess.run([v.initializer for v in self.variables.values()],
-                 {v.initializer.inputs[1]: values[n] for n, v in self.variables.items()})
+        self._feed(sess, values)
         self.weights_path = path
         return time.perf_counter() - start

@@ -62,6 +62,7 @@ from dataset_plan import (BUNDLED, Inputs, UsageError, default_shard_size,
                           load_folder_image, make_settings, plan_shards)
 from dataset_report import (merge_experts, read_shards, sort_rows, write_figures,
                             write_outputs)
+from hw3_vc import add_model_options
 
 # Error messages, kept as data so that tests match the same templates.
 NAMES_ERROR = "{arg}: unknown name(s) {bad}; expected a comma list of {valid}"
@@ -142,23 +143,7 @@ def add_compute_options(p):
                    help="comma list of " + ", ".join(METHODS) + " (or 'all')")
     g.add_argument("--metrics", default="all",
                    help="comma list of " + ", ".join(METRICS) + " (or 'all', 'none')")
-    g.add_argument("--model", default=None,
-                   help="vgg16, efficientnet_lite0, resnet18, resnet50 (with --weights, a "
-                        "torchvision .pth), or a path to your own Keras .keras / .h5 file or "
-                        "SavedModel folder (default: VGG16 if its weights are found, else "
-                        "the bundled EfficientNet-Lite0; see hw3_utils.get_model)")
-    g.add_argument("--weights", default=None, help="weights file for the model")
-    g.add_argument("--labels", default=None,
-                   help="the model's class names, one per line in index order (default: "
-                        "ImageNet's for 1000 classes, else the class folders' names sorted "
-                        "as Keras orders them when there are as many, else 'class i')")
-    g.add_argument("--preprocess", default=None,
-                   help="what your model expects, given RGB 0-255: none, unit (/255), tf "
-                        "(-1..1), caffe (BGR, mean subtracted), torch (ImageNet mean/std) "
-                        "or MEAN/STD per channel, e.g. 127,127,127/64,64,64 (default: the "
-                        "model's own layers or family)")
-    g.add_argument("--input-size", default=None,
-                   help="N or H,W: the input size of a fully convolutional model")
+    add_model_options(g)
     g.add_argument("--target", choices=("predicted", "true"), default="predicted",
                    help="the class each image is explained and scored for")
     g.add_argument("--batch-size", type=int, default=16, help="rows per sess.run")

@@ -2699,20 +2699,7 @@ def clone_subgraph(x, outputs, new_x, name, gradient_override=None):
 
 def _ops_between(x, outputs):
     """The ops that depend on ``x`` and that ``outputs`` depend on, in graph order."""
-    down, stack = set(), [x.op]
-    while stack:
-        for t in stack.pop().outputs:
-            for c in t.consumers():
-                if c not in down:
-                    down.add(c)
-                    stack.append(c)
-    up, stack = set(), [t.op for t in outputs]
-    while stack:
-        op = stack.pop()
-        if op not in up:
-            up.add(op)
-            stack.extend(i.op for i in op.inputs)
-            stack.extend(op.control_inputs)
+    down, up = descendants(x.op), ancestors(t.op for t in outputs)
     return [op for op in x.graph.get_operations() if op in down and op in up]
 
 

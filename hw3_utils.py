@@ -15,14 +15,25 @@ The course's names (the autograder brings its own copy of this file; these behav
 - ``load_img``, ``img_to_array``, ``resize_images``: Keras 2's (``tf.keras.preprocessing
   .image`` and ``tf.keras.backend``), in Pillow and numpy.
 
-Extensions: ``get_model(sess, name_or_path=None, weights=None, *, preprocess=None,
-labels=None, input_size=None)`` picks VGG16 or the bundled default EfficientNet-Lite0, or
-builds a torchvision ResNet-18/50 checkpoint or imports a Keras ``.keras`` / ``.h5`` file or
-a SavedModel (the importing code is in ``model_import``; every model has ``class_names``); ``load_ImageNet(path=None, model=None, sess=None)`` reads any course-style
-``.npz`` with tolerant key names and predicts with the model in use; the project's own image
-helpers ``load_rgb_image``, ``to_rgb_array``, ``resize_to`` and ``center_crop_resize``
-(bilinear, antialiased, RGB 0-255 float32). The rich plotting helpers are in
-``visualization.py``.
+Extensions:
+
+- models: ``get_model(sess, name_or_path=None, weights=None, *, preprocess=None,
+  labels=None, input_size=None)`` picks VGG16 or the bundled default EfficientNet-Lite0, or
+  builds a torchvision ResNet-18/50 checkpoint or imports a Keras ``.keras`` / ``.h5`` file
+  or a SavedModel (the importing code is in ``model_import``; every model has
+  ``class_names``); ``parse_model_options`` checks the scripts' model options;
+- data: ``load_ImageNet(path=None, model=None, sess=None)`` reads any course-style ``.npz``
+  (``read_npz``, the one reader of data files; ``read_dataset`` without a model) and
+  predicts with the model in use; ``ImageFolder`` reads a folder of class sub-folders of
+  any names at a model's size and channels (``list_image_folder``, ``load_image``,
+  ``class_index_of``, ``classes_from_folders``);
+- images: ``load_rgb_image``, ``to_rgb_array``, ``resize_to`` and ``center_crop_resize``
+  (bilinear, antialiased, RGB 0-255 float32). The rich plotting helpers are in
+  ``visualization.py``.
+
+The file is long because the course's names must stay in it (the graded files import them
+from here, where the autograder puts its own copy) and the scripts' model and data entry
+points sit beside them; the model importer is its own module.
 """
 import csv
 import difflib

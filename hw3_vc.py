@@ -1378,6 +1378,27 @@ def group_by_reason(skipped):
 
 
 
+def add_model_options(p):
+    """The model options every script shares (``hw3_utils.parse_model_options`` checks
+    them): ``--model``, ``--weights``, ``--labels``, ``--preprocess``, ``--input-size``."""
+    p.add_argument("--model", help="vgg16, efficientnet_lite0, resnet18, resnet50 (with "
+                                   "--weights, a torchvision .pth), or a path to your own Keras "
+                                   ".keras / .h5 file or SavedModel folder (default: VGG16 if "
+                                   "its weights are found, else the bundled EfficientNet-Lite0)")
+    p.add_argument("--weights", help="weights file for the model (VGG16: the classic "
+                                     "vgg16_weights.npz or Keras' .h5; ResNet: a .pth)")
+    p.add_argument("--labels", help="your model's class names, one per line in index order "
+                                    "(default: ImageNet's for 1000 classes, else the class "
+                                    "folders' names sorted as Keras orders them, when as "
+                                    "many, else 'class i')")
+    p.add_argument("--preprocess", help="what your model expects, given RGB 0-255: none, "
+                                        "unit (/255), tf (-1..1), caffe (BGR, mean "
+                                        "subtracted), torch (ImageNet mean/std) or MEAN/STD "
+                                        "per channel in 0-255 units, e.g. 127,127,127/64,64,64 "
+                                        "(default: the model's own layers or family)")
+    p.add_argument("--input-size", help="N or H,W: the input of a fully convolutional model")
+
+
 def parse_args(argv=None, probe=False):
     """The options, checked; with ``probe``, also ``args.home`` (:class:`Home`), and the
     options that this folder's helpers cannot honour are refused."""
@@ -1387,19 +1408,7 @@ def parse_args(argv=None, probe=False):
         epilog="Parts: " + ", ".join(PARTS) + ". The default model is the bundled "
                "EfficientNet-Lite0; VGG16 is used when its weights are given or found "
                "(HW3_VGG16_WEIGHTS, ./vgg16_weights.npz).")
-    p.add_argument("--model", help="vgg16, efficientnet_lite0, resnet18, resnet50 (with "
-                                   "--weights, a torchvision .pth), or a path to your own Keras "
-                                   ".keras / .h5 file or SavedModel folder (default: VGG16 if "
-                                   "its weights are found, else the bundled default)")
-    p.add_argument("--weights", help="weights file for the model (VGG16: the classic "
-                                     "vgg16_weights.npz or Keras' .h5; ResNet: a .pth)")
-    p.add_argument("--labels", help="your model's class names, one per line in index order "
-                                    "(default: ImageNet's for 1000 classes, else the --data "
-                                    "folder's class folders sorted, when as many)")
-    p.add_argument("--preprocess", help="what your model expects, given RGB 0-255: none, "
-                                        "unit, tf, caffe, torch or MEAN/STD per channel "
-                                        "(default: the model's own layers or family)")
-    p.add_argument("--input-size", help="N or H,W for a fully convolutional model")
+    add_model_options(p)
     p.add_argument("--data", help="a course-style .npz data set, a folder with one sub-folder "
                                   "of images per class (any names), or 'bundled' for the "
                                   "bundled sample photographs (default: imagenet_14c_vgg16.npz "
@@ -1417,33 +1426,44 @@ def parse_args(argv=None, probe=False):
     p.add_argument("--verbose", action="store_true",
                    help="show TensorFlow's start-up notices (oneDNN, absl), hidden otherwise")
     args = p.parse_args(argv)
+    check_options(args, p.error)
+    if probe:
+        probe_home(args, p.error)
+    return args
+
+
+def check_options(args, error):
+    """The options that need nothing but themselves: ``--parts``, ``--images``, ``--out``."""
     if args.parts is not None:
         parts = [x.strip() for x in args.parts.split(",") if x.strip()]
         unknown = [x for x in parts if x not in PARTS]
         if unknown or not parts:
-            p.error(f"--parts: expected a comma-separated subset of {', '.join(PARTS)}, "
-                    f"got {args.parts!r}")
+            error(f"--parts: expected a comma-separated subset of {', '.join(PARTS)}, "
+                  f"got {args.parts!r}")
         args.parts = [x for x in PARTS if x in parts]
     if args.images:
         try:
             args.images = [int(x) for x in args.images.split(",") if x.strip()]
         except ValueError:
-            p.error(f"--images: expected comma-separated integers, got {args.images!r}")
+            error(f"--images: expected comma-separated integers, got {args.images!r}")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
-        p.error(f"--out: expected a folder, got the file {args.out!r}")
+        error(f"--out: expected a folder, got the file {args.out!r}")
     if not writable_folder(args.out):
-        p.error(f"--out: expected a folder this user can write (created if missing), got "
-                f"{args.out!r}")
-    if probe:   # what this folder's helpers offer, and the data (before any model)
-        import_tensorflow(args.verbose)
-        args.home = Home()
-        args.home.check(args, p.error)
-        args.dataset = args.home.read_data(args, p.error)
-        n = len(args.dataset.X) if hasattr(args.dataset, "X") else len(args.dataset.entries)
-        bad = [i for i in args.images or () if not 0 <= i < n]
-        if bad:
-            p.error(IMAGES_ERROR.format(n=n, bad=bad))
-    return args
+        error(f"--out: expected a folder this user can write (created if missing), got "
+              f"{args.out!r}")
+
+
+def probe_home(args, error):
+    """What this folder's helpers offer (``args.home``) and the data (``args.dataset``),
+    read before any model is built; the options they cannot honour go to ``error``."""
+    import_tensorflow(args.verbose)
+    args.home = Home()
+    args.home.check(args, error)
+    args.dataset = args.home.read_data(args, error)
+    n = len(args.dataset.X) if hasattr(args.dataset, "X") else len(args.dataset.entries)
+    bad = [i for i in args.images or () if not 0 <= i < n]
+    if bad:
+        error(IMAGES_ERROR.format(n=n, bad=bad))
 
 
 def main(argv=None):

@@ -30,7 +30,7 @@ import sys
 
 import numpy as np
 
-from hw3_vc import import_tensorflow
+from hw3_vc import add_model_options, import_tensorflow
 
 OUT_ERROR = "--out: expected {expected}, got {actual!r}"
 
@@ -85,15 +85,7 @@ def parse_args(argv=None):
                                   "by a class name, e.g. 'tabby' or 'sports_car', or index; "
                                   "for your own, by its class names)")
     p.add_argument("--out", required=True, help="the .npz file to write")
-    p.add_argument("--model", default=None,
-                   help="vgg16, efficientnet_lite0, resnet18, resnet50 or a path to your own "
-                        "Keras .keras / .h5 file or SavedModel folder (default: "
-                        "hw3_utils.get_model's choice rule)")
-    p.add_argument("--weights", default=None, help="weights file for the model")
-    p.add_argument("--labels", default=None, help="your model's class names, one per line")
-    p.add_argument("--preprocess", default=None,
-                   help="none, unit, tf, caffe, torch or MEAN/STD (your model's)")
-    p.add_argument("--input-size", default=None, help="N or H,W (a fully convolutional model)")
+    add_model_options(p)
     p.add_argument("--verbose", action="store_true",
                    help="show TensorFlow's start-up notices (oneDNN, absl)")
     args = p.parse_args(argv)

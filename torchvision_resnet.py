@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 import preprocessing
+from efficientnet_lite0 import FedVariables, fold_conv_bn
 from torch_checkpoint import RefusedGlobalError, read_torch_state_dict
 
 tf1 = tf.compat.v1
@@ -145,16 +146,10 @@ def check_state(arch, state, path="the state dict"):
 
 
 def fold_batch_norm(state, spec):
-    """(kernel ``[k, k, in, out]``, bias ``[out]``) of conv ``spec`` with its BN folded in.
-
-    BN(conv(x)) = conv(x) * g + (beta - mean * g), g = gamma / sqrt(var + eps).
-    """
-    w = state[spec.key + ".weight"].astype(np.float64)                 # [out, in, k, k]
-    bn = {p: state["{}.{}".format(spec.bn, p)].astype(np.float64) for p in BN_PARAMS}
-    g = bn["weight"] / np.sqrt(bn["running_var"] + BN_EPSILON)         # [out]
-    kernel = w.transpose(2, 3, 1, 0) * g                               # [k, k, in, out]
-    bias = bn["bias"] - bn["running_mean"] * g
-    return kernel.astype(np.float32), bias.astype(np.float32)
+    """(kernel ``[k, k, in, out]``, bias ``[out]``) of conv ``spec`` with its BN folded in
+    (``efficientnet_lite0.fold_conv_bn`` with torchvision's keys and epsilon)."""
+    bn = {p: state["{}.{}".format(spec.bn, p)] for p in BN_PARAMS}
+    return fold_conv_bn(state[spec.key + ".weight"], bn, BN_EPSILON)
 
 
 def read_weights(arch, weights):
@@ -175,7 +170,7 @@ def read_weights(arch, weights):
     return state, check_state(arch, state, path), path
 
 
-class TorchvisionResNet:
+class TorchvisionResNet(FedVariables):
     """torchvision ResNet-18 / ResNet-50 as a TF1 graph (He et al., CVPR 2016).
 
     Attributes (the model contract of DESIGN.md): ``imgs`` (``[None, H, W, 3]`` float32,
@@ -245,14 +240,6 @@ class TorchvisionResNet:
                     x = tf.nn.relu(x)
             return tf.nn.relu(x + skip, name="out")
 
-    def _variable(self, name, shape):
-        # Initial value: a placeholder that load_weights feeds (as EfficientNetLite0 does).
-        value = tf1.placeholder(tf.float32, shape, name=name + "_value")
-        var = tf1.get_variable(name, initializer=value, trainable=False,
-                               collections=[tf1.GraphKeys.MODEL_VARIABLES])
-        self.variables[var.op.name[len(self._scope) + 1:]] = var
-        return var
-
     def _conv(self, x, spec):
         """conv + folded-BN bias with PyTorch's symmetric padding (kernel // 2 per side)."""
         with tf1.variable_scope(_scope_of(spec.key).split("/")[-1]):
@@ -276,9 +263,7 @@ class TorchvisionResNet:
     def load_weights(self, sess):
         """Feed the folded weights to the variables' initializers: one sess.run, no op."""
         start = time.perf_counter()
-        values = self.weight_values()
-        sess.run([v.initializer for v in self.variables.values()],
-                 {v.initializer.inputs[1]: values[n] for n, v in self.variables.items()})
+        self._feed(sess, self.weight_values())
         return time.perf_counter() - start
 
 

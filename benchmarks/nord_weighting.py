@@ -40,38 +40,58 @@ def main(argv=None):
                    help="also write the Markdown table here (default: "
                         "benchmarks/nord_weighting.md)")
     args = p.parse_args(argv)
+    from hw3_evaluation import write_text
+    text = table(args, measure(args))
+    print(text)
+    if args.out:
+        write_text(args.out, "# Necessity Ordering before and after the step weighting\n\n"
+                   + text)
+    return 0
+
+
+def main_job_maps(sess, model):
+    """The main job's comparison images and their three maps (Saliency, IG, the influence
+    expert): ``(images, targets, ImageNet indices, {method: maps})``."""
+    from hw3_attribution import IntegratedGrad, SaliencyMap
+    from hw3_infl import InflDirected, qoi_predicted
+    from hw3_utils import load_ImageNet
+    from hw3_vc import FULL, select_images
+    X, y, pred, idx = load_ImageNet("bundled", model=model, sess=sess)
+    sel = select_images(y, pred, FULL.n_right, FULL.n_wrong)
+    Xs, c = X[sel].astype(np.float32), pred[sel].astype(np.int32)
+    x, out = model.imgs, model.logits
+    infl = InflDirected(sess, x, model.layers[model.default_layers["influence"]], out,
+                        qoi_predicted())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        part = infl.influence_partial(X)
+        unit = infl.expert_from_partial(part)
+        if infl.last_info["expert_inactive"]:
+            unit = infl.expert_from_partial(part, active_only=True)
+    maps = {"Saliency": SaliencyMap(sess, x, out, c)(Xs),
+            "Integrated Gradients": IntegratedGrad(sess, x, out, c)(
+                Xs, "black", num_steps=FULL.ig_main_steps),
+            f"Influence (unit {unit})": infl.expert_attribution(unit, Xs)}
+    return Xs, c, idx[sel], maps
+
+
+def measure(args):
+    """``[(method, image, P, before, after, reference)]`` over the main job's maps."""
     import tensorflow as tf
     tf.compat.v1.disable_eager_execution()
-    from hw3_attribution import IntegratedGrad, SaliencyMap, new_session
-    from hw3_evaluation import N_Ord, write_text
-    from hw3_infl import InflDirected, qoi_predicted
-    from hw3_utils import get_model, load_ImageNet
-    from hw3_vc import FULL, select_images
-
+    from hw3_attribution import new_session
+    from hw3_evaluation import N_Ord
+    from hw3_utils import get_model
     sess = new_session(tf.Graph())
+    rows = []
     with sess.graph.as_default():
         model = get_model(sess, "efficientnet_lite0")
-        X, y, pred, idx = load_ImageNet("bundled", model=model, sess=sess)
-        sel = select_images(y, pred, FULL.n_right, FULL.n_wrong)
-        Xs, c = X[sel].astype(np.float32), pred[sel].astype(np.int32)
+        Xs, c, idx, maps = main_job_maps(sess, model)
         x, out = model.imgs, model.logits
-        infl = InflDirected(sess, x, model.layers[model.default_layers["influence"]], out,
-                            qoi_predicted())
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            part = infl.influence_partial(X)
-            unit = infl.expert_from_partial(part)
-            if infl.last_info["expert_inactive"]:
-                unit = infl.expert_from_partial(part, active_only=True)
-        maps = {"Saliency": SaliencyMap(sess, x, out, c)(Xs),
-                "Integrated Gradients": IntegratedGrad(sess, x, out, c)(
-                    Xs, "black", num_steps=FULL.ig_main_steps),
-                f"Influence (unit {unit})": infl.expert_attribution(unit, Xs)}
-        rows = []
         for name, A in maps.items():
-            for j, i in enumerate(sel):
+            for j in range(len(Xs)):
                 if not A[j].any():   # e.g. an expert inactive on this image: undefined
-                    rows.append((name, int(idx[i]), 0, np.nan, np.nan, np.nan))
+                    rows.append((name, int(idx[j]), 0, np.nan, np.nan, np.nan))
                     continue
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
@@ -79,9 +99,14 @@ def main(argv=None):
                               progress=False)
                     ref = N_Ord(sess, A[j], Xs[j], x, out, c[j], args.reference_M,
                                 progress=False)
-                rows.append((name, int(idx[i]), int(d["positives"][0]), unweighted(d)[0],
+                rows.append((name, int(idx[j]), int(d["positives"][0]), unweighted(d)[0],
                              d["scores"][0], ref))
                 print(rows[-1], file=sys.stderr, flush=True)
+    return rows
+
+
+def table(args, rows):
+    """The Markdown table of ``rows`` and the mean relative distances to the reference."""
     lines = [f"| method | image | P | before (M={args.M}, unweighted) | after (M={args.M}, "
              f"weighted) | reference (M={args.reference_M}) |",
              "| --- | --- | --- | --- | --- | --- |"]
@@ -94,12 +119,7 @@ def main(argv=None):
     lines += ["", f"Mean relative distance to the reference over {ok.sum()} maps: before "
               f"{100 * err[:, 0].mean():.1f}%, after {100 * err[:, 1].mean():.1f}% "
               f"(worst {100 * err[:, 0].max():.1f}% and {100 * err[:, 1].max():.1f}%)."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        write_text(args.out, "# Necessity Ordering before and after the step weighting\n\n"
-                   + text)
-    return 0
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

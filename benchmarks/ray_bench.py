@@ -206,15 +206,24 @@ def hours(s):
 
 def report(args, runs):
     """The Markdown report of ``runs``: a list of ``{"loop", "one", "two"}`` dicts."""
-    n = runs[0]["loop"]["images"]
-    rows, r1, r2, e1, e2 = [], [], [], [], []
+    rows, med1, med2 = throughput_rows(runs)
+    lines = report_head(args, runs, med1, med2) + rows + report_costs(args, runs)
+    text = "\n".join(lines)
+    de.write_text(args.out, text)
+    return text
+
+
+def throughput_rows(runs):
+    """The table's rows (three configurations per repeat) and the medians of 1 actor /
+    loop and 2 actors / 1 actor."""
+    rows, r1, r2 = [], [], []
     for k, run in enumerate(runs, 1):
         loop, one, two = run["loop"], run["one"], run["two"]
         thr = {c: run[c]["images"] / run[c]["wall_seconds"] for c in run}
         r1.append(thr["one"] / thr["loop"])
         r2.append(thr["two"] / thr["one"])
-        e1.append(loop["compute_seconds"] / one["engine_seconds"])
-        e2.append(one["engine_seconds"] / two["engine_seconds"])
+        e1 = loop["compute_seconds"] / one["engine_seconds"]
+        e2 = one["engine_seconds"] / two["engine_seconds"]
         rows += [
             f"| {k} | single-process loop (Explainer, no Ray, all cores) | "
             f"{loop['wall_seconds']:.1f} | {thr['loop']:.4f} | 1 | "
@@ -222,22 +231,19 @@ def report(args, runs):
             f"{loop['load'][0]} → {loop['load'][1]} |",
             f"| {k} | Ray, 1 actor ({one['layout']}) | {one['wall_seconds']:.1f} | "
             f"{thr['one']:.4f} | **{r1[-1]:.3f}** vs loop | {one['engine_seconds']:.1f} | "
-            f"{e1[-1]:.3f} | {one['shard_seconds']:.1f} | {one['load'][0]} → "
+            f"{e1:.3f} | {one['shard_seconds']:.1f} | {one['load'][0]} → "
             f"{one['load'][1]} |",
             f"| {k} | Ray, 2 actors ({two['layout']}) | {two['wall_seconds']:.1f} | "
             f"{thr['two']:.4f} | **{r2[-1]:.3f}** vs 1 actor | {two['engine_seconds']:.1f} | "
-            f"{e2[-1]:.3f} | {two['shard_seconds']:.1f} | {two['load'][0]} → "
+            f"{e2:.3f} | {two['shard_seconds']:.1f} | {two['load'][0]} → "
             f"{two['load'][1]} |"]
-    med1, med2 = float(np.median(r1)), float(np.median(r2))
-    loop = runs[0]["loop"]
-    raw = {k: float(np.median([r["loop"]["raw"][k] for r in runs])) for k in loop["raw"]}
-    f_img, g_img, by_method = per_image(runs[0]["one"]["counts"], runs[0]["one"]["images"])
-    ideal = f_img / raw["forward"] + g_img / raw["backward"]        # seconds per image
-    per_img = float(np.median([r["loop"]["shard_seconds"] for r in runs])) / n
-    efficiency = ideal / per_img
-    cpu_1 = estimate(f_img, g_img, raw["forward"], raw["backward"])
+    return rows, float(np.median(r1)), float(np.median(r2))
+
+
+def report_head(args, runs, med1, med2):
+    n = runs[0]["loop"]["images"]
     settings = "quick budgets" if args.quick else "the default settings"
-    lines = [
+    return [
         "# explain_dataset.py on Ray: measured figures", "",
         f"Machine: {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
         f"{platform.machine()}; `benchmarks/ray_bench.py{' --quick' if args.quick else ''}` "
@@ -253,12 +259,25 @@ def report(args, runs):
         "throughput; each actor gets one TF thread).", "",
         "| repeat | configuration | wall s | images/s | ratio | engine s | engine ratio | "
         "sum of shard s | load |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"] + rows + [
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+
+
+def report_costs(args, runs):
+    """What a run costs per image (counted), at the raw rates measured, and what
+    ImageNet's validation set would cost on this CPU and on (assumed) GPUs."""
+    n, loop = runs[0]["loop"]["images"], runs[0]["loop"]
+    raw = {k: float(np.median([r["loop"]["raw"][k] for r in runs])) for k in loop["raw"]}
+    f_img, g_img, by_method = per_image(runs[0]["one"]["counts"], runs[0]["one"]["images"])
+    ideal = f_img / raw["forward"] + g_img / raw["backward"]        # seconds per image
+    per_img = float(np.median([r["loop"]["shard_seconds"] for r in runs])) / n
+    efficiency = ideal / per_img
+    lines = [
         "",
         "Wall: process start to exit (imports, the model, listing, Ray's start-up, the "
-        "actors' graphs, the tables; the loop's raw-rate timing is taken out). Engine: the loop's shards; Ray from `ray.init` to the "
-        "last shard written (the cluster's and the actors' start-up included). Sum of shard "
-        "s: the time each shard took inside its worker, added up.", "",
+        "actors' graphs, the tables; the loop's raw-rate timing is taken out). Engine: the "
+        "loop's shards; Ray from `ray.init` to the last shard written (the cluster's and the "
+        "actors' start-up included). Sum of shard s: the time each shard took inside its "
+        "worker, added up.", "",
         "## Cost of the settings, per image (counted)", "",
         f"Raw rates of EfficientNet-Lite0 (measured in the loop's process right before its "
         f"shards, batch 16, best of {args.rounds} x {args.raw_runs} runs, median over "
@@ -275,7 +294,15 @@ def report(args, runs):
         f"At the raw rates that is {ideal:.2f} s per image; the loop took {per_img:.2f} s per "
         f"image: the toolkit ran at {efficiency:.0%} of the raw rates (row building, "
         "partial chunks, Python between runs; above 100% means the raw timing was slowed "
-        "by the machine's other load).", "",
+        "by the machine's other load).", ""]
+    return lines + imagenet_estimate(args, f_img, g_img, raw, efficiency)
+
+
+def imagenet_estimate(args, f_img, g_img, raw, efficiency):
+    settings = "quick budgets" if args.quick else "the default settings"
+    cpu_1 = estimate(f_img, g_img, raw["forward"], raw["backward"])
+    g1 = estimate(f_img, g_img, args.gpu_forward, args.gpu_backward)
+    return [
         f"## ImageNet validation ({IMAGENET_VAL:,} images), {settings}", "",
         f"Cost: {IMAGENET_VAL * f_img:,.0f} forwards and {IMAGENET_VAL * g_img:,.0f} "
         "gradients (image-rows through the model).", "",
@@ -285,9 +312,7 @@ def report(args, runs):
         f"{hours(cpu_1 / 8)} | {hours(cpu_1 / 64)} |",
         f"| same, at the toolkit's measured {efficiency:.0%} of raw | | "
         f"{hours(cpu_1 / efficiency)} | {hours(cpu_1 / efficiency / 8)} | "
-        f"{hours(cpu_1 / efficiency / 64)} |"]
-    g1 = estimate(f_img, g_img, args.gpu_forward, args.gpu_backward)
-    lines += [
+        f"{hours(cpu_1 / efficiency / 64)} |",
         f"| one GPU per actor, ASSUMED rates (not measured) | {args.gpu_forward:.0f} fwd/s, "
         f"{args.gpu_backward:.0f} fwd+bwd/s | {hours(g1)} | {hours(g1 / 8)} | "
         f"{hours(g1 / 64)} |", "",
@@ -295,9 +320,6 @@ def report(args, runs):
         "`--gpu-forward/--gpu-backward` set to your GPU's raw rates. Devices scale linearly "
         "in this estimate (shards are independent); Ray's start-up (tens of seconds) and the "
         "toolkit's efficiency on that device come on top.", ""]
-    text = "\n".join(lines)
-    de.write_text(args.out, text)
-    return text
 
 
 def main(argv=None):

@@ -509,6 +509,29 @@ def test_bench_estimate_arithmetic():
     assert ray_bench.hours(7200) == "2 h" and ray_bench.hours(90) == "1.5 min"
 
 
+def test_bench_report_has_every_section(tmp_path):
+    """ray_bench.report on made-up runs: the ratios (1 actor / loop = 10/11), the cost per
+    image and the ImageNet estimate, written to --out."""
+    import types
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import ray_bench
+
+    def run(wall):
+        return {"images": 4, "wall_seconds": wall, "compute_seconds": 0.9 * wall,
+                "engine_seconds": 0.8 * wall, "shard_seconds": 0.7 * wall,
+                "load": (1.0, 1.2), "layout": "1 x 2",
+                "raw": {"forward": 100.0, "backward": 40.0},
+                "counts": {"forward": [4, 0], "ig": [8, 200]}}
+    args = types.SimpleNamespace(quick=True, shard_size=2, flags=[], rounds=3, raw_runs=2,
+                                 gpu_forward=5000.0, gpu_backward=1700.0,
+                                 out=str(tmp_path / "r.md"))
+    text = ray_bench.report(args, [{"loop": run(10.0), "one": run(11.0), "two": run(5.5)}])
+    assert f"**1 actor ÷ single-process loop: {10 / 11:.3f}**" in text
+    assert "**2 actors ÷ 1 actor: 2.000**" in text
+    assert "| **total** | **3.0** | **50.0** |" in text and "## ImageNet validation" in text
+    assert (tmp_path / "r.md").read_text() == text
+
+
 def test_pool_layout():
     gib = 1 << 30
     # CPUs only: one 1-thread actor per CPU, capped by memory and by the shards to do
