@@ -404,8 +404,9 @@ class SmoothGrad(AttributionMethod):
     graph: sample ``s`` of every input is ``sigma·(max - min)`` times the unit noise
     ``tf.random.stateless_normal`` of the seed ``(seed, s)``, so the result depends only
     on ``seed`` (not on ``batch_size`` or the other inputs of the batch). That unit noise
-    is the same for every input, so each sample's is drawn once per call and fed back to
-    the other inputs' rows (:class:`NoiseCache`); the graph sums the gradients per input.
+    is the same for every input, so each sample's is drawn once and fed back to the other
+    inputs' rows and to later calls with the same seed (:class:`NoiseCache`, kept up to
+    :data:`NOISE_CACHE_BYTES` per graph); the graph sums the gradients per input.
     Session calls: ``ceil(N·samples / batch_size)`` (+ forwards when the target is None).
     """
 
@@ -2056,7 +2057,7 @@ def model_ops(x, out):
 
 BLACK = -1                         # the bank index of the all-zero image (the graph makes it)
 INT32_MAX = np.iinfo(np.int32).max
-NOISE_CACHE_BYTES = 1 << 28        # unit noise a call keeps to feed back to later rows
+NOISE_CACHE_BYTES = 1 << 27        # unit noise kept (per RowOps) to feed back to rows
 
 
 class Rows:
@@ -2204,7 +2205,8 @@ def run_rows(runner, rows, bank, fetch, batch_size, desc, n_sums=0):
     summed = [f for f in fetch if f in SUM_FETCHES]
     out = {f: np.zeros((n_sums,) + bank.shape, np.float64) for f in summed}
     noise = (None if rows.noise_seed is None
-             else NoiseCache(rows.noise_seed, batch_size, bank.shape))
+             else NoiseCache(rows.noise_seed, batch_size, bank.shape,
+                             ops.noise_store(bank.shape)))
     fetches = [getattr(ops, f) for f in per_row + summed]
     for sl in runner.slices(rows.n, batch_size, desc):
         feed, sums = _chunk_feed(ops, rows, bank, sl, noise)
@@ -2286,23 +2288,49 @@ def _run_chunk(runner, ops, fetches, feed, noise):
     return values
 
 
+class NoiseStore:
+    """Unit noise kept between calls, for one image shape and dtype: seed pair -> a slot of
+    one contiguous array of at most :data:`NOISE_CACHE_BYTES` (a later call with the same
+    seeds, as every SmoothGrad call with the default ``seed=0`` is, feeds it back instead of
+    drawing it again; values are the same as drawing it)."""
+
+    def __init__(self, shape, dtype):
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+        self.room = NOISE_CACHE_BYTES // (self.dtype.itemsize * max(1, int(np.prod(shape))))
+        self.array, self.slot_of = None, {}
+
+    def slots(self, seeds):
+        """The slot of each seed pair ``[K, 2]`` (-1: not kept)."""
+        return np.array([self.slot_of.get((int(a), int(b)), -1) for a, b in seeds], np.int64)
+
+    def add(self, seeds, noise):
+        """Keep ``noise`` ``[k, ...]`` of the seed pairs ``seeds`` while there is room;
+        returns the slots given (-1 where none was left)."""
+        if self.array is None:
+            self.array = np.empty((self.room,) + self.shape, self.dtype)
+        out = np.full(len(seeds), -1, np.int64)
+        take = min(len(seeds), self.room - len(self.slot_of))
+        first = len(self.slot_of)
+        self.array[first:first + take] = noise[:take]
+        for j in range(take):
+            self.slot_of[(int(seeds[j][0]), int(seeds[j][1]))] = out[j] = first + j
+        return out
+
+
 class NoiseCache:
     """The unit noise of one call's rows, drawn once per seed: a seed's noise drawn in one
-    chunk is fetched and fed back to the later chunks' rows of the same seed (SmoothGrad:
-    sample s of every input uses the seed ``(seed, s)``, so each sample's noise is drawn
-    once per call, not once per input). Values are the same as drawing it again; up to
-    :data:`NOISE_CACHE_BYTES` are kept, seeds beyond that are drawn again.
+    chunk is fetched, kept in the :class:`NoiseStore` and fed back to later rows of the same
+    seed, in this call and in later ones (SmoothGrad: sample s of every input uses the seed
+    ``(seed, s)``, so each sample's noise is drawn once, not once per input and call). Values
+    are the same as drawing it again; seeds beyond the store's room are drawn again.
     """
 
-    def __init__(self, seeds, batch_size, shape):
+    def __init__(self, seeds, batch_size, shape, store=None):
         self.seeds, key = np.unique(seeds, axis=0, return_inverse=True)       # [K, 2]
         self.key_of_row = key.reshape(-1)
-        self.batch_size = batch_size
-        self.last_chunk = np.zeros(len(self.seeds), np.int64)                  # of each seed
-        np.maximum.at(self.last_chunk, self.key_of_row, np.arange(len(seeds)) // batch_size)
-        self.slot = np.full(len(self.seeds), -1, np.int64)   # where a seed's noise is kept
-        self.room = min(len(self.seeds), NOISE_CACHE_BYTES // (4 * int(np.prod(shape))))
-        self.store, self.stored, self.pending = None, 0, None
+        self.store = store if store is not None else NoiseStore(shape, np.float32)
+        self.slot = self.store.slots(self.seeds)           # where a seed's noise is kept
+        self.pending = None
 
     def feed(self, ops, sl):
         """The noise feeds of the rows ``sl``: the seeds to draw, the kept noise to feed,
@@ -2313,24 +2341,19 @@ class NoiseCache:
         entry = np.empty(len(distinct), np.int64)
         entry[kept] = np.arange(len(fed))
         entry[~kept] = len(fed) + np.arange(len(new))
-        later = np.any(self.last_chunk[new] > sl.start // self.batch_size)
-        self.pending = new if later and self.stored < self.room else None
+        room = len(self.store.slot_of) < self.store.room
+        self.pending = new if len(new) and room else None
         out = {ops.noise_seeds: self.seeds[new], ops.noise_of: entry[local].astype(np.int32)}
         if len(fed):
             slots = self.slot[fed]
             consecutive = np.all(np.diff(slots) == 1)
-            out[ops.noise_fed] = (self.store[slots[0]:slots[-1] + 1] if consecutive
-                                  else self.store[slots])
+            out[ops.noise_fed] = (self.store.array[slots[0]:slots[-1] + 1] if consecutive
+                                  else self.store.array[slots])
         return out
 
     def keep(self, drawn):
         """Keep the noise ``drawn`` ``[S, ...]`` for the chunk's new seeds, while room."""
-        if self.store is None:
-            self.store = np.empty((self.room,) + drawn.shape[1:], drawn.dtype)
-        take = min(len(self.pending), self.room - self.stored)
-        self.store[self.stored:self.stored + take] = drawn[:take]
-        self.slot[self.pending[:take]] = np.arange(self.stored, self.stored + take)
-        self.stored += take
+        self.slot[self.pending] = self.store.add(self.seeds[self.pending], drawn)
         self.pending = None
 
 
@@ -2428,6 +2451,15 @@ class RowOps:
                          lambda: unit_noise(self.noise_fed, self.drawn_noise, self.noise_of))
         rows.set_shape(front.shape)
         return rows
+
+    def noise_store(self, shape):
+        """The :class:`NoiseStore` of unit noise for images of ``shape`` (one kept at a
+        time: another shape replaces it)."""
+        dtype = self.drawn_noise.dtype.as_numpy_dtype
+        key = (tuple(shape), np.dtype(dtype).str, NOISE_CACHE_BYTES)
+        if getattr(self, "_noise_key", None) != key:
+            self._noise_key, self._noise_store = key, NoiseStore(shape, dtype)
+        return self._noise_store
 
     def _model(self, x, out):
         """The model on the rows: a copy of its ops reading them (``mode`` 'clone'), or

@@ -236,6 +236,53 @@ def test_noise_cache_without_room_draws_again(monkeypatch):
     assert len(drawn) == 15
 
 
+def test_noise_store_feeds_a_later_call_and_keeps_its_bound(monkeypatch):
+    """The noise drawn by one call is fed to the next call of the same seeds (none drawn);
+    a store with room for 3 seeds keeps 3 and the others are drawn each time."""
+    seeds = np.stack([np.full(10, 3), np.tile(np.arange(5), 2)], 1)    # 2 inputs x 5
+    store = A.NoiseStore((2, 2), np.float32)
+    _, first = replay(A.NoiseCache(seeds, 4, (2, 2), store), seeds, 4)
+    assert sorted(first) == [(3, s) for s in range(5)]
+    _, second = replay(A.NoiseCache(seeds, 4, (2, 2), store), seeds, 4)
+    assert second == []
+    other = np.stack([np.full(5, 4), np.arange(5)], 1)                  # another seed
+    _, drawn = replay(A.NoiseCache(other, 4, (2, 2), store), other, 4)
+    assert sorted(drawn) == [(4, s) for s in range(5)]
+
+    monkeypatch.setattr(A, "NOISE_CACHE_BYTES", 3 * 4 * 4)              # 3 seeds of 2x2
+    small = A.NoiseStore((2, 2), np.float32)
+    _, first = replay(A.NoiseCache(seeds, 4, (2, 2), small), seeds, 4)
+    _, second = replay(A.NoiseCache(seeds, 4, (2, 2), small), seeds, 4)
+    assert len(small.slot_of) == 3 and small.array.shape == (3, 2, 2)
+    assert sorted(set(second)) == [(3, 3), (3, 4)]       # the two not kept, in each chunk
+    assert sorted(set(first)) == [(3, s) for s in range(5)]
+
+
+def test_smoothgrad_second_call_draws_no_noise(sess):
+    """A second SmoothGrad call with the same seed feeds the kept noise (no seed drawn)
+    and gives the same numbers, to the bit."""
+    model = tiny_convnet()
+    X = images(2)
+    sg = A.SmoothGrad(sess, *tensors(model), [0, 2], progress=False)
+    first = sg(X, 4, samples=5, sigma=0.2, seed=7)
+    drawn = []
+    real = A.NoiseCache.feed
+
+    def feed(self, ops, sl):
+        out = real(self, ops, sl)
+        drawn.append(len(out[ops.noise_seeds]))
+        return out
+    A.NoiseCache.feed = feed
+    try:
+        again = sg(X, 4, samples=5, sigma=0.2, seed=7)
+        other = sg(X, 4, samples=5, sigma=0.2, seed=8)
+    finally:
+        A.NoiseCache.feed = real
+    np.testing.assert_array_equal(first, again)
+    assert sum(drawn[:3]) == 0 and sum(drawn[3:]) == 5          # seed 8: each sample once
+    assert not np.array_equal(first, other)
+
+
 def test_smoothgrad_numbers_are_unchanged(sess, monkeypatch):
     """Drawing each sample's noise once per call gives the numbers of drawing it for
     every row (as before the NoiseCache), to the bit; the values pinned here were
