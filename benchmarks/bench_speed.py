@@ -251,17 +251,19 @@ def before_cases(model, sess, X, c, s, mods):
     return BeforeCases(model, sess, X, c, s, mods)
 
 
-def speed_cases(model, sess, X, c, s, pair=True, before=None, progress=log):
+def speed_cases(model, sess, X, c, s, pair=True, before=None, progress=log, cases=None):
     """Run every case ``s.rounds`` times, each followed by a raw measurement of its kind at
     ``s.batch_size``; with ``before`` (modules from :func:`load_before`) the earlier
     revision's cases run in the same rounds, each right after its current twin.
+    ``cases``: the workloads to run (a :class:`Cases` of one's own, e.g. a subset of the
+    cases on another model: ``bench_own_model``); default: every case of :class:`Cases`.
 
     Returns ``{'now': {case: stats}, 'before': {case: stats}}`` with stats ``{'ratio':
     median of rate / raw rate, 'rate': median rate, 'outside': median fraction of wall time
     outside sess.run, 'inside_ratio': median rows/s inside sess.run / raw rate, 'calls',
     'rows', 'ratios', 'rates'}``.
     """
-    sets = {"now": Cases(model, sess, X, c, s, pair=pair)}
+    sets = {"now": cases if cases is not None else Cases(model, sess, X, c, s, pair=pair)}
     if before is not None:
         sets["before"] = before_cases(model, sess, X, c, s, before)
     out = {k: {} for k in sets}

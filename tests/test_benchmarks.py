@@ -167,3 +167,57 @@ def test_write_atomic(tmp_path):
     bench.write_atomic(str(path), "| a |\n")
     assert path.read_text() == "| a |\n"
     assert [p.name for p in path.parent.iterdir()] == ["results.md"]
+
+
+def test_own_model_table_on_tiny_model(tiny):
+    """bench_own_model (issue 20): our three cases against the raw graph in one round, and
+    the table: the Xplique rows say why they are missing, or divide the rates per round
+    and report the maps' agreement. No Xplique (nor eager TensorFlow) is needed here."""
+    import bench_own_model as own
+    model, sess, X = tiny
+    c = bench.predicted(model, sess, X)
+    s = replace(TINY, occlusion_images=1)
+    stats, maps = own.ours_round(model, sess, X, c, s, progress=quiet)
+    assert set(stats) == {"ig", "smoothgrad", "occlusion", "ig_trapezoid"}
+    assert stats["occlusion"]["rows"] == 16 + 1          # 4x4 patches of 16x16, + x
+    for o in stats.values():
+        assert o["rate"] > 0 and np.isfinite(o["ratio"])
+    assert maps["ig"].shape == maps["smoothgrad"].shape == X[:2].shape
+    assert maps["occlusion"].shape == (1, 16, 16)
+
+    rows = own.own_model_rows([stats], None, None, s, reason="xplique not importable")
+    text = "\n".join(bench.markdown_table(rows))
+    for figure in ("IntegratedGrad (2 images x 4 steps)", "SmoothGrad (2 images x 4 samples)",
+                   "Occlusion (1 image(s), 4x4 patches)", "Xplique's rule (trapezoid, 3"):
+        assert figure in text, figure
+    assert "| not measured |" in text and "xplique not importable" in text
+    assert all(row.count("|") == 7 for row in text.splitlines())
+
+    # Xplique's side as its child reports it: half our rates, its maps channel-averaged
+    theirs = {name: {"rate": stats[mine]["rate"] / 2, "raw": stats[mine]["rate"],
+                     "seconds": 1.0, "rows": 1} for mine, name, _ in own.VERSUS}
+    their_maps = {"ig": maps["ig"].mean(-1, keepdims=True),
+                  "occlusion": maps["occlusion"][..., None],
+                  "smoothgrad": -maps["smoothgrad"].mean(-1, keepdims=True),
+                  "smoothgrad_same_noise": maps["smoothgrad"].mean(-1, keepdims=True)}
+    agree = own.agreement(maps, their_maps)
+    assert agree["ig"][0] < 1e-6 and agree["occlusion"][0] < 1e-6
+    assert agree["smoothgrad"][1] > 0.999999 and agree["smoothgrad_own_noise"][1] < -0.999
+    rows = own.own_model_rows([stats, stats], [theirs, theirs], agree, s)
+    versus = [r for r in rows if "vs Xplique" in r[0]]
+    assert [r[2] for r in versus] == ["2x"] * 3 and all(r[4] == "met" for r in versus)
+    assert "ours ÷ Xplique per round: 2, 2" in versus[0][5]
+
+
+def test_own_model_placeholder_modules():
+    """Xplique's unused imports get placeholders that raise on first use; installed
+    modules are left alone."""
+    import bench_own_model as own
+    name = "bench_own_model_no_such_module"
+    try:
+        assert own.stub_missing((name, "numpy")) == [name]
+        module = sys.modules[name]
+        with pytest.raises(ImportError, match="not installed"):
+            module.anything
+    finally:
+        sys.modules.pop(name, None)
