@@ -2272,9 +2272,8 @@ def sum_weights(into, weight):
 
 def _run_chunk(runner, ops, fetches, feed, noise):
     """One chunk's values: one ``sess.run``, or in 'feed' mode two (build the rows, then
-    feed them to the model). The noise the chunk draws comes back too when later chunks
-    reuse it."""
-    keep = noise is not None and noise.pending is not None
+    feed them to the model). The noise the chunk draws comes back too, to be kept."""
+    keep = noise is not None       # the drawn noise is always fetched (one set of fetches)
     side = [ops.drawn_noise] if keep else []
     if ops.mode == "feed":
         built = runner.run([ops.rows] + side, feed)
@@ -2341,19 +2340,21 @@ class NoiseCache:
         entry = np.empty(len(distinct), np.int64)
         entry[kept] = np.arange(len(fed))
         entry[~kept] = len(fed) + np.arange(len(new))
-        room = len(self.store.slot_of) < self.store.room
-        self.pending = new if len(new) and room else None
+        self.pending = new
         out = {ops.noise_seeds: self.seeds[new], ops.noise_of: entry[local].astype(np.int32)}
         if len(fed):
             slots = self.slot[fed]
             consecutive = np.all(np.diff(slots) == 1)
             out[ops.noise_fed] = (self.store.array[slots[0]:slots[-1] + 1] if consecutive
                                   else self.store.array[slots])
+        else:   # fed all the same: every chunk of every call runs with one set of feeds
+            out[ops.noise_fed] = np.zeros((0,) + self.store.shape, self.store.dtype)
         return out
 
     def keep(self, drawn):
         """Keep the noise ``drawn`` ``[S, ...]`` for the chunk's new seeds, while room."""
-        self.slot[self.pending] = self.store.add(self.seeds[self.pending], drawn)
+        if len(self.pending) and len(self.store.slot_of) < self.store.room:
+            self.slot[self.pending] = self.store.add(self.seeds[self.pending], drawn)
         self.pending = None
 
 

@@ -206,53 +206,44 @@ def keras_for_xplique(path, preprocess):
     return keras.Model(inp, base(x))
 
 
-def xplique_round(path, preprocess, X, c, s, agreement=False, progress=log):
-    """One round of Xplique's cases in this (eager) process: ``(stats, maps, info)``.
-
-    stats ``{case: {'rate', 'raw', 'seconds', 'rows'}}``: rows per second of the explain call
-    and of the Keras model under Xplique's own ``tf.function`` operators (gradient or
-    prediction, batch ``s.batch_size``, as many rows), timed right after it."""
-    import tensorflow as tf
-    stubbed = stub_missing()
-    import xplique
+def xplique_cases(model, X, c, s):
+    """Xplique's three explainers on ``model``: ``({case: (run, rows, kind)}, smoothgrad)``
+    with ``smoothgrad`` the SmoothGrad run (for the same-noise comparison)."""
     from xplique.attributions import IntegratedGradients, Occlusion, SmoothGrad
-    from xplique.commons.operators import predictions_operator
-    from xplique.commons.operators_operations import gradients_predictions
-    model = keras_for_xplique(path, preprocess)
     bs, steps = s.batch_size, s.steps
-    k = int(model.outputs[0].shape[-1])
-    Y = np.eye(k, dtype=np.float32)[c]
-    n = min(s.images, len(X))
-    Xs, Ys = X[:n], Y[:n]
-    n_o = min(s.occlusion_images, len(X))
-    Xo, Yo = X[:n_o], Y[:n_o]
+    Y = np.eye(int(model.outputs[0].shape[-1]), dtype=np.float32)[c]
+    n, n_o = min(s.images, len(X)), min(s.occlusion_images, len(X))
+    Xs, Ys, Xo, Yo = X[:n], Y[:n], X[:n_o], Y[:n_o]
     flat = Xs.reshape(n, -1)
     noise = (SIGMA * (flat.max(axis=1) - flat.min(axis=1))).astype(np.float32)
     groups = {float(v): np.flatnonzero(noise == v) for v in np.unique(noise)}
     ig = IntegratedGradients(model, steps=steps, batch_size=bs, baseline_value=0.0)
     occ = Occlusion(model, patch_size=s.occlusion_superpixel,
                     patch_stride=s.occlusion_superpixel, batch_size=bs, occlusion_value=0.0)
+    sgs = {v: SmoothGrad(model, nb_samples=steps, noise=v, batch_size=bs) for v in groups}
 
-    def smoothgrad_at(batch_size):
-        sgs = {v: SmoothGrad(model, nb_samples=steps, noise=v, batch_size=batch_size)
-               for v in groups}
+    def smoothgrad():   # one explainer per noise level (Xplique's noise is absolute)
+        out = np.empty(Xs.shape[:3] + (1,), np.float32)
+        for v, idx in groups.items():
+            out[idx] = sgs[v].explain(Xs[idx], Ys[idx]).numpy()
+        return out
 
-        def run():
-            out = np.empty(Xs.shape[:3] + (1,), np.float32)
-            for v, idx in groups.items():
-                out[idx] = sgs[v].explain(Xs[idx], Ys[idx]).numpy()
-            return out
-        return run
-
-    smoothgrad = smoothgrad_at(bs)
-
+    patches = len(patch_corners(X.shape[1:3], s.occlusion_superpixel))
     cases = {"ig": (lambda: ig.explain(Xs, Ys).numpy(), n * steps, "gradient"),
              "smoothgrad": (smoothgrad, n * steps, "gradient"),
-             "occlusion": (lambda: occ.explain(Xo, Yo).numpy(),
-                           n_o * (1 + len(patch_corners(X.shape[1:3],
-                                                        s.occlusion_superpixel))),
+             "occlusion": (lambda: occ.explain(Xo, Yo).numpy(), n_o * (1 + patches),
                            "forward")}
+    return cases, smoothgrad
+
+
+def xplique_raw(model, X, c, bs):
+    """``raw(kind, rows)``: rows per second of the Keras model under Xplique's own
+    ``tf.function`` operators (gradient or prediction) on a prepared batch of ``bs``."""
+    import tensorflow as tf
+    from xplique.commons.operators import predictions_operator
+    from xplique.commons.operators_operations import gradients_predictions
     take = np.arange(bs) % len(X)
+    Y = np.eye(int(model.outputs[0].shape[-1]), dtype=np.float32)[c]
     batch, targets = tf.constant(X[take]), tf.constant(Y[take])
     raw_fn = {"gradient": gradients_predictions, "forward": predictions_operator}
 
@@ -262,38 +253,58 @@ def xplique_round(path, preprocess, X, c, s, agreement=False, progress=log):
         for _ in range(calls):
             raw_fn[kind](model, batch, targets).numpy()
         return calls * bs / (time.perf_counter() - t0)
-
-    logits = model(X, training=False).numpy()
-    for kind in raw_fn:
+    for kind in raw_fn:   # the first call of each traces its tf.function
         raw(kind, 1)
+    return raw
+
+
+def xplique_round(path, preprocess, X, c, s, agreement=False, progress=log):
+    """One round of Xplique's cases in this (eager) process: ``(stats, maps, info)``.
+
+    stats ``{case: {'rate', 'raw', 'seconds', 'rows'}}``: rows per second of the explain call
+    and of the Keras model under Xplique's own ``tf.function`` operators (gradient or
+    prediction, batch ``s.batch_size``, as many rows), timed right after it."""
+    import tensorflow as tf
+    stubbed = stub_missing()
+    import xplique
+    model = keras_for_xplique(path, preprocess)
+    cases, smoothgrad = xplique_cases(model, X, c, s)
+    raw = xplique_raw(model, X, c, s.batch_size)
+    logits = model(X, training=False).numpy()
     maps, stats = {}, {}
-    for name, (fn, _, _) in cases.items():   # warm-up: tf.function traces per shape
+    for fn, _, _ in cases.values():   # warm-up: tf.function traces per shape
         fn()
     for name, (fn, rows, kind) in cases.items():
         t0 = time.perf_counter()
         maps[name] = fn()
         wall = time.perf_counter() - t0
         rate = rows / wall
-        ref = raw(kind, min(max(s.raw_rows, 2 * bs, rows), 1024))
+        ref = raw(kind, min(max(s.raw_rows, 2 * s.batch_size, rows), 1024))
         stats[name] = {"rate": rate, "raw": ref, "seconds": wall, "rows": rows}
         progress(f"xplique {name}: {rate:.2f} {kind}/s = {rate / ref:.3f} x its raw "
                  f"({wall:.1f} s)")
     if agreement:
-        maps["smoothgrad_same_noise"] = same_noise_smoothgrad(smoothgrad, steps)
-        # the float32 floor: Xplique against itself with its tf.functions run op by op
-        # (no graph optimisation: other kernels, other summation orders, ReLU gates near 0
-        # flip, and the gradients through them)
-        tf.config.run_functions_eagerly(True)
-        try:
-            maps["ig_floor"] = ig.explain(Xs, Ys).numpy()
-            maps["smoothgrad_floor"] = same_noise_smoothgrad(smoothgrad, steps)
-        finally:
-            tf.config.run_functions_eagerly(False)
+        maps.update(xplique_floor(cases["ig"][0], smoothgrad, s.steps))
     info = {"xplique": xplique.__version__, "tensorflow": tf.__version__,
             "keras": __import__("keras").__version__, "stubbed": stubbed, "logits": logits,
             "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
             "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
     return stats, maps, info
+
+
+def xplique_floor(ig, smoothgrad, steps):
+    """The maps for the agreement: SmoothGrad on the toolkit's noise, and the float32 floor,
+    Xplique against itself with its tf.functions run op by op (no graph optimisation: other
+    kernels, other summation orders, ReLU gates near 0 flip, and the gradients through them)."""
+    import tensorflow as tf
+    maps = {"smoothgrad_same_noise": same_noise_smoothgrad(smoothgrad, steps)}
+    tf.config.run_functions_eagerly(True)
+    try:
+        maps["ig_floor"] = ig()
+        maps["smoothgrad_floor"] = same_noise_smoothgrad(smoothgrad, steps)
+    finally:
+        tf.config.run_functions_eagerly(False)
+    return maps
 
 
 def same_noise_smoothgrad(smoothgrad, samples, seed=0):
