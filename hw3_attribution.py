@@ -2205,8 +2205,7 @@ def run_rows(runner, rows, bank, fetch, batch_size, desc, n_sums=0):
     summed = [f for f in fetch if f in SUM_FETCHES]
     out = {f: np.zeros((n_sums,) + bank.shape, np.float64) for f in summed}
     noise = (None if rows.noise_seed is None
-             else NoiseCache(rows.noise_seed, batch_size, bank.shape,
-                             ops.noise_store(bank.shape)))
+             else NoiseCache(rows.noise_seed, ops.noise_store(bank.shape)))
     fetches = [getattr(ops, f) for f in per_row + summed]
     for sl in runner.slices(rows.n, batch_size, desc):
         feed, sums = _chunk_feed(ops, rows, bank, sl, noise)
@@ -2305,11 +2304,13 @@ class NoiseStore:
     def add(self, seeds, noise):
         """Keep ``noise`` ``[k, ...]`` of the seed pairs ``seeds`` while there is room;
         returns the slots given (-1 where none was left)."""
+        out = np.full(len(seeds), -1, np.int64)
+        first = len(self.slot_of)
+        take = min(len(seeds), self.room - first)
+        if take <= 0:
+            return out
         if self.array is None:
             self.array = np.empty((self.room,) + self.shape, self.dtype)
-        out = np.full(len(seeds), -1, np.int64)
-        take = min(len(seeds), self.room - len(self.slot_of))
-        first = len(self.slot_of)
         self.array[first:first + take] = noise[:take]
         for j in range(take):
             self.slot_of[(int(seeds[j][0]), int(seeds[j][1]))] = out[j] = first + j
@@ -2324,11 +2325,11 @@ class NoiseCache:
     are the same as drawing it again; seeds beyond the store's room are drawn again.
     """
 
-    def __init__(self, seeds, batch_size, shape, store=None):
+    def __init__(self, seeds, store):
         self.seeds, key = np.unique(seeds, axis=0, return_inverse=True)       # [K, 2]
         self.key_of_row = key.reshape(-1)
-        self.store = store if store is not None else NoiseStore(shape, np.float32)
-        self.slot = self.store.slots(self.seeds)           # where a seed's noise is kept
+        self.store = store
+        self.slot = store.slots(self.seeds)                # where a seed's noise is kept
         self.pending = None
 
     def feed(self, ops, sl):
@@ -2353,7 +2354,7 @@ class NoiseCache:
 
     def keep(self, drawn):
         """Keep the noise ``drawn`` ``[S, ...]`` for the chunk's new seeds, while room."""
-        if len(self.pending) and len(self.store.slot_of) < self.store.room:
+        if len(self.pending):
             self.slot[self.pending] = self.store.add(self.seeds[self.pending], drawn)
         self.pending = None
 

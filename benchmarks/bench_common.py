@@ -26,6 +26,23 @@ GRADED = ("hw3_attribution", "hw3_infl", "hw3_evaluation")
 ROW_FEED = re.compile(r"^hw3_rows(_\d+)?/(front|p):")
 
 
+def git_commit():
+    """The project's short commit hash, or '?' where git cannot say."""
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                              capture_output=True, text=True).stdout.strip() or "?"
+    except OSError:
+        return "?"
+
+
+def loadavg():
+    """The machine's 1, 5 and 15 minute load averages (NaN where the OS has none)."""
+    try:
+        return os.getloadavg()
+    except OSError:
+        return (float("nan"),) * 3
+
+
 def log(msg):
     """Progress on stderr."""
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)

@@ -69,8 +69,8 @@ sys.path.insert(0, HERE)
 
 import numpy as np  # noqa: E402
 
-from bench_common import (FULL, ROOT, Settings, TimedSession, fmt, log,  # noqa: E402
-                          raw_rate, table_row)
+from bench_common import (FULL, ROOT, Settings, TimedSession, fmt,  # noqa: E402
+                          git_commit, loadavg, log, raw_rate, table_row)
 from bench_pair import rel_l2  # noqa: E402
 from bench_speed import CASE_FIGURES, Cases, speed_cases, why_slow  # noqa: E402
 
@@ -594,13 +594,6 @@ CHILDREN = {"build": child_build, "setup": child_setup, "ours": child_ours,
 
 # ------------------------------------------------------------------ the run
 
-def loadavg():
-    try:
-        return os.getloadavg()
-    except OSError:
-        return (float("nan"),) * 3
-
-
 def measure(work, spec, s, use_xplique=True, progress=log):
     """Build, set up, then ``s.rounds`` rounds of the two children (order alternating).
     Returns a dict of everything the report needs."""
@@ -655,8 +648,7 @@ def report(res, spec, s, argv, start_load, t_start):
     """The Markdown of ``benchmarks/own_model.md``."""
     import importlib.metadata as md
     from run import markdown_table
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                            capture_output=True, text=True).stdout.strip()
+    commit = git_commit()
     end_load = loadavg()
     versions = {p: _version(md, p) for p in ("tensorflow-cpu", "tensorflow", "keras",
                                               "numpy", "xplique")}

@@ -143,14 +143,12 @@ def pair_methods_rows(model, sess, X, c, steps, batch_size, rounds, progress=log
 def machine():
     """Where and when: the command, host, CPUs, TensorFlow, commit, load average."""
     import platform
-    import subprocess
     import tensorflow as tf
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, cwd=os.path.dirname(os.path.abspath(__file__))).stdout
-    load = os.getloadavg()
+    from bench_common import git_commit, loadavg
+    load = loadavg()
     return (f"`{' '.join(['benchmarks/bench_pair_methods.py'] + sys.argv[1:])}` on "
             f"{platform.node()} ({os.cpu_count()} CPUs), TensorFlow {tf.__version__}, "
-            f"commit {commit.strip()}, {time.strftime('%Y-%m-%d %H:%M')}, load average at "
+            f"commit {git_commit()}, {time.strftime('%Y-%m-%d %H:%M')}, load average at "
             f"start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}.")
 
 
@@ -164,7 +162,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     import tensorflow as tf
     tf.compat.v1.disable_eager_execution()
-    from bench_common import build_model, predicted
+    from bench_common import build_model, loadavg, predicted
     from hw3_attribution import DEFAULT_BATCH_SIZE, new_session
     from run import markdown_table, write_atomic
     images, rounds, steps = ((1, 1, 8) if args.quick else
@@ -177,7 +175,7 @@ def main(argv=None):
         c = predicted(model, sess, X)
         rows = pair_methods_rows(model, sess, X, c, steps, DEFAULT_BATCH_SIZE, rounds)
     lines = ["# PAIR methods: XRAI and Blur IG beside PAIR saliency 0.2.1", "", start,
-             f"Load average at the end {os.getloadavg()[0]:.2f}.", ""] + markdown_table(rows)
+             f"Load average at the end {loadavg()[0]:.2f}.", ""] + markdown_table(rows)
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

@@ -40,6 +40,7 @@ sys.path.insert(0, ROOT)
 import dataset_engine as de  # noqa: E402
 import dataset_plan as dp  # noqa: E402
 import explain_dataset as ed  # noqa: E402
+from bench_common import loadavg  # noqa: E402
 
 IMAGENET_VAL = 50_000
 QUICK_FLAGS = ["--ig-steps", "8", "--sg-samples", "4", "--occlusion-size", "28", "--nord-m",
@@ -109,7 +110,7 @@ def loop_main(args):
 
 
 def load():
-    return round(os.getloadavg()[0], 1)
+    return round(loadavg()[0], 1)
 
 
 def run_loop(args):

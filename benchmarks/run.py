@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,8 +36,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # The figures' modules; their names are this module's too (tests/test_benchmarks.py).
 from bench_common import (FULL, GRADED, QUICK, ROOT, Settings, TimedSession,  # noqa: E402,F401
-                          before_tree, build_model, fmt, load_before, log, predicted,
-                          raw_rate, raw_rows, raw_throughput)
+                          before_tree, build_model, fmt, git_commit, load_before,
+                          loadavg, log, predicted, raw_rate, raw_rows, raw_throughput)
 from bench_completeness import (RULES, completeness, completeness_markdown,  # noqa: E402,F401
                                 completeness_rows, completeness_verdict, node_set)
 from bench_memory import memory_probe, memory_ratio, memory_rows  # noqa: E402,F401
@@ -110,15 +109,7 @@ def write_atomic(path, text):
 
 def header(args, s):
     import tensorflow as tf
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                                capture_output=True, text=True).stdout.strip()
-    except OSError:
-        commit = "?"
-    try:
-        load = os.getloadavg()
-    except OSError:
-        load = (float("nan"),) * 3
+    commit, load = git_commit(), loadavg()
     return [
         "# Benchmarks",
         "",

@@ -224,7 +224,7 @@ def replay(cache, seeds, batch_size):
 
 def test_noise_cache_draws_each_seed_once():
     seeds = np.stack([np.full(15, 3), np.tile(np.arange(5), 3)], 1)    # 3 inputs x 5
-    cache = A.NoiseCache(seeds, 4, (2, 2))
+    cache = A.NoiseCache(seeds, A.NoiseStore((2, 2), np.float32))
     _, drawn = replay(cache, seeds, 4)
     assert sorted(drawn) == [(3, s) for s in range(5)]                  # each once
 
@@ -232,7 +232,7 @@ def test_noise_cache_draws_each_seed_once():
 def test_noise_cache_without_room_draws_again(monkeypatch):
     monkeypatch.setattr(A, "NOISE_CACHE_BYTES", 0)
     seeds = np.stack([np.full(15, 3), np.tile(np.arange(5), 3)], 1)
-    _, drawn = replay(A.NoiseCache(seeds, 4, (2, 2)), seeds, 4)
+    _, drawn = replay(A.NoiseCache(seeds, A.NoiseStore((2, 2), np.float32)), seeds, 4)
     assert len(drawn) == 15
 
 
@@ -241,18 +241,18 @@ def test_noise_store_feeds_a_later_call_and_keeps_its_bound(monkeypatch):
     a store with room for 3 seeds keeps 3 and the others are drawn each time."""
     seeds = np.stack([np.full(10, 3), np.tile(np.arange(5), 2)], 1)    # 2 inputs x 5
     store = A.NoiseStore((2, 2), np.float32)
-    _, first = replay(A.NoiseCache(seeds, 4, (2, 2), store), seeds, 4)
+    _, first = replay(A.NoiseCache(seeds, store), seeds, 4)
     assert sorted(first) == [(3, s) for s in range(5)]
-    _, second = replay(A.NoiseCache(seeds, 4, (2, 2), store), seeds, 4)
+    _, second = replay(A.NoiseCache(seeds, store), seeds, 4)
     assert second == []
     other = np.stack([np.full(5, 4), np.arange(5)], 1)                  # another seed
-    _, drawn = replay(A.NoiseCache(other, 4, (2, 2), store), other, 4)
+    _, drawn = replay(A.NoiseCache(other, store), other, 4)
     assert sorted(drawn) == [(4, s) for s in range(5)]
 
     monkeypatch.setattr(A, "NOISE_CACHE_BYTES", 3 * 4 * 4)              # 3 seeds of 2x2
     small = A.NoiseStore((2, 2), np.float32)
-    _, first = replay(A.NoiseCache(seeds, 4, (2, 2), small), seeds, 4)
-    _, second = replay(A.NoiseCache(seeds, 4, (2, 2), small), seeds, 4)
+    _, first = replay(A.NoiseCache(seeds, small), seeds, 4)
+    _, second = replay(A.NoiseCache(seeds, small), seeds, 4)
     assert len(small.slot_of) == 3 and small.array.shape == (3, 2, 2)
     assert sorted(set(second)) == [(3, 3), (3, 4)]       # the two not kept, in each chunk
     assert sorted(set(first)) == [(3, s) for s in range(5)]
