@@ -44,8 +44,8 @@ metric is called as in the API with the image's target class; ``random`` uses
 so that a map does not depend on which shard the image falls in.
 
 This file is the command line (options, checks, the run's steps); the inputs and the plan
-are in ``dataset_plan.py``, the actors and the Ray driver in ``dataset_engine.py``, the
-tables in ``dataset_report.py``.
+are in ``attrkit/dataset/plan.py``, the actors and the Ray driver in ``engine.py`` beside
+it, the tables and figures in ``report.py``.
 """
 import argparse
 import os
@@ -56,11 +56,11 @@ import traceback
 
 import numpy as np
 
-from dataset_engine import (ADDRESS_ERROR, METHODS, METRICS, Explainer, is_done, make_qoi,
+from attrkit.dataset.engine import (ADDRESS_ERROR, METHODS, METRICS, Explainer, is_done, make_qoi,
                             model_spec, pixel_map, run_shards, shard_path, start_ray)
-from dataset_plan import (BUNDLED, Inputs, UsageError, default_shard_size,
+from attrkit.dataset.plan import (BUNDLED, Inputs, UsageError, default_shard_size,
                           load_folder_image, make_settings, plan_shards)
-from dataset_report import (merge_experts, read_shards, sort_rows, write_figures,
+from attrkit.dataset.report import (merge_experts, read_shards, sort_rows, write_figures,
                             write_outputs)
 from hw3_vc import add_model_options
 

@@ -29,7 +29,7 @@ Extensions:
   ``class_index_of``, ``classes_from_folders``);
 - images: ``load_rgb_image``, ``to_rgb_array``, ``resize_to`` and ``center_crop_resize``
   (bilinear, antialiased, RGB 0-255 float32). The rich plotting helpers are in
-  ``visualization.py``.
+  ``attrkit/figures/plots.py``.
 
 The file is long because the course's names must stay in it (the graded files import them
 from here, where the autograder puts its own copy) and the scripts' model and data entry
@@ -232,7 +232,7 @@ def get_model(sess, name_or_path=None, weights=None, *, preprocess=None, labels=
         FileNotFoundError: weights or model missing (the message says where it looked).
         TypeError: ``sess`` is not a session.
     """
-    import model_import
+    from attrkit.models import model_import
     if not isinstance(sess, tf1.Session):
         raise TypeError(SESSION_ERROR.format(actual=type(sess).__name__))
     if name_or_path is not None and model_import.is_model_path(name_or_path) \
@@ -254,7 +254,7 @@ def get_model(sess, name_or_path=None, weights=None, *, preprocess=None, labels=
     if chosen == "vgg16":
         loaded = _vgg16.read_weights(path)          # checked before the graph grows
     else:
-        import efficientnet_lite0
+        from attrkit.models import efficientnet_lite0
         loaded = efficientnet_lite0.resolve_weights(path)
     with sess.graph.as_default():
         imgs = tf1.placeholder(tf.float32, [None, IMAGE_SIZE, IMAGE_SIZE, 3])  # unnamed
@@ -295,8 +295,8 @@ def parse_model_options(model=None, weights=None, labels=None, preprocess=None,
     (``123.7,116.3,103.5/58.4,57.1,57.4``); ``--input-size`` is ``N`` or ``H,W``.
     Raises ValueError (FileNotFoundError for a missing file) naming the option.
     """
-    import model_import
-    import preprocessing
+    from attrkit.models import model_import
+    from attrkit.models import preprocessing
     out = {"name_or_path": model, "weights": weights, "labels": None, "preprocess": None,
            "input_size": None}
     try:

@@ -28,8 +28,8 @@ Results are shared between parts (the same IG maps feed the comparison, the metr
 study), and every forward and backward pass is batched.
 
 Two homes. In the project's folder it uses the project's helpers: ``get_model(sess, name,
-weights)``, ``load_ImageNet(path, model=, sess=)`` and the richer plots of
-``visualization.py``. In the course's folder (the four graded files beside the course's own
+weights)``, ``load_ImageNet(path, model=, sess=)``, the richer plots of
+``attrkit.figures.plots`` and the methods of ``attrkit.methods``. In the course's folder (the four graded files beside the course's own
 ``hw3_utils.py``, ``vgg16.py`` and ``imagenet_classes.py``) it finds, by looking at what is
 there, ``get_model(sess)``, ``load_ImageNet()`` and the course's ``point_cloud`` and
 ``binary_mask``: it draws written exercise 14 with those, adds the influence tables and the
@@ -202,8 +202,10 @@ COURSE_DATA_ERROR = ("--data: this folder's hw3_utils.load_ImageNet() is the cou
 SKIP_EXTRA = ("an extra study beyond the homework's written exercises; beside the course's "
               "own helpers (get_model(sess): VGG16) it is left out unless --parts names it, "
               "as it runs the model thousands of times (hours on a CPU)")
-SKIP_PANELS = ("neither visualization.py nor hw3_utils' point_cloud and binary_mask are "
-               "here to draw the panels")
+SKIP_PANELS = ("neither the project's attrkit.figures nor hw3_utils' point_cloud and "
+               "binary_mask are here to draw the panels")
+NO_PACKAGE = ("{what} live in the project's package attrkit, which this folder (the graded "
+              "files beside the course's helpers) does not have")
 SKIP_LAYER = ("the model names no influence layer (default_layers['influence']) and has "
               "no layer fc1")
 
@@ -232,7 +234,7 @@ class Home:
     - the data: the project's readers (an .npz, a folder of class folders, the bundled
       sample) or the course's ``load_ImageNet()`` (its file, with the predictions stored
       in it);
-    - the comparison's panels: visualization.py's richer point cloud and mask when the
+    - the comparison's panels: attrkit.figures.plots' richer point cloud and mask when the
       project is here, else the course's ``point_cloud`` and ``binary_mask``;
     - the default parts: all of them, or beside the course's helpers the homework's.
     """
@@ -241,8 +243,8 @@ class Home:
         import hw3_utils
         self.utils = hw3_utils
         try:
-            import visualization     # the project's; the course's folder has none
-            self.viz = visualization
+            from attrkit.figures import plots   # the project's; the course's folder has none
+            self.viz = plots
         except ImportError:
             self.viz = None
         self.own_model = takes_arguments(hw3_utils.get_model, 3)
@@ -1028,11 +1030,12 @@ def part_gradients(run):
     pair_methods_figure(run, first)
 
 
-def pair_maps(run, X, c):
-    """PAIR saliency's four methods on the images ``X`` (issue 19), with IG's budget of
-    steps: ``{title: (maps [N, H, W], mode)}``, and a note on what was left out. XRAI's
-    segments need scikit-image, which the course's folder may lack."""
-    from hw3_attribution import XRAI, BlurIG, GuidedBackprop, GuidedIG
+def pair_maps(run, X, c, pair):
+    """PAIR saliency's four methods (the module ``pair``) on the images ``X`` (issue 19),
+    with IG's budget of steps: ``{title: (maps [N, H, W], mode)}``, and a note on what was
+    left out. XRAI's segments need scikit-image, which the course's folder may lack."""
+    XRAI, BlurIG, GuidedBackprop, GuidedIG = pair.XRAI, pair.BlurIG, pair.GuidedBackprop, \
+        pair.GuidedIG
     n = run.settings.ig_main_steps
     maps, note = {}, ""
     try:
@@ -1052,9 +1055,16 @@ def pair_maps(run, X, c):
 
 def pair_methods_figure(run, first):
     """XRAI, Guided IG, Blur IG and Guided Backprop beside the image, for the first three
-    images (the methods of PAIR saliency's TF1 module)."""
+    images (the methods of PAIR saliency's TF1 module), where the project's package is here
+    (the course's folder holds the graded files alone: there it says what it skipped)."""
+    try:
+        from attrkit.methods import pair
+    except ImportError:
+        print("skipped 5_pair_methods.png: " + NO_PACKAGE.format(what="PAIR saliency's "
+                                                                  "methods"), file=sys.stderr)
+        return
     X, c = run.X[first], run.targets(first)
-    maps, note = pair_maps(run, X, c)
+    maps, note = pair_maps(run, X, c, pair)
     grid = [[X[j]] + [m[j] for m, _ in maps.values()] for j in range(len(first))]
     titles = [[run.label(i)] + list(maps) for i in first]
     modes = [["image"] + [mode for _, mode in maps.values()] for _ in first]
@@ -1073,7 +1083,7 @@ PART_FUNCTIONS = {"comparison": part_comparison, "influence": part_influence,
 
 # ---------------------------------------------------------------------------- figures
 # Drawn here with matplotlib alone, so that the graded file draws its figures beside the
-# course's helpers too; visualization.py builds its richer panels on these.
+# course's helpers too; attrkit/figures/plots.py builds its richer panels on these.
 
 PANEL_SIZE = 2.6         # inches per panel side
 TITLE_WIDTH = 46         # characters per title line before wrapping

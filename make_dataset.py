@@ -102,7 +102,7 @@ def check_inputs(args, parser):
     """The options, the folder and every image, before any model is built: ``(model
     options, ImageFolder)``; a built-in (ImageNet) model's class folders are checked too."""
     hw3_utils = _utils()
-    import model_import
+    from attrkit.models import model_import
     try:
         options = hw3_utils.parse_model_options(args.model, args.weights, args.labels,
                                                 args.preprocess, args.input_size)

@@ -194,7 +194,7 @@ def keras_for_xplique(path, preprocess):
     """The Keras model as Xplique is given it: ``load_model``, a final softmax switched to
     linear (logits), behind a Lambda applying ``preprocess`` to RGB 0-255 inputs."""
     import keras
-    import preprocessing
+    from attrkit.models import preprocessing
     base = keras.saving.load_model(path, compile=False)
     last = base.layers[-1]
     if getattr(last, "activation", None) is not None and \

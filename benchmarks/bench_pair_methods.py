@@ -80,7 +80,7 @@ def our_maps(name, method, X, c, steps, batch_size):
 def measure(model, sess, X, c, steps, batch_size, rounds, progress=log):
     """``{name: {"pair": [s/image per round], "ours": [...], "diff": relative, "abs": ...}}``
     for XRAI and Blur IG."""
-    from hw3_attribution import XRAI, BlurIG
+    from attrkit.methods.pair import XRAI, BlurIG
     pair_xrai, pair_blur, cls = pair_instances(model, sess)
     with sess.graph.as_default():
         ours = {"XRAI": XRAI(sess, model.imgs, model.logits, None, progress=False),

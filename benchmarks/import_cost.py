@@ -53,7 +53,7 @@ def main():
     import tensorflow as tf
     tf.compat.v1.disable_eager_execution()
     import hw3_utils
-    import model_import
+    from attrkit.models import model_import
     print("| family | convert (s) | graph.pb (MB) | import (s) | first forward (s) | "
           "first gradient (s) | parameters (M) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")

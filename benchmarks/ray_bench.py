@@ -37,8 +37,8 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-import dataset_engine as de  # noqa: E402
-import dataset_plan as dp  # noqa: E402
+from attrkit.dataset import engine as de  # noqa: E402
+from attrkit.dataset import plan as dp  # noqa: E402
 import explain_dataset as ed  # noqa: E402
 from bench_common import loadavg  # noqa: E402
 

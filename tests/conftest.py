@@ -83,7 +83,7 @@ def conv():
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory):
     """A conversion cache of this session's own, in $HW3_CACHE_DIR."""
-    import model_import
+    from attrkit.models import model_import
     path = tmp_path_factory.mktemp("hw3_cache")
     old = os.environ.get(model_import.CACHE_ENV)
     os.environ[model_import.CACHE_ENV] = str(path)
@@ -97,7 +97,7 @@ def cache_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def own(tmp_path_factory, cache_dir):
     """The trained evidence CNN and the odd models, the importable ones converted."""
-    import model_import
+    from attrkit.models import model_import
     from helpers import run_children
     out = run_children("own_model.py", tmp_path_factory.mktemp("own"), [[]])
     jobs = [("own.keras", None), ("binary.keras", None), ("gray_fcn.keras", [20, 24]),

@@ -10,7 +10,7 @@ from image to image. ``reference_images(seed)`` gives the inputs, RGB 0-255.
 ``make_torch_fixtures.py`` (run where torch is installed) loads these arrays into a plain
 torch ResNet with ``load_state_dict(strict=True)``, which also checks this key listing
 against the architecture, and stores torch's logits in ``data/resnet_reference.npz``.
-This file is independent of the project's ``torchvision_resnet.py`` on purpose.
+This file is independent of the project's ``attrkit/models/torchvision_resnet.py`` on purpose.
 """
 from collections import OrderedDict
 

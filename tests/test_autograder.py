@@ -43,7 +43,7 @@ import hw3_attribution, hw3_infl, hw3_evaluation, hw3_vc, hw3_utils, vgg16
 for mod in (hw3_attribution, hw3_infl, hw3_evaluation, hw3_vc, hw3_utils, vgg16):
     assert os.path.dirname(os.path.abspath(mod.__file__)) == HERE, mod.__file__
 try:
-    import visualization
+    from attrkit.figures import plots as visualization
     raise AssertionError('the project is visible: ' + visualization.__file__)
 except ModuleNotFoundError:
     pass

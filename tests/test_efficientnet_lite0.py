@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import efficientnet_lite0 as E
+from attrkit.models import efficientnet_lite0 as E
 
 tf1 = tf.compat.v1
 

@@ -14,9 +14,9 @@ import sys
 import numpy as np
 import pytest
 
-import dataset_engine as de
-import dataset_plan as dp
-import dataset_report as dr
+from attrkit.dataset import engine as de
+from attrkit.dataset import plan as dp
+from attrkit.dataset import report as dr
 import explain_dataset as ed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import graph_rewrite as G
-import preprocessing as P
+from attrkit.models import graph_rewrite as G
+from attrkit.models import preprocessing as P
 
 tf1 = tf.compat.v1
 

@@ -16,9 +16,9 @@ import tensorflow as tf
 
 import hw3_utils as u
 import keras_families as KF
-import model_import as MI
+from attrkit.models import model_import as MI
 import own_model
-import preprocessing
+from attrkit.models import preprocessing
 import resnet_ref
 from conftest import new_session
 from helpers import run_children

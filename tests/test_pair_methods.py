@@ -25,8 +25,10 @@ import tensorflow as tf
 from scipy.ndimage import gaussian_filter
 
 import hw3_attribution as A
-from hw3_attribution import (XRAI, BlurIG, GuidedBackprop, GuidedIG, GuidedIGPath,
-                             IntegratedGrad, SaliencyMap)
+from attrkit.methods import pair as P
+from attrkit.methods import segmentation as S
+from attrkit.methods.pair import XRAI, BlurIG, GuidedBackprop, GuidedIG, GuidedIGPath
+from hw3_attribution import IntegratedGrad, SaliencyMap
 from helpers import CountingSession, chunks, images, n_ops, raises_exactly, tensors
 from models import Model, tiny_convnet
 
@@ -346,7 +348,7 @@ def test_pair_core_xrai_base_attribution(core_case):
     assert heatmap.sum() == pytest.approx(base.max(axis=2).sum(), rel=1e-6)
     assert spy.calls == 0                                     # no IG
     bad = np.random.RandomState(2).rand(IMAGE_SIZE, IMAGE_SIZE + 1, 3)
-    with raises_exactly(ValueError, A.BASE_ATTRIBUTION_ERROR.format(
+    with raises_exactly(ValueError, P.BASE_ATTRIBUTION_ERROR.format(
             expected=[IMAGE_SIZE, IMAGE_SIZE, 3], actual=[IMAGE_SIZE, IMAGE_SIZE + 1, 3])):
         xrai(image, base_attribution=bad)
 
@@ -373,7 +375,7 @@ def test_felzenszwalb_segments_are_pairs(sess):
     rng = np.random.RandomState(5)
     for shape in ((224, 224, 3), (64, 48, 1)):
         im = gaussian_filter(rng.uniform(0, 255, shape), (4, 4, 0)).astype(np.float32)
-        masks = A.felzenszwalb_segments(im)
+        masks = S.felzenszwalb_segments(im)
         assert masks.dtype == bool and masks.shape[1:] == shape[:2]
         try:
             from saliency.core.xrai import _get_segments_felzenszwalb
@@ -406,16 +408,16 @@ def test_xrai_ranks_the_evidence_segment_first(sess):
 
 def test_xrai_bad_input(sess):
     xrai, spy = xrai_case(sess)
-    with raises_exactly(ValueError, A.SEGMENTS_ERROR.format(
+    with raises_exactly(ValueError, S.SEGMENTS_ERROR.format(
             shape=[3], actual="None, for inputs that are not images")):
         xrai(XRAI_X)
-    with raises_exactly(ValueError, A.SEGMENTS_ERROR.format(
+    with raises_exactly(ValueError, S.SEGMENTS_ERROR.format(
             shape=[3], actual="bool array of shape [2, 4]")):
         xrai(XRAI_X, segments=np.ones((2, 4), bool))
-    with raises_exactly(TypeError, A.XRAI_BASELINES_ERROR.format(actual="'black'")):
+    with raises_exactly(TypeError, P.XRAI_BASELINES_ERROR.format(actual="'black'")):
         xrai(XRAI_X, "black", segments=XRAI_SEGMENTS)
     with raises_exactly(ValueError, A.BASELINE_NAME_ERROR.format(
-            arg="baselines", expected=list(A.XRAI_BASELINES), actual="grey")):
+            arg="baselines", expected=list(P.XRAI_BASELINES), actual="grey")):
         xrai(XRAI_X, ("black", "grey"), segments=XRAI_SEGMENTS)
     with raises_exactly(ValueError, A.CHOICE_ERROR.format(
             arg="algorithm", expected=["full", "fast"], actual="slow")):

@@ -158,9 +158,9 @@ GRAY = (64, 48, 1)
 
 def gray_methods(sess, model):
     """Every method on the 64 x 48 x 1 model, with the keywords of a quick call."""
-    from hw3_attribution import (XRAI, BlurIG, GradCAM, GuidedBackprop, GuidedIG,
-                                 IntegratedGrad, RandomAttribution, SaliencyMap, SmoothGrad,
-                                 VanillaGradient)
+    from attrkit.methods.pair import XRAI, BlurIG, GuidedBackprop, GuidedIG
+    from hw3_attribution import (GradCAM, IntegratedGrad, RandomAttribution, SaliencyMap,
+                                 SmoothGrad, VanillaGradient)
     x, out = tensors(model)
     return {
         "xrai": (XRAI(sess, x, out, None), {"num_steps": 3}),     # Felzenszwalb's segments

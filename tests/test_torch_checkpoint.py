@@ -6,7 +6,7 @@ import zipfile
 import numpy as np
 import pytest
 
-import torch_checkpoint as T
+from attrkit.models import torch_checkpoint as T
 from torch_writer import _global, _pickle, _str, _tuple, write_legacy, write_state_dict, \
     write_zip
 

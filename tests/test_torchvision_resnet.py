@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 import resnet_ref
-import torchvision_resnet as R
+from attrkit.models import torchvision_resnet as R
 from torch_writer import write_state_dict
 
 tf1 = tf.compat.v1

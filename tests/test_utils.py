@@ -921,7 +921,7 @@ def test_get_model_vgg16_input_is_placeholder_0(no_weights, sess, monkeypatch):
 
 
 def test_get_model_efficientnet_input_is_placeholder_0(sess, monkeypatch):
-    import efficientnet_lite0 as E
+    from attrkit.models import efficientnet_lite0 as E
     monkeypatch.setattr(E, "resolve_weights", lambda weights=None: "/stub.pth")
     loaded = []
     monkeypatch.setattr(E.EfficientNetLite0, "load_weights",

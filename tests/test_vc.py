@@ -130,7 +130,7 @@ def course_home(monkeypatch):
     """Home() as it finds the course's folder: the course's hw3_utils, no visualization."""
     from course_standins import load_course_utils
     monkeypatch.setitem(sys.modules, "hw3_utils", load_course_utils())
-    monkeypatch.setitem(sys.modules, "visualization", None)     # import raises ImportError
+    monkeypatch.setitem(sys.modules, "attrkit", None)     # import raises ImportError
     return hw3_vc.Home()
 
 
@@ -170,7 +170,7 @@ def test_project_home_runs_every_part_with_its_own_helpers():
     home = hw3_vc.Home()
     assert home.own_model and home.own_data and home.viz is not None and not home.course
     assert home.default_parts == hw3_vc.PARTS and home.skipped(None) == {}
-    import visualization
+    from attrkit.figures import plots as visualization
     assert home.panels() == (visualization.magnitude_cloud, visualization.highlight_top_pixels)
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-import visualization as V
+from attrkit.figures import plots as V
 
 
 # ------------------------------------------------------------ aggregate / normalize

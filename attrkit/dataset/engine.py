@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 
-from dataset_plan import (PROJECT_DIR, UsageError, image_seed,
+from attrkit.dataset.plan import (PROJECT_DIR, UsageError, image_seed,
                           load_folder_image)
 
 METHODS = ("saliency", "ig", "smoothgrad", "gradient", "gradcam", "occlusion", "random",
@@ -147,9 +147,9 @@ class Explainer:
 
     def configure(self, settings):
         """Build the ops of the methods and of the influence that ``settings`` ask for."""
-        from hw3_attribution import (XRAI, BlurIG, GradCAM, GuidedBackprop, GuidedIG,
-                                     IntegratedGrad, Occlusion, SaliencyMap, SmoothGrad,
-                                     VanillaGradient)
+        from attrkit.methods.pair import XRAI, BlurIG, GuidedBackprop, GuidedIG
+        from hw3_attribution import (GradCAM, IntegratedGrad, Occlusion, SaliencyMap,
+                                     SmoothGrad, VanillaGradient)
         from hw3_infl import InflDirected
         self.settings = s = settings
         m = self.model

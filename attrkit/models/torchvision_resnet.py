@@ -29,9 +29,9 @@ import time
 import numpy as np
 import tensorflow as tf
 
-import preprocessing
-from efficientnet_lite0 import FedVariables, fold_conv_bn
-from torch_checkpoint import RefusedGlobalError, read_torch_state_dict
+from attrkit.models import preprocessing
+from attrkit.models.efficientnet_lite0 import FedVariables, fold_conv_bn
+from attrkit.models.torch_checkpoint import RefusedGlobalError, read_torch_state_dict
 
 tf1 = tf.compat.v1
 

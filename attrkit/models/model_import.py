@@ -52,7 +52,7 @@ import zipfile
 
 import tensorflow as tf
 
-import preprocessing
+from attrkit.models import preprocessing
 
 tf1 = tf.compat.v1
 
@@ -197,7 +197,7 @@ def load_resnet(sess, arch, weights, preprocess=None, labels=None, input_size=No
     """A torchvision ResNet-18 / ResNet-50 checkpoint as a model object (see
     :mod:`torchvision_resnet`); the placeholder is unnamed, ``[None, H, W, 3]``
     (default 224 x 224). Everything is read and checked before the graph grows."""
-    import torchvision_resnet
+    from attrkit.models import torchvision_resnet
     loaded = torchvision_resnet.read_weights(arch, weights)
     size = parse_input_size(input_size) or [torchvision_resnet.IMAGE_SIZE] * 2
     spec = preprocessing.parse_preprocess("torch" if preprocess is None else preprocess)
@@ -358,7 +358,7 @@ def content_hash(path):
 
 def cache_key(path, kind, input_size):
     from importlib.metadata import version
-    from model_convert import CONVERTER_VERSION
+    from attrkit.models.model_convert import CONVERTER_VERSION
     parts = [CONVERTER_VERSION, tf.__version__, version("keras"), kind,
              "x".join(map(str, input_size or [])), content_hash(path)]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]

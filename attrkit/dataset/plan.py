@@ -11,15 +11,17 @@ import os
 
 import numpy as np
 
-PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
+PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FORMAT_VERSION = 1
 BUNDLED = "bundled"
 IMAGE_SIZE = 224
 # the files whose source is part of every shard's name: a change there can change a number
 SOURCE_FILES = ("hw3_attribution.py", "hw3_infl.py", "hw3_evaluation.py", "hw3_utils.py",
-                "efficientnet_lite0.py", "vgg16.py", "dataset_plan.py", "dataset_engine.py",
-                "model_import.py", "model_convert.py", "graph_rewrite.py", "preprocessing.py",
-                "torchvision_resnet.py", "torch_checkpoint.py")
+                "vgg16.py", "attrkit/dataset/plan.py", "attrkit/dataset/engine.py",
+                *("attrkit/methods/{}.py".format(m) for m in ("pair", "segmentation")),
+                *("attrkit/models/{}.py".format(m) for m in (
+                    "efficientnet_lite0", "model_import", "model_convert", "graph_rewrite",
+                    "preprocessing", "torchvision_resnet", "torch_checkpoint")))
 
 
 class UsageError(ValueError):
@@ -228,7 +230,7 @@ def model_fingerprint(path):
     """The content hash of a model file or folder (a name: None; its source is hashed)."""
     if path is None or not os.path.exists(path):
         return None
-    import model_import
+    from attrkit.models import model_import
     return model_import.content_hash(path)
 
 

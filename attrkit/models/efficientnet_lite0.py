@@ -44,7 +44,7 @@ import tensorflow as tf
 
 # The torch-free reader lives in torch_checkpoint (shared with torchvision_resnet); its
 # names stay importable from here.
-from torch_checkpoint import (  # noqa: F401
+from attrkit.models.torch_checkpoint import (  # noqa: F401
     FORMAT_ERROR, LEGACY_MAGIC, LEGACY_PROTOCOL, REFUSED_GLOBAL_ERROR, STORAGE_DTYPES,
     ZIP_FORMAT_ERROR, RefusedGlobalError, RestrictedUnpickler, read_legacy_torch_checkpoint)
 

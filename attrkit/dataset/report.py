@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 
-from dataset_engine import (METHOD_TITLES, METRIC_COLUMNS, ROW_COLUMNS, SKIPPED_COLUMNS,
+from attrkit.dataset.engine import (METHOD_TITLES, METRIC_COLUMNS, ROW_COLUMNS, SKIPPED_COLUMNS,
                             _dtype, shard_path, write_bytes, write_text)
 
 

@@ -5,7 +5,7 @@ a child process that :mod:`model_import` starts with ``sys.executable``, so it w
 same whether or not the caller disabled eager execution (under
 ``disable_eager_execution()`` Keras 3 loads a model as KerasTensors, not TF tensors)::
 
-    python model_convert.py REQUEST.json
+    python attrkit/models/model_convert.py REQUEST.json
 
 REQUEST.json: ``{"jobs": [{"path": ..., "kind": "keras"|"h5"|"savedmodel",
 "input_size": [H, W] or null, "out": FOLDER}, ...]}``. For each job it writes, into
@@ -34,8 +34,10 @@ import time
 import numpy as np
 import tensorflow as tf
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import graph_rewrite  # noqa: E402  (the project folder, when run as a script)
+if not __package__:      # run as a script by model_import: the project's root on the path
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))))
+from attrkit.models import graph_rewrite  # noqa: E402
 
 CONVERTER_VERSION = "2"
 PREPROCESSING_LAYERS = ("Rescaling", "Normalization")
