@@ -14,6 +14,36 @@ import tensorflow as tf  # noqa: E402
 tf.compat.v1.disable_eager_execution()
 
 
+# ------------------------------------------------ the suite on xdist workers (pytest.ini)
+# Tests that share an expensive session fixture run on one worker, so that it is built
+# once per run: each group below is bound to one worker (``--dist loadgroup``), and the
+# groups come first in the run's order, heaviest first, so that two of them start at once
+# and the many small tests fill in behind. ``(name, is_member)``:
+HEAVY_GROUPS = (
+    ("keras_families", lambda item: "families" in item.fixturenames),   # 5 families, 14 files
+    ("ray", lambda item: item.module.__name__ == "test_explain_dataset"),  # Ray clusters
+    ("own_model", lambda item: "own" in item.fixturenames),      # a CNN trained, imported
+)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Bind each heavy group to one worker and run the groups first (see HEAVY_GROUPS);
+    every other test keeps its place in the collection order."""
+    def rank(item):
+        for i, (name, is_member) in enumerate(HEAVY_GROUPS):
+            if is_member(item):
+                return i, name
+        return len(HEAVY_GROUPS), None
+
+    ranked = sorted(((rank(item), n, item) for n, item in enumerate(items)),
+                    key=lambda t: (t[0][0], t[1]))
+    items[:] = [item for _, _, item in ranked]
+    for (_, name), _, item in ranked:
+        if name is not None:
+            item.add_marker(pytest.mark.xdist_group(name))
+
+
 def new_session(graph=None):
     """A session on its own graph, with thread counts small enough for 2-core CI."""
     config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=2,

@@ -130,7 +130,8 @@ def course_home(monkeypatch):
     """Home() as it finds the course's folder: the course's hw3_utils, no visualization."""
     from course_standins import load_course_utils
     monkeypatch.setitem(sys.modules, "hw3_utils", load_course_utils())
-    monkeypatch.setitem(sys.modules, "attrkit", None)     # import raises ImportError
+    for name in ("attrkit", "attrkit.figures", "attrkit.methods"):
+        monkeypatch.setitem(sys.modules, name, None)     # import raises ImportError
     return hw3_vc.Home()
 
 
