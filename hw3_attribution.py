@@ -31,7 +31,8 @@ The file, in reading order:
 4. **The row engine**: methods that evaluate many variants of an input describe them as
    :class:`Rows`, built by constructors that say what a row is (a path point between an
    input and its baseline, a noisy copy, a copy with a patch replaced, a copy whose pixels
-   ranked in a window come from another image, a blur of an input); the graph
+   ranked in a window come from another image, a blur of an input, a copy with some
+   segments hidden, a copy under a RISE mask); the graph
    (:class:`RowOps`, one function per stage) builds those rows from a few images and
    per-row numbers, runs them through a copy of the model and sums gradients per input,
    so a ``sess.run`` feeds a few images and fetches a few maps instead of

@@ -135,6 +135,16 @@ def test_label_maps_are_relabelled_in_order():
     np.testing.assert_array_equal(counts, [3, 2])
 
 
+def test_without_scikit_image_the_kinds_say_what_to_do(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "skimage", None)
+    X = blocks(1)
+    for kind in (None, "slic", "felzenszwalb", "quickshift"):
+        with raises_exactly(ImportError, S.SKIMAGE_KIND_ERROR.format(kind=kind or "quickshift")):
+            S.segment_labels(kind, X)
+    assert S.segment_labels("grid", X)[1][0] == 16 * 16                  # 2 px cells
+
+
 def test_segment_means_are_limes_hidden_image():
     """lime's hide_color=None: every segment filled with its mean colour per channel."""
     X = toy_images(2)
