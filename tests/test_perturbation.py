@@ -21,7 +21,7 @@ import hw3_attribution as A
 from attrkit.methods import perturbation as P
 from attrkit.methods import segmentation as S
 from attrkit.methods.perturbation import RISE, LIME, FeatureAblation, KernelSHAP
-from helpers import CountingSession, chunks, images, n_ops, raises_exactly, tensors
+from helpers import CountingSession, chunks, n_ops, raises_exactly, tensors
 from models import Model, additive_image
 
 tf1 = tf.compat.v1

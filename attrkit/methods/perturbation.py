@@ -229,7 +229,8 @@ class FeatureAblation(AttributionMethod):
         scores = game.values(ablated, "feature ablation")
         values = [f - v for f, v in zip(f_x, scores)]
         details = {"values": values, "f_x": f_x}
-        return call.finish(game.paint(values), game.details(details), return_details)
+        return call.finish(game.paint(values), game.details(details, seeded=False),
+                           return_details)
 
 
 class RISE(AttributionMethod):
@@ -316,7 +317,7 @@ class PerturbationCall:
                                                     name=method.input_tensor.name,
                                                     actual=list(self.X.shape)))
         self.batch_size = check_positive_int(batch_size, "batch_size")
-        self.seed = int(np.random.randint(0, 2 ** 31)) if seed is None else check_seed(seed)
+        self._seed = None if seed is None else check_seed(seed)
         spec = method.target_class if target_class is _UNSET else target_class
         self.targets = check_targets(spec, len(self.X), method.num_classes)   # before runs
         self.bank = ImageBank(self.X)
@@ -329,6 +330,14 @@ class PerturbationCall:
         for group in row_groups(sizes):
             yield group, self.run.run_rows(rows_of(group), self.bank, fetch,
                                            self.batch_size, desc, n_sums=len(group))
+
+    @property
+    def seed(self):
+        """The call's seed: the one given, or one drawn from numpy's global generator when
+        first asked for (lime's and shap's ``None``: their global state)."""
+        if self._seed is None:
+            self._seed = int(np.random.randint(0, 2 ** 31))
+        return self._seed
 
     def rng(self):
         """A fresh ``numpy.random.RandomState`` of the call's seed (the legacy generator
@@ -359,11 +368,12 @@ class PerturbationCall:
 
 
 class SegmentGame:
-    """The masked-row runner of the segment methods: one call's images, their segments
+    """The game of the segment methods: one call's images, their segments
     (:func:`segment_labels`) and baselines, and the value of a coalition of segments,
     ``v_i(z) = f_c(x_i with the segments of z = 0 at its baseline)``, for many
-    coalitions of many images in as few ``sess.run`` as ``batch_size`` allows (every row
-    built in the graph from its image, its baseline and ``z``: :meth:`Rows.coalitions`).
+    coalitions of many images in as few ``sess.run`` as ``batch_size`` allows (through
+    :meth:`PerturbationCall.masked_rows`; every row built in the graph from its image, its
+    baseline and ``z``: :meth:`Rows.coalitions`).
     """
 
     def __init__(self, call, segments, baseline):
@@ -421,10 +431,10 @@ class SegmentGame:
         return np.stack([np.asarray(v, np.float64)[lab] for v, lab in
                          zip(values, self.labels)]).astype(np.float32)
 
-    def details(self, details):
-        """``details`` with the segments and targets."""
-        return dict(details, segments=self.labels, targets=self.call.targets,
-                    seed=self.call.seed)
+    def details(self, details, seeded=True):
+        """``details`` with the segments, the targets and (``seeded``) the seed."""
+        out = dict(details, segments=self.labels, targets=self.call.targets)
+        return dict(out, seed=self.call.seed) if seeded else out
 
 
 def row_groups(sizes, limit=ROWS_PER_GROUP):
