@@ -1514,7 +1514,8 @@ class Rows:
     (row - back)`` (after the selection, before the noise; ``m = 1`` keeps the row exactly,
     ``m = 0`` gives ``back`` exactly), with ``m`` ``[H, W]`` built in the graph from a few
     numbers per row: its ``segment_on`` ``[S]`` read through the label map of input
-    ``ranked_by`` (the bank's ``ranks``: ``m = segment_on[label]``, a coalition of segments),
+    ``ranked_by`` (the bank's ``ranks``: ``m = segment_on[label]``, a coalition of segments;
+    ``[S, C]`` gives each segment a weight per channel, ``m`` ``[H, W, C]``),
     and/or a RISE grid, ``grid_cells`` x ``grid_cells`` cells kept with probability
     ``grid_keep``, drawn from the row's ``grid_seed`` (a pair), upsampled bilinearly and
     cropped at its ``grid_shift`` (:func:`grid_weights`). ``target`` is the class whose
@@ -1542,7 +1543,8 @@ class Rows:
         self.noise_seed = None if noise_seed is None else np.asarray(noise_seed, np.int64)
         self.sigma = _per_row(sigma, np.float32, n)
         self.sigma_step = _per_row(sigma_step, np.float32, n)
-        self.segment_on = None if segment_on is None else np.asarray(segment_on)   # [R, S]
+        self.segment_on = (None if segment_on is None               # [R, S] or [R, S, C]
+                           else np.asarray(segment_on))
         self.grid_seed = None if grid_seed is None else np.asarray(grid_seed, np.int64)
         self.grid_shift = None if grid_shift is None else np.asarray(grid_shift, np.int32)
         self.grid_cells, self.grid_keep = grid_cells, grid_keep        # one per call
@@ -1587,7 +1589,8 @@ class Rows:
         """Each image with the segments ``s`` of ``on[r, s] = 1`` kept and those of
         ``on[r, s] = 0`` from its baseline (a fraction blends them): ``on`` ``[R, S]``,
         the segments the labels ``0..S-1`` of the image's label map (the bank's
-        ``ranks``)."""
+        ``ranks``); ``on`` ``[R, S, C]`` keeps or hides each channel of a segment on its
+        own (``on[r, s, c]``)."""
         return cls(front=images, back=baselines, target=target, ranked_by=images,
                    segment_on=on)
 
@@ -1723,7 +1726,8 @@ def _chunk_feed(ops, rows, bank, sl, noise):
         feed[ops.rank_maps] = bank.ranks[maps]
         feed[ops.ranked_by] = np.searchsorted(maps, rows.ranked_by[sl]).astype(np.int32)
     if rows.segment_on is not None:
-        feed[ops.segment_on] = rows.segment_on[sl].astype(np.float32)
+        on = rows.segment_on[sl]
+        feed[ops.segment_on] = (on[..., None] if on.ndim == 2 else on).astype(np.float32)
     if rows.grid_seed is not None:
         feed.update({ops.grid_seed: rows.grid_seed[sl], ops.grid_shift: rows.grid_shift[sl],
                      ops.grid_cells: rows.grid_cells, ops.grid_keep: rows.grid_keep})
@@ -1849,7 +1853,8 @@ class RowOps:
     ``noise_of`` (with ``noise_seeds`` ``[S, 2]`` to draw and ``noise_fed`` ``[F, ...]``);
     for images also ``sigma``, ``sigma_step``, ``patch`` ``[R, 4]``, ``ranked_by``,
     ``rank_start``, ``rank_stop`` (with ``rank_maps`` ``[r, H, W]``), ``segment_on``
-    ``[R, S]`` (read through the same maps, as segment labels), ``grid_seed`` and
+    ``[R, S, K]`` (read through the same maps, as segment labels; K = 1, or one weight per
+    channel), ``grid_seed`` and
     ``grid_shift`` ``[R, 2]`` (with the scalars ``grid_cells`` and ``grid_keep``);
     ``sum_weights`` ``[R, K]``.
 
@@ -1859,8 +1864,8 @@ class RowOps:
     :func:`grid_weights`), :func:`add_noise`; then the model, and :func:`weighted_sums`.
 
     Fetches: ``score`` (pre-softmax ``f_target``), ``prob``, ``logits``, ``grad``,
-    ``integrand`` (``grad · (front - back)``), ``weights`` (``m`` ``[H, W]``, ones for
-    rows that weigh nothing) per row; ``sums``, ``sums_sq``, ``path_sums``
+    ``integrand`` (``grad · (front - back)``), ``weights`` (``m`` ``[H, W]``, its channel
+    mean for per-channel weights; ones for rows that weigh nothing) per row; ``sums``, ``sums_sq``, ``path_sums``
     (:func:`path_velocity`) ``[K, ...]``, ``weight_sums``, ``score_weight_sums``
     ``[K, H, W]``; ``drawn_noise`` ``[S, ...]``; ``rows``. The model is copied
     (:func:`clone_subgraph`) so that its input is the built rows; if a graph cannot be
@@ -1887,11 +1892,12 @@ class RowOps:
                 self._weight_sums()
 
     def _weight_sums(self):
-        """``weights`` ``[R, H, W]`` (ones where a row weighs nothing) and their weighted
-        sums ``[K, H, W]``: ``weight_sums`` of ``m``, ``score_weight_sums`` of ``score · m``."""
+        """``weights`` ``[R, H, W]`` (``m``, or its mean over the channels where it has
+        one per channel; ones where a row weighs nothing) and their weighted sums ``[K, H,
+        W]``: ``weight_sums`` of ``m``, ``score_weight_sums`` of ``score · m``."""
         some, pixel = self.pixel_weights
         shape = tf.shape(self.images)[1:3]
-        self.weights = tf.cond(some, pixel,
+        self.weights = tf.cond(some, lambda: tf.reduce_mean(pixel(), -1),
                                lambda: tf.ones(tf.concat([[self.n_rows], shape], 0)))
         flat = tf.reshape(self.weights, [self.n_rows, -1])                     # [R, H·W]
         scored = flat * tf.cast(self.score, tf.float32)[:, None]
@@ -1924,7 +1930,8 @@ class RowOps:
             self.patch = default(tf.zeros([n_rows, 4], tf.int32), [None, 4], name="patch")
             self.sigma = default(tf.zeros([n_rows]), [None], name="sigma")
             self.sigma_step = default(tf.zeros([n_rows]), [None], name="sigma_step")
-            self.segment_on = default(tf.zeros([n_rows, 0]), [None, None], name="segment_on")
+            self.segment_on = default(tf.zeros([n_rows, 0, 1]), [None, None, None],
+                                      name="segment_on")
             self.grid_seed = default(tf.zeros([0, 2], tf.int64), [None, 2], name="grid_seed")
             self.grid_shift = default(tf.zeros([n_rows, 2], tf.int32), [None, 2],
                                       name="grid_shift")
@@ -2145,12 +2152,13 @@ def mask(rows, back, rank, patch):
 
 
 def segment_weights(on, label_maps, labelled_by):
-    """Each row's pixel weights from its segments' entries ``on`` ``[R, S]`` (S = 0: no
-    row has any): ``(some, weights)``, a scalar and a function returning ``[R, H, W]``,
-    ``on[r, label]`` at each pixel of the label map ``label_maps[labelled_by[r]]``."""
+    """Each row's pixel weights from its segments' entries ``on`` ``[R, S, K]`` (S = 0: no
+    row has any; K = 1, or C for a weight per channel): ``(some, weights)``, a scalar and
+    a function returning ``[R, H, W, K]``, ``on[r, label]`` at each pixel of the label map
+    ``label_maps[labelled_by[r]]``."""
     def weights():
         labels = tf.gather(label_maps, labelled_by)                           # [R, H, W]
-        return tf.gather(on, labels, axis=1, batch_dims=1)                    # [R, H, W]
+        return tf.gather(on, labels, axis=1, batch_dims=1)                 # [R, H, W, K]
 
     return tf.shape(on)[1] > 0, weights
 
@@ -2161,7 +2169,7 @@ def grid_weights(seeds, shifts, cells, keep, height, width):
     (``tf.random.stateless_uniform`` of the row's seed ``seeds[r]`` < keep), upsampled
     bilinearly to ``(cells + 1)·ceil(H / cells)`` (and likewise W; :func:`upsampling`)
     and cropped at the row's ``shifts[r]`` (top, left). ``(some, weights)``: a scalar
-    (rows were given seeds) and a function returning ``[R, H, W]``."""
+    (rows were given seeds) and a function returning ``[R, H, W, 1]``."""
     def weights():
         grid = tf.map_fn(lambda s: tf.random.stateless_uniform(tf.stack([cells, cells]),
                                                                seed=s, dtype=tf.float64),
@@ -2170,7 +2178,7 @@ def grid_weights(seeds, shifts, cells, keep, height, width):
         along_h = cropped(upsampling(cells, height), shifts[:, 0], height)    # [R, H, c]
         along_w = cropped(upsampling(cells, width), shifts[:, 1], width)      # [R, W, c]
         rows = tf.einsum("rhi,rij->rhj", along_h, grid)
-        return tf.cast(tf.einsum("rhj,rwj->rhw", rows, along_w), tf.float32)
+        return tf.cast(tf.einsum("rhj,rwj->rhw", rows, along_w), tf.float32)[..., None]
 
     return tf.shape(seeds)[0] > 0, weights
 
@@ -2212,15 +2220,16 @@ def pixel_weights(segments, grid):
 
 
 def weigh(rows, back, weights):
-    """``back() + m ⊙ (rows - back())`` per pixel, with ``(some, m)`` from
-    :func:`pixel_weights`, on the chunks where some row weighs its pixels; ``m = 1`` keeps
-    a pixel of ``rows`` exactly (and ``m = 0`` gives ``back`` exactly)."""
+    """``back() + m ⊙ (rows - back())`` per pixel (or per pixel and channel), with
+    ``(some, m)`` from :func:`pixel_weights` (``m`` ``[R, H, W, 1]`` or ``[R, H, W, C]``),
+    on the chunks where some row weighs its pixels; ``m = 1`` keeps a value of ``rows``
+    exactly (and ``m = 0`` gives ``back`` exactly)."""
     some, pixel = weights
 
     def blend():
         b = back()
-        m = pixel()                                                           # [R, H, W]
-        mixed = b + tf.cast(m, rows.dtype)[..., None] * (rows - b)
+        m = pixel()                                                        # [R, H, W, K]
+        mixed = b + tf.cast(m, rows.dtype) * (rows - b)
         return select_leading(m >= 1, rows, mixed)
 
     return tf.cond(some, blend, lambda: rows)
@@ -2263,8 +2272,8 @@ def weighted_sums(grads, weights, shape):
 
 
 def select_leading(cond, a, b):
-    """``a`` where ``cond`` (the leading dimensions of ``a``: ``[R]`` rows or ``[R, H, W]``
-    pixels) is true, else ``b``. The same values as ``tf.where`` broadcasting ``cond``, but
+    """``a`` where ``cond`` (the leading dimensions of ``a``: ``[R]`` rows, ``[R, H, W]``
+    pixels or ``[R, H, W, C]`` values; a trailing 1 counts as none) is true, else ``b``. The same values as ``tf.where`` broadcasting ``cond``, but
     several times faster on CPU: a broadcast select runs element by element, a select of
     whole trailing slices (``tf.compat.v1.where`` with a vector condition) copies them."""
     lead = tf.size(cond)
