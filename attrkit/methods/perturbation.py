@@ -28,17 +28,23 @@ method's sampler and solver, in numpy: LIME's samples and weighted ridge
 (:func:`lime_samples`, :func:`lime_fit`), KernelSHAP's coalitions and constrained least
 squares (:func:`shap_coalitions`, :func:`shap_solve`), RISE's shifts.
 """
+import copy
+import functools
+import heapq
 import itertools
+import re
 import warnings
 
 import numpy as np
 from scipy.special import binom
 
+from tqdm import tqdm
+
 from hw3_attribution import (DEFAULT_BATCH_SIZE, NOT_IMAGE_ERROR, ROWS_PER_GROUP, _UNSET,
                              AttributionMethod, ImageBank, Rows, check_number,
                              check_positive_int, check_rows_per_input, check_seed,
-                             check_targets, is_image_batch, parse_baseline,
-                             resolve_targets, unbatch)
+                             check_targets, is_image_batch, is_int, parse_baseline,
+                             resolve_targets, scaled_size, unbatch)
 from attrkit.methods.segmentation import segment_labels, segment_means
 
 OPEN_FRACTION_ERROR = "{arg}: expected a number in (0, 1), got {actual!r}"
@@ -47,7 +53,19 @@ SINGULAR_WARNING = ("KernelSHAP: the weighted least squares of image {image} is 
                     "solution is used instead (as shap's): raise num_samples or use fewer "
                     "segments")
 
+MASKER_ERROR = ("masker: expected 'blur(kx,ky)' (two positive ints: the box's width and "
+                "height, cv2.blur's ksize), a number, or an array of shape {expected}, got "
+                "{actual}")
+INPAINT_ERROR = ("masker: expected 'blur(kx,ky)', a number or an array, got {actual!r}: "
+                 "shap's inpainting maskers (OpenCV's cv2.inpaint) are not offered")
+MAX_EVALS_ERROR = ("max_evals: expected an int >= 2 (f(x) and f(x fully masked) are two), "
+                   "got {actual!r}")
+FIXED_CONTEXT_ERROR = "fixed_context: expected None, 0 or 1, got {actual!r}"
+
 SEGMENT_BASELINES = ("black", "white", "mean")
+INPAINT_MASKERS = ("inpaint_telea", "inpaint_ns")
+BLUR_AT_224 = 128       # shap's image examples blur with 'blur(128,128)' at 224 x 224
+PARTITION_GROUP = 64    # images PartitionSHAP searches in lockstep (their label maps)
 
 
 class LIME(AttributionMethod):
@@ -297,6 +315,88 @@ class RISE(AttributionMethod):
         return call.finish(maps.astype(np.float32), details, return_details)
 
 
+class PartitionSHAP(AttributionMethod):
+    """Partition SHAP, shap's default explainer of images (shap 0.51:
+    ``shap.Explainer(f, shap.maskers.Image(masker, shape))``, a ``PartitionExplainer``):
+    the Owen values of the image's values over a hierarchical partition of its rows,
+    columns and channels (Owen 1977, "Values of games with a priori unions"; Lundberg et
+    al.'s hierarchical Shapley values), estimated by a search that spends ``max_evals``
+    model evaluations where the score changes most.
+
+    ``PartitionSHAP(sess, input_tensor, output_tensor, target_class)(X, masker=None,
+    max_evals=500)``: images ``[N, H, W, C]`` (RGB 0-255) -> float32 ``X.shape``, each
+    value's Owen value (shap's ``Explanation.values`` for ``outputs=[c]``); their sum over
+    the channels is the pixel map (``pixel_maps`` in the details).
+
+    The game is ``v(S) = f_c(x on the values of S, the masker's image elsewhere)``; the
+    masker's image is ``x`` blurred, a constant or a given image. The partition
+    (:class:`PartitionTree`) halves each box along its longer side (rows on a tie) until
+    it is one pixel, then splits its channels. The search (:class:`OwenSearch`) is
+    shap's ``owen``: a node's two halves are scored with its sibling masked and kept,
+    the halves whose score changed most are split next, ``queue_batch`` masks a step,
+    and when ``max_evals`` is spent each node left gives its score change evenly to its
+    values. The values sum to ``f_c(x) - f_c(x fully masked)``.
+
+    Args:
+        masker: None (``'blur(k,k)'`` with ``k`` 128 at 224 x 224, shap's examples' blur,
+            scaled with the image by :func:`scaled_size`), ``'blur(kx,ky)'`` (OpenCV's
+            ``cv2.blur(x, (kx, ky))``, ``kx`` columns by ``ky`` rows, mirrored edges:
+            :func:`box_blur`), a number (every value), or an array of one image's shape
+            (shap's mask image) or of ``X``'s shape (one per image).
+        max_evals: model evaluations per image, counted as shap counts them (``f_c(x)``
+            and the fully masked image included), at least 2.
+        fixed_context: shap's: None (both contexts, each with half the weight), 0 (the
+            sibling always masked) or 1 (always kept).
+        queue_batch: the masks shap's queue pops per step (shap's ``batch_size``, whose
+            ``'auto'`` is 10 for images). It decides which nodes the budget reaches, so
+            it is part of the definition; ``batch_size`` bounds one ``sess.run``.
+        seed: the tie-breakers of shap's priority queue (a ``randn()`` per node pushed;
+            they decide only between equal priorities) come from
+            ``numpy.random.RandomState(seed)``, fresh for every image (shap's after
+            ``numpy.random.seed(seed)`` on one image); None draws a seed from numpy's
+            global generator, kept in ``last_info['seed']``.
+        return_details: also return a dict (kept as ``last_info``): ``pixel_maps``
+            float32 ``[N, H, W]``, ``f_x``, ``f_masked`` (shap's ``base_values``),
+            ``evals`` (model evaluations per image), ``masker`` (the default's string),
+            ``targets``, ``seed``.
+
+    Where ours differs from shap's: the score is the pre-softmax ``output_tensor`` (shap
+    explains whatever ``f`` returns; our tests run shap on the same scores); one target
+    per image; every masked copy is built in the graph from the image, its masked image
+    and a label map of the step's nodes with a weight per channel (:func:`mask_labels`,
+    :meth:`Rows.coalitions`), never fed; a call's images are searched in lockstep, a step
+    of all of them in ``ceil(rows / batch_size)`` ``sess.run`` (each image's values are
+    those it gets alone); shap's inpainting maskers are not offered. Session calls per
+    step: the first has 4 rows per image (``f_c(x)``, the fully masked image and the
+    root's halves), the others ``queue_batch`` until ``max_evals`` is spent; plus
+    ``ceil(N / batch_size)`` forwards when the target is None.
+    """
+
+    needs_rows = True
+    api = "PartitionSHAP(sess, input_tensor, output_tensor, target_class)"
+
+    def __call__(self, X, masker=None, max_evals=500, *, fixed_context=None, queue_batch=10,
+                 batch_size=DEFAULT_BATCH_SIZE, seed=None, return_details=False,
+                 target_class=_UNSET, feed_dict=None):
+        call = PerturbationCall(self, X, feed_dict, batch_size, seed, target_class)
+        masked, masker = parse_masker(masker, call.X)
+        max_evals = check_max_evals(max_evals)
+        queue_batch = check_positive_int(queue_batch, "queue_batch")
+        context = check_fixed_context(fixed_context)
+        call.resolve_targets(forward=False)
+        tree = partition_tree(call.X.shape[1:])
+        searches = [OwenSearch(tree, max_evals, queue_batch, context, call.rng())
+                    for _ in range(len(call.X))]
+        run_searches(call, masked, searches)
+        values = np.stack([s.values() for s in searches])                  # [N, H, W, C]
+        details = {"pixel_maps": values.sum(-1).astype(np.float32),
+                   "f_x": np.array([s.f11 for s in searches]),
+                   "f_masked": np.array([s.f00 for s in searches]),
+                   "evals": np.array([s.evals + 2 for s in searches]), "masker": masker,
+                   "targets": call.targets, "seed": call.seed}
+        return call.finish(values.astype(np.float32), details, return_details)
+
+
 # ====================================================================== the shared parts
 
 class PerturbationCall:
@@ -457,6 +557,90 @@ def check_open_fraction(value, arg):
     if not 0 < float(value) < 1:
         raise ValueError(OPEN_FRACTION_ERROR.format(arg=arg, actual=value))
     return float(value)
+
+
+def run_searches(call, masked, searches):
+    """Run the Owen searches of a call's images (:class:`OwenSearch`, one per image) in
+    lockstep, :data:`PARTITION_GROUP` images at a time: each step's masks of a group as
+    rows built in the graph from the images, their masked images ``masked`` (``[1, ...]``
+    shared or ``[N, ...]``) and the step's label maps (:func:`step_rows`), in
+    ``ceil(rows / batch_size)`` ``sess.run``."""
+    quiet = copy.copy(call.run)
+    quiet.progress = False                       # one bar for the call, not one per step
+    n, (h, w) = len(searches), call.X.shape[1:3]
+    with tqdm(total=sum(s.budget + 2 for s in searches), desc="PartitionSHAP", unit="row",
+              leave=False, disable=not call.run.progress) as bar:
+        for start in range(0, n, PARTITION_GROUP):
+            stop = min(start + PARTITION_GROUP, n)
+            group = searches[start:stop]
+            bank = ImageBank(call.X[start:stop],
+                             masked if len(masked) == 1 else masked[start:stop],
+                             ranks=np.zeros((stop - start, h, w), np.int32))
+            while True:
+                asked = [(i, s.ask()) for i, s in enumerate(group)]
+                asked = [(i, masks) for i, masks in asked if masks]
+                if not asked:
+                    break
+                rows = step_rows(bank, asked, call.targets[start:stop], group[0].tree)
+                scores = quiet.run_rows(rows, bank, ["score"], call.batch_size, None)["score"]
+                ends = np.cumsum([len(masks) for _, masks in asked])[:-1]
+                for (i, _), part in zip(asked, np.split(scores.astype(np.float64), ends)):
+                    group[i].tell(part)
+                bar.update(len(scores))
+
+
+def step_rows(bank, asked, targets, tree):
+    """The rows of one step: for each ``(image, masks)`` of ``asked``, the image with the
+    values its masks keep and its masked image elsewhere (:meth:`Rows.coalitions`, a
+    weight per channel); each image's label map of the step (:func:`mask_labels`) becomes
+    its rank map in ``bank``."""
+    parts = []
+    for i, masks in asked:
+        bank.ranks[i], on = mask_labels(tree, masks)
+        parts.append(on)                                                  # [K_i, S_i, C]
+    on = np.zeros((sum(len(p) for p in parts), max(p.shape[1] for p in parts),
+                   tree.shape[2]), np.uint8)                                 # [R, S, C]
+    start = 0
+    for p in parts:
+        on[start:start + len(p), :p.shape[1]] = p
+        start += len(p)
+    image = np.concatenate([np.full(len(p), i) for (i, _), p in zip(asked, parts)])
+    return Rows.coalitions(image, bank.baseline_of(image), on, targets[image])
+
+
+def parse_masker(masker, X):
+    """shap's image masker as the masked images of ``X``: ``(float32 [1, ...] or [N, ...],
+    the masker)``; None is ``'blur(k,k)'``, ``k`` = :data:`BLUR_AT_224` scaled to the
+    image."""
+    if masker is None:
+        k = scaled_size(BLUR_AT_224, *X.shape[1:3])
+        masker = f"blur({k},{k})"
+    if isinstance(masker, str):
+        if masker in INPAINT_MASKERS:
+            raise ValueError(INPAINT_ERROR.format(actual=masker))
+        match = re.fullmatch(r"blur\(\s*(\d+)\s*,\s*(\d+)\s*\)", masker)
+        if not match or min(int(k) for k in match.groups()) < 1:
+            raise ValueError(MASKER_ERROR.format(expected=list(X.shape[1:]),
+                                                 actual=repr(masker)))
+        return box_blur(X, *(int(k) for k in match.groups())), masker
+    return parse_baseline(masker, X, names=(), numbers=True, arg="masker",
+                          error=MASKER_ERROR), masker
+
+
+def check_max_evals(value):
+    """``max_evals`` as an int >= 2 (at most :data:`ROWS_PER_INPUT_LIMIT`)."""
+    if not is_int(value):
+        raise TypeError(MAX_EVALS_ERROR.format(actual=value))
+    if value < 2:
+        raise ValueError(MAX_EVALS_ERROR.format(actual=value))
+    return check_rows_per_input(int(value), "max_evals", "evaluations")
+
+
+def check_fixed_context(value):
+    """shap's ``fixed_context``: None, 0 or 1."""
+    if value is not None and (not is_int(value) or value not in (0, 1)):
+        raise ValueError(FIXED_CONTEXT_ERROR.format(actual=value))
+    return None if value is None else int(value)
 
 
 # ============================================================== samplers and solvers
@@ -632,3 +816,260 @@ def rise_shifts(rng, num_masks, cells, height, width):
     ceil(side / cells))``, as the paper's ``generate_masks`` draws them."""
     return rng.randint(0, (-(-height // cells), -(-width // cells)),
                        size=(num_masks, 2)).astype(np.int32)
+
+
+# ================================================ PartitionSHAP's tree, blur and search
+
+class PartitionTree:
+    """The hierarchical partition of an image's ``H·W·C`` values that shap 0.51's
+    ``maskers.Image`` builds (``build_partition_tree``): the whole box is split in two, along
+    its rows if they are at least as many as its columns, else along its columns, and along
+    the channels only once a box is one pixel; a split at ``lo + width // 2``.
+
+    Node ids are shap's (its ``clustering`` matrix): the leaves ``0..M-1`` are the values in
+    flattened (row, column, channel) order; the ``M - 1`` inner nodes are numbered down
+    from the root ``2M - 2`` in the order shap's heap pops their boxes (by size, larger
+    first, then by the box's coordinates). shap's heap gives the leaf of its box at flat
+    index ``f`` the id ``M - 1 - f``, so a node whose box is ``B`` in shap's build stands
+    for the values of ``B`` turned by 180 degrees (rows, columns and channels reversed):
+    ``boxes`` holds those, the values each node keeps.
+
+    Attributes: ``shape`` ``(H, W, C)``, ``size`` (M), ``root``, ``children`` int64
+    ``[M - 1, 2]`` (the left and right child of node ``M + k``), ``sizes`` ``[2M - 1]``,
+    ``boxes`` int64 ``[2M - 1, 6]`` (row, column and channel ranges, each ``[lo, hi)``).
+    """
+
+    def __init__(self, shape):
+        self.shape = tuple(int(s) for s in shape)
+        h, w, c = self.shape
+        m = self.size = h * w * c
+        self.root = 2 * m - 2
+        built, parent, is_left = split_boxes(self.shape)          # shap's boxes [2M-1, 6]
+        sizes = np.prod(built[:, 1::2] - built[:, ::2], axis=1)
+        inner = sizes > 1
+        ids = np.empty(len(built), np.int64)
+        flat = (built[:, 0] * w + built[:, 2]) * c + built[:, 4]
+        ids[~inner] = m - 1 - flat[~inner]
+        keys = tuple(built[inner][:, k] for k in (5, 4, 3, 2, 1, 0)) + (-sizes[inner],)
+        rank = np.empty(int(inner.sum()), np.int64)
+        rank[np.lexsort(keys)] = np.arange(len(rank))              # shap's heap order
+        ids[inner] = self.root - rank
+        self.children = np.zeros((max(m - 1, 0), 2), np.int64)
+        child = parent >= 0
+        self.children[ids[parent[child]] - m, np.where(is_left[child], 0, 1)] = ids[child]
+        self.sizes = np.empty(len(built), np.int64)
+        self.sizes[ids] = sizes
+        turned = np.array([h, h, w, w, c, c]) - built[:, [1, 0, 3, 2, 5, 4]]
+        self.boxes = np.empty_like(built)
+        self.boxes[ids] = turned
+
+    def clustering(self):
+        """shap's ``masker.clustering``: ``[M - 1, 4]`` float64 (left, right, distance 0,
+        size), row ``k`` for node ``M + k``."""
+        out = np.zeros((len(self.children), 4))
+        out[:, :2] = self.children
+        out[:, 3] = self.sizes[self.size:]
+        return out
+
+    def paint(self, node_values):
+        """Each node's value spread evenly over the values it keeps, summed: float64
+        ``[H, W, C]`` (shap's ``lower_credit``, in closed form: a leaf gets ``v / size``
+        of each of its ancestors' ``v``)."""
+        out = np.zeros(self.shape)
+        for node, v in node_values.items():
+            r0, r1, c0, c1, k0, k1 = self.boxes[node]
+            out[r0:r1, c0:c1, k0:k1] += v / self.sizes[node]
+        return out
+
+
+@functools.lru_cache(maxsize=4)
+def partition_tree(shape):
+    """The :class:`PartitionTree` of images of ``shape`` ``(H, W, C)`` (kept for reuse)."""
+    return PartitionTree(shape)
+
+
+def split_boxes(shape):
+    """Every box of shap's partition, level by level from the whole ``shape``: ``(boxes
+    [2M - 1, 6], parent [2M - 1] (position of the parent, -1 for the root), is_left)``."""
+    h, w, c = shape
+    level, parent, left = np.array([[0, h, 0, w, 0, c]]), np.array([-1]), np.array([False])
+    boxes, parents, lefts, start = [], [], [], 0
+    while len(level):
+        boxes.append(level), parents.append(parent), lefts.append(left)
+        widths = level[:, 1::2] - level[:, ::2]                                   # [k, 3]
+        split = widths.prod(1) > 1
+        where = start + np.flatnonzero(split)
+        start += len(level)
+        level, widths = level[split], widths[split]
+        axis = np.where((widths[:, 0] >= widths[:, 1]) & (widths[:, 0] > 1), 0,
+                        np.where(widths[:, 1] > 1, 1, 2))
+        k = np.arange(len(level))
+        mid = level[k, 2 * axis] + widths[k, axis] // 2
+        low, high = level.copy(), level.copy()
+        low[k, 2 * axis + 1] = mid
+        high[k, 2 * axis] = mid
+        level = np.concatenate([low, high])
+        parent = np.concatenate([where, where])
+        left = np.repeat([True, False], len(k))
+    return np.concatenate(boxes), np.concatenate(parents), np.concatenate(lefts)
+
+
+def box_blur(images, kx, ky):
+    """OpenCV's ``cv2.blur(image, (kx, ky))`` of each image ``[N, H, W, C]``: the mean of
+    the ``ky`` x ``kx`` box (``kx`` along the width, as OpenCV's ``ksize``) anchored at its
+    centre (offset ``k // 2``), the image mirrored beyond its edges without repeating them
+    (``BORDER_REFLECT_101``, cv2's default; again and again for a box larger than the
+    image). Two separable averages in float64 (:func:`box_matrix`), rounded to float32."""
+    images = np.asarray(images)
+    along_h = box_matrix(images.shape[1], ky)
+    along_w = box_matrix(images.shape[2], kx)
+    out = np.empty(images.shape, np.float32)
+    for i, x in enumerate(images):
+        rows = np.einsum("ij,jwc->iwc", along_h, x.astype(np.float64))
+        out[i] = np.einsum("kw,iwc->ikc", along_w, rows)
+    return out
+
+
+def box_matrix(n, k):
+    """``[n, n]``: row ``i`` averages entries ``i - k//2 .. i - k//2 + k - 1`` of a
+    length-``n`` axis, those beyond the ends mirrored about the end entries (OpenCV's
+    ``borderInterpolate`` with ``BORDER_REFLECT_101``: period ``2n - 2``; ``n = 1``
+    repeats its one entry)."""
+    pos = np.arange(n)[:, None] - k // 2 + np.arange(k)[None, :]                 # [n, k]
+    if n == 1:
+        src = np.zeros_like(pos)
+    else:
+        src = np.abs(pos) % (2 * n - 2)
+        src = np.where(src >= n, 2 * n - 2 - src, src)
+    out = np.zeros((n, n))
+    np.add.at(out, (np.repeat(np.arange(n), k), src.ravel()), 1.0)
+    return out / k
+
+
+class OwenSearch:
+    """shap 0.51's ``PartitionExplainer.owen`` for one image, as an ask-and-tell loop
+    (:meth:`ask` the masks of the next step, :meth:`tell` their scores, until ``ask``
+    returns none), with no model of its own: the Owen values of the values of a
+    :class:`PartitionTree`, each node's split evaluated in the contexts where its sibling
+    is masked and where it is kept, the nodes whose score changes most first.
+
+    As shap: a priority queue of (context, f(context), f(context + node), node, weight),
+    the root first; a step pops up to ``queue_batch`` masks' worth of nodes (two masks
+    each, within the budget ``max_evals - 2``); a leaf popped gives its ``(f11 - f00) ·
+    weight`` to itself; a split node's children are pushed in both contexts (or the one
+    of ``fixed_context``) with half the weight (the whole weight for a fixed context),
+    each with priority ``-|Δf| · weight`` and a tie-breaker ``rng.randn()`` (shap's
+    ``np.random.randn()``, drawn in the same order); when the budget is spent every node
+    left in the queue gets its ``(f11 - f00) · weight``. :meth:`values` spreads the node
+    values onto the leaves (shap's ``lower_credit``).
+
+    A mask is a tuple of node ids whose values it keeps: ``(root,)`` is the image itself,
+    ``()`` the image fully masked; the first step asks for those two (shap's ``f11`` and
+    ``f00``) with the root's split.
+    """
+
+    def __init__(self, tree, max_evals, queue_batch=10, fixed_context=None, rng=None):
+        self.tree, self.budget = tree, max_evals - 2          # shap: owen(max_evals - 2)
+        self.queue_batch, self.context = queue_batch, fixed_context
+        self.rng = np.random.RandomState(0) if rng is None else rng
+        self.f00 = self.f11 = None
+        self.evals, self.node_values, self.asked, self._count = 0, {}, [], 0
+        self._root = [(), None, None, tree.root, 1.0]           # its scores come first
+        self.heap = [(0.0, 0.0, -1, self._root)]
+
+    def ask(self):
+        """The masks of the next step (none: the search is over)."""
+        if self.f11 is None:
+            inner = self.tree.root >= self.tree.size
+            return [(self.tree.root,), ()] + (self._pop() if inner else [])
+        while self.heap:
+            if self.evals >= self.budget:
+                while self.heap:                        # the rest stay on their nodes
+                    context, f00, f11, node, weight = heapq.heappop(self.heap)[-1]
+                    self._credit(node, (f11 - f00) * weight)
+                break
+            masks = self._pop()
+            if masks:
+                return masks
+        return []
+
+    def tell(self, scores):
+        """The scores of the masks :meth:`ask` gave, in its order."""
+        scores = [float(s) for s in scores]
+        if self.f11 is None:
+            self.f11, self.f00 = scores[:2]
+            self._root[1:3] = [self.f00, self.f11]
+            scores = scores[2:]
+        self.evals += len(scores)
+        for (item, left, right), f10, f01 in zip(self.asked, scores[::2], scores[1::2]):
+            self._split(item, left, right, f10, f01)
+        self.asked = []
+
+    def _pop(self):
+        """shap's batch: nodes off the queue while the step and the budget have room."""
+        masks, self.asked = [], []
+        while (self.heap and len(masks) < self.queue_batch
+               and self.evals + len(masks) < self.budget):
+            item = heapq.heappop(self.heap)[-1]
+            context, f00, f11, node, weight = item
+            if node < self.tree.size:
+                self._credit(node, (f11 - f00) * weight)
+                continue
+            left, right = (int(c) for c in self.tree.children[node - self.tree.size])
+            self.asked.append((item, left, right))
+            masks += [context + (left,), context + (right,)]
+        return masks
+
+    def _split(self, item, left, right, f10, f01):
+        """One split's results, as shap's loop takes them: the interaction for a fixed
+        context, then the children pushed with their priorities."""
+        context, f00, f11, node, weight = item
+        new_weight = weight / 2 if self.context is None else weight
+        if self.context is not None:
+            interaction = (f11 - f10 - f01 + f00) * weight
+            self._credit(node, interaction if self.context == 0 else -interaction)
+        if self.context in (None, 0):                      # the sibling masked
+            self._push(context, f00, f10, left, new_weight)
+            self._push(context, f00, f01, right, new_weight)
+        if self.context in (None, 1):                      # the sibling kept
+            self._push(context + (right,), f01, f11, left, new_weight)
+            self._push(context + (left,), f10, f11, right, new_weight)
+
+    def _push(self, context, f00, f11, node, weight):
+        priority = -abs(f11 - f00) * weight
+        heapq.heappush(self.heap, (priority, self.rng.randn(), self._count,
+                                   [context, f00, f11, node, weight]))
+        self._count += 1
+
+    def _credit(self, node, value):
+        self.node_values[node] = self.node_values.get(node, 0.0) + value
+
+    def values(self):
+        """The Owen values of every value of the image: float64 ``[H, W, C]``."""
+        return self.tree.paint(self.node_values)
+
+
+def mask_labels(tree, masks):
+    """The masks of one image's step as a label map and per-channel coalitions for the row
+    engine (:meth:`Rows.coalitions`): ``(labels int32 [H, W], on uint8 [K, S, C])``. The
+    labels are the distinct pixel rectangles of the masks' nodes (1..S-1, each pixel its
+    smallest; 0 for pixels in none), and ``on[k, s, c]`` is 1 where mask ``k`` keeps
+    channel ``c`` of rectangle ``s``: some node of the mask holds the rectangle (the
+    rectangles of a partition are nested or apart) and that channel."""
+    h, w, c = tree.shape
+    nodes = np.unique(np.fromiter((n for m in masks for n in m), np.int64))
+    rects = np.unique(tree.boxes[nodes, :4], axis=0).reshape(-1, 4)
+    rects = rects[np.argsort(-(rects[:, 1] - rects[:, 0]) * (rects[:, 3] - rects[:, 2]),
+                             kind="stable")]
+    labels = np.zeros((h, w), np.int32)
+    for s, (r0, r1, c0, c1) in enumerate(rects, 1):          # larger first: smaller win
+        labels[r0:r1, c0:c1] = s
+    on = np.zeros((len(masks), len(rects) + 1, c), np.uint8)
+    for k, mask in enumerate(masks):
+        if mask:
+            b = tree.boxes[list(mask)]                                            # [t, 6]
+            holds = ((b[:, None, 0] <= rects[:, 0]) & (b[:, None, 1] >= rects[:, 1])
+                     & (b[:, None, 2] <= rects[:, 2]) & (b[:, None, 3] >= rects[:, 3]))
+            channel = (np.arange(c) >= b[:, 4:5]) & (np.arange(c) < b[:, 5:6])    # [t, C]
+            on[k, 1:] = (holds[:, :, None] & channel[:, None, :]).any(0)
+    return labels, on
