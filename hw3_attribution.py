@@ -32,7 +32,7 @@ The file, in reading order:
    :class:`Rows`, built by constructors that say what a row is (a path point between an
    input and its baseline, a noisy copy, a copy with a patch replaced, a copy whose pixels
    ranked in a window come from another image, a blur of an input, a copy with some
-   segments hidden, a copy under a RISE mask); the graph
+   segments hidden, or some channels of some segments, a copy under a RISE mask); the graph
    (:class:`RowOps`, one function per stage) builds those rows from a few images and
    per-row numbers, runs them through a copy of the model and sums gradients per input,
    so a ``sess.run`` feeds a few images and fetches a few maps instead of
@@ -1865,12 +1865,12 @@ class RowOps:
 
     Fetches: ``score`` (pre-softmax ``f_target``), ``prob``, ``logits``, ``grad``,
     ``integrand`` (``grad · (front - back)``), ``weights`` (``m`` ``[H, W]``, its channel
-    mean for per-channel weights; ones for rows that weigh nothing) per row; ``sums``, ``sums_sq``, ``path_sums``
-    (:func:`path_velocity`) ``[K, ...]``, ``weight_sums``, ``score_weight_sums``
-    ``[K, H, W]``; ``drawn_noise`` ``[S, ...]``; ``rows``. The model is copied
-    (:func:`clone_subgraph`) so that its input is the built rows; if a graph cannot be
-    copied, ``mode`` is ``'feed'``: the rows are fetched and fed to ``input_tensor`` (two
-    ``sess.run`` per chunk, the same results).
+    mean for per-channel weights; ones for rows that weigh nothing) per row; ``sums``,
+    ``sums_sq``, ``path_sums`` (:func:`path_velocity`) ``[K, ...]``, ``weight_sums``,
+    ``score_weight_sums`` ``[K, H, W]``; ``drawn_noise`` ``[S, ...]``; ``rows``. The
+    model is copied (:func:`clone_subgraph`) so that its input is the built rows; if a
+    graph cannot be copied, ``mode`` is ``'feed'``: the rows are fetched and fed to
+    ``input_tensor`` (two ``sess.run`` per chunk, the same results).
     """
 
     def __init__(self, x, out):
@@ -2273,9 +2273,10 @@ def weighted_sums(grads, weights, shape):
 
 def select_leading(cond, a, b):
     """``a`` where ``cond`` (the leading dimensions of ``a``: ``[R]`` rows, ``[R, H, W]``
-    pixels or ``[R, H, W, C]`` values; a trailing 1 counts as none) is true, else ``b``. The same values as ``tf.where`` broadcasting ``cond``, but
-    several times faster on CPU: a broadcast select runs element by element, a select of
-    whole trailing slices (``tf.compat.v1.where`` with a vector condition) copies them."""
+    pixels or ``[R, H, W, C]`` values; a trailing 1 counts as none) is true, else ``b``.
+    The same values as ``tf.where`` broadcasting ``cond``, but several times faster on
+    CPU: a broadcast select runs element by element, a select of whole trailing slices
+    (``tf.compat.v1.where`` with a vector condition) copies them."""
     lead = tf.size(cond)
     out = tf1.where(tf.reshape(cond, [-1]), tf.reshape(a, tf.stack([lead, -1])),
                     tf.reshape(b, tf.stack([lead, -1])))

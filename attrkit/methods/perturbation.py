@@ -1,7 +1,7 @@
 """Perturbation methods: what a class score does when parts of the image are hidden.
 
 Each is constructed as the homework's methods are and returns one float32 map ``[N, H, W]``
-per call (one image ``[H, W, C]`` -> ``[H, W]``)::
+per call (one image ``[H, W, C]`` -> ``[H, W]``), PartitionSHAP one of ``X``'s shape::
 
     LIME(sess, input_tensor, output_tensor, target_class)
         (X, segments=None, num_samples=1000, kernel_width=0.25, baseline='black')
@@ -11,22 +11,27 @@ per call (one image ``[H, W, C]`` -> ``[H, W]``)::
         (X, segments=None, baseline='black')
     RISE(sess, input_tensor, output_tensor, target_class)
         (X, num_masks=4000, cell_size=7, p=0.5)
+    PartitionSHAP(sess, input_tensor, output_tensor, target_class)
+        (X, masker=None, max_evals=500, fixed_context=None, queue_batch=10)
 
 and every call also takes ``batch_size=16``, ``seed=None``, ``return_details=False``,
 ``target_class=`` and ``feed_dict=None`` (keyword only). The first three give each pixel
 its segment's value (segments: :func:`attrkit.methods.segmentation.segment_labels`); RISE
-gives each pixel the mean score of the random soft masks that keep it. Scores are the
-pre-softmax ``output_tensor`` (DESIGN.md), where lime, shap and the RISE paper take the
-probabilities the classifier returns.
+gives each pixel the mean score of the random soft masks that keep it; PartitionSHAP gives
+each value (pixel and channel) its Owen value over shap's hierarchical partition of the
+image. Scores are the pre-softmax ``output_tensor`` (DESIGN.md), where lime, shap and the
+RISE paper take the probabilities the classifier returns.
 
-In reading order: the four methods; :class:`PerturbationCall` (what they share: a call's
+In reading order: the five methods; :class:`PerturbationCall` (what they share: a call's
 checks and the masked-row runner every method's rows go through) and
 :class:`SegmentGame` (the segment methods' game: a coalition of segments in, a score
-out); every row is built in the graph by the row engine of ``hw3_attribution``
-(:meth:`Rows.coalitions`, :meth:`Rows.gridded`). Then each
-method's sampler and solver, in numpy: LIME's samples and weighted ridge
-(:func:`lime_samples`, :func:`lime_fit`), KernelSHAP's coalitions and constrained least
-squares (:func:`shap_coalitions`, :func:`shap_solve`), RISE's shifts.
+out), and PartitionSHAP's lockstep runner (:func:`run_searches`); every row is built in
+the graph by the row engine of ``hw3_attribution`` (:meth:`Rows.coalitions`,
+:meth:`Rows.gridded`). Then each method's sampler and solver, in numpy: LIME's samples and
+weighted ridge (:func:`lime_samples`, :func:`lime_fit`), KernelSHAP's coalitions and
+constrained least squares (:func:`shap_coalitions`, :func:`shap_solve`), RISE's shifts,
+PartitionSHAP's tree, blur and search (:class:`PartitionTree`, :func:`box_blur`,
+:class:`OwenSearch`, :func:`mask_labels`).
 """
 import copy
 import functools
