@@ -31,7 +31,8 @@ The file, in reading order:
 4. **The row engine**: methods that evaluate many variants of an input describe them as
    :class:`Rows`, built by constructors that say what a row is (a path point between an
    input and its baseline, a noisy copy, a copy with a patch replaced, a copy whose pixels
-   ranked in a window come from another image, a blur of an input); the graph
+   ranked in a window come from another image, a blur of an input, a copy with some
+   segments hidden, or some channels of some segments, a copy under a RISE mask); the graph
    (:class:`RowOps`, one function per stage) builds those rows from a few images and
    per-row numbers, runs them through a copy of the model and sums gradients per input,
    so a ``sess.run`` feeds a few images and fetches a few maps instead of
@@ -1509,8 +1510,17 @@ class Rows:
     the pixels inside its ``patch`` (top, left, height, width) and whose rank lies in
     ``[rank_start, rank_stop)`` in the rank map of input ``ranked_by``; every pixel when
     it has neither. An image row may be blurred by a Gaussian of ``sigma`` pixels (before
-    the selection and the noise). ``target`` is the class whose score, probability and
-    gradient it gives; :meth:`summed` adds its gradient, weighted, into per-input sums.
+    the selection and the noise). An image row may also weigh each pixel: ``back + m ⊙
+    (row - back)`` (after the selection, before the noise; ``m = 1`` keeps the row exactly,
+    ``m = 0`` gives ``back`` exactly), with ``m`` ``[H, W]`` built in the graph from a few
+    numbers per row: its ``segment_on`` ``[S]`` read through the label map of input
+    ``ranked_by`` (the bank's ``ranks``: ``m = segment_on[label]``, a coalition of segments;
+    ``[S, C]`` gives each segment a weight per channel, ``m`` ``[H, W, C]``),
+    and/or a RISE grid, ``grid_cells`` x ``grid_cells`` cells kept with probability
+    ``grid_keep``, drawn from the row's ``grid_seed`` (a pair), upsampled bilinearly and
+    cropped at its ``grid_shift`` (:func:`grid_weights`). ``target`` is the class whose
+    score, probability and gradient it gives; :meth:`summed` adds its gradient (or its
+    weights ``m``, and ``m`` times its score), weighted, into per-input sums.
     A row's *velocity* is the derivative of the row along its path: ``front - back`` on a
     straight path, ``∂ blur / ∂ sigma`` (a finite difference of ``sigma_step``) on a blur
     path.
@@ -1518,7 +1528,8 @@ class Rows:
 
     def __init__(self, front, back, target, *, alpha=None, patch=None, ranked_by=None,
                  rank_start=None, rank_stop=None, noise_scale=None, noise_seed=None,
-                 sigma=None, sigma_step=None):
+                 sigma=None, sigma_step=None, segment_on=None, grid_seed=None,
+                 grid_shift=None, grid_cells=None, grid_keep=None):
         self.target = np.asarray(target, np.int32)
         self.n = n = len(self.target)
         self.front = np.broadcast_to(np.asarray(front, np.int64), (n,))
@@ -1532,6 +1543,11 @@ class Rows:
         self.noise_seed = None if noise_seed is None else np.asarray(noise_seed, np.int64)
         self.sigma = _per_row(sigma, np.float32, n)
         self.sigma_step = _per_row(sigma_step, np.float32, n)
+        self.segment_on = (None if segment_on is None               # [R, S] or [R, S, C]
+                           else np.asarray(segment_on))
+        self.grid_seed = None if grid_seed is None else np.asarray(grid_seed, np.int64)
+        self.grid_shift = None if grid_shift is None else np.asarray(grid_shift, np.int32)
+        self.grid_cells, self.grid_keep = grid_cells, grid_keep        # one per call
         self.sum_into = self.sum_weight = None
 
     @classmethod
@@ -1568,11 +1584,31 @@ class Rows:
         return cls(front=take, back=rest, target=target, ranked_by=ranked_by,
                    rank_start=start, rank_stop=stop)
 
+    @classmethod
+    def coalitions(cls, images, baselines, on, target):
+        """Each image with the segments ``s`` of ``on[r, s] = 1`` kept and those of
+        ``on[r, s] = 0`` from its baseline (a fraction blends them): ``on`` ``[R, S]``,
+        the segments the labels ``0..S-1`` of the image's label map (the bank's
+        ``ranks``); ``on`` ``[R, S, C]`` keeps or hides each channel of a segment on its
+        own (``on[r, s, c]``)."""
+        return cls(front=images, back=baselines, target=target, ranked_by=images,
+                   segment_on=on)
+
+    @classmethod
+    def gridded(cls, images, baselines, seeds, shifts, cells, keep, target):
+        """RISE's masked copies ``baseline + m ⊙ (image - baseline)``: ``m`` a random
+        ``cells`` x ``cells`` grid (each cell kept with probability ``keep``) drawn from
+        the row's seed ``seeds[r]`` (a pair), upsampled bilinearly and cropped at the row's
+        ``shifts[r]`` (top, left) (:func:`grid_weights`)."""
+        return cls(front=images, back=baselines, target=target, grid_seed=seeds,
+                   grid_shift=shifts, grid_cells=int(cells), grid_keep=float(keep))
+
     def summed(self, into, weight):
         """Add each row's gradient times ``weight`` into the sums ``into`` (``[R]``, or
         ``[R, J]`` for J sums per row; -1: none): fetch ``sums`` (and ``sums_sq``, the
-        weighted squares, or ``path_sums``, the weighted gradient ⊙ velocity). Returns the
-        rows."""
+        weighted squares, or ``path_sums``, the weighted gradient ⊙ velocity; or, for rows
+        that weigh their pixels, ``weight_sums`` and ``score_weight_sums``: the weighted
+        ``m`` and ``score · m``, ``[H, W]`` each). Returns the rows."""
         self.sum_into, self.sum_weight = np.asarray(into), np.asarray(weight, np.float32)
         return self
 
@@ -1586,8 +1622,8 @@ class ImageBank:
     """The images a call's rows are built from, addressed by one index: the inputs ``X``
     ``[N, ...]``, then their ``baselines`` (one shared ``[1, ...]`` or one per input
     ``[N, ...]``; None: black, which the graph makes; a list of such sets for several
-    baselines per input, as XRAI's), and the inputs' pixel ``ranks`` (int32 ``[N, H, W]``,
-    for :meth:`Rows.ranked`)."""
+    baselines per input, as XRAI's), and the inputs' pixel ``ranks`` (int32 ``[N, H, W]``:
+    ranks for :meth:`Rows.ranked`, or segment labels for :meth:`Rows.coalitions`)."""
 
     def __init__(self, inputs, baselines=None, ranks=None):
         sets = list(baselines) if isinstance(baselines, (list, tuple)) else [baselines]
@@ -1626,7 +1662,8 @@ class ImageBank:
         return out
 
 
-SUM_FETCHES = ("sums", "sums_sq", "path_sums")
+SUM_FETCHES = ("sums", "sums_sq", "path_sums", "weight_sums", "score_weight_sums")
+PIXEL_FETCHES = ("weights", "weight_sums", "score_weight_sums")   # [..., H, W]: no channel
 
 
 def run_rows(runner, rows, bank, fetch, batch_size, desc, n_sums=0):
@@ -1634,14 +1671,16 @@ def run_rows(runner, rows, bank, fetch, batch_size, desc, n_sums=0):
     chunk (two in the fallback 'feed' mode).
 
     ``fetch``: names of per-row fetches of :class:`RowOps` (``score``, ``prob``,
-    ``logits``, ``grad``, ``integrand``) and of sums (``sums``, ``sums_sq``: what the
-    rows' :meth:`Rows.summed` adds up). Returns a dict: per-row arrays ``[R, ...]`` and
-    float64 sums ``[n_sums, ...]``.
+    ``logits``, ``grad``, ``integrand``, ``weights``) and of sums (``sums``, ``sums_sq``,
+    ``path_sums``, ``weight_sums``, ``score_weight_sums``: what the rows'
+    :meth:`Rows.summed` adds up). Returns a dict: per-row arrays ``[R, ...]`` and float64
+    sums ``[n_sums, ...]``.
     """
     ops = runner.row_ops()
     per_row = [f for f in fetch if f not in SUM_FETCHES]
     summed = [f for f in fetch if f in SUM_FETCHES]
-    out = {f: np.zeros((n_sums,) + bank.shape, np.float64) for f in summed}
+    out = {f: np.zeros((n_sums,) + (bank.shape[:2] if f in PIXEL_FETCHES else bank.shape),
+                       np.float64) for f in summed}
     noise = (None if rows.noise_seed is None
              else NoiseCache(rows.noise_seed, ops.noise_store(bank.shape)))
     fetches = [getattr(ops, f) for f in per_row + summed]
@@ -1656,7 +1695,7 @@ def run_rows(runner, rows, bank, fetch, batch_size, desc, n_sums=0):
             out[f][sums] += v
     for f in per_row:         # no rows at all (e.g. N_Ord with nothing to remove)
         if f not in out:
-            out[f] = np.zeros((0,) + {"grad": tuple(bank.shape),
+            out[f] = np.zeros((0,) + {"grad": tuple(bank.shape), "weights": bank.shape[:2],
                                       "logits": (runner.num_classes or 0,)}.get(f, ()),
                               np.float32)
     return out
@@ -1686,6 +1725,12 @@ def _chunk_feed(ops, rows, bank, sl, noise):
         maps = np.unique(rows.ranked_by[sl])
         feed[ops.rank_maps] = bank.ranks[maps]
         feed[ops.ranked_by] = np.searchsorted(maps, rows.ranked_by[sl]).astype(np.int32)
+    if rows.segment_on is not None:
+        on = rows.segment_on[sl]
+        feed[ops.segment_on] = (on[..., None] if on.ndim == 2 else on).astype(np.float32)
+    if rows.grid_seed is not None:
+        feed.update({ops.grid_seed: rows.grid_seed[sl], ops.grid_shift: rows.grid_shift[sl],
+                     ops.grid_cells: rows.grid_cells, ops.grid_keep: rows.grid_keep})
     if noise is not None:
         feed.update(noise.feed(ops, sl))
     sums = None
@@ -1807,21 +1852,25 @@ class RowOps:
     ``back`` (indices into it, -1 black), ``target``, ``alpha``, ``noise_scale``,
     ``noise_of`` (with ``noise_seeds`` ``[S, 2]`` to draw and ``noise_fed`` ``[F, ...]``);
     for images also ``sigma``, ``sigma_step``, ``patch`` ``[R, 4]``, ``ranked_by``,
-    ``rank_start``, ``rank_stop`` (with ``rank_maps`` ``[r, H, W]``); ``sum_weights``
-    ``[R, K]``.
+    ``rank_start``, ``rank_stop`` (with ``rank_maps`` ``[r, H, W]``), ``segment_on``
+    ``[R, S, K]`` (read through the same maps, as segment labels; K = 1, or one weight per
+    channel), ``grid_seed`` and
+    ``grid_shift`` ``[R, 2]`` (with the scalars ``grid_cells`` and ``grid_keep``);
+    ``sum_weights`` ``[R, K]``.
 
     The stages, one function each and each run only on the chunks it changes (a tf.cond
     per chunk): :func:`interpolate`, :func:`blur`, :func:`mask` (of a :func:`rank_window`
-    and a :func:`patch_window`), :func:`add_noise`; then the model, and
-    :func:`weighted_sums`.
+    and a :func:`patch_window`), :func:`weigh` (of :func:`segment_weights` and
+    :func:`grid_weights`), :func:`add_noise`; then the model, and :func:`weighted_sums`.
 
     Fetches: ``score`` (pre-softmax ``f_target``), ``prob``, ``logits``, ``grad``,
-    ``integrand`` (``grad · (front - back)``) per row; ``sums``, ``sums_sq``, ``path_sums``
-    (:func:`path_velocity`) ``[K, ...]``;
-    ``drawn_noise`` ``[S, ...]``; ``rows``. The model is copied
-    (:func:`clone_subgraph`) so that its input is the built rows; if a graph cannot be
-    copied, ``mode`` is ``'feed'``: the rows are fetched and fed to ``input_tensor`` (two
-    ``sess.run`` per chunk, the same results).
+    ``integrand`` (``grad · (front - back)``), ``weights`` (``m`` ``[H, W]``, its channel
+    mean for per-channel weights; ones for rows that weigh nothing) per row; ``sums``,
+    ``sums_sq``, ``path_sums`` (:func:`path_velocity`) ``[K, ...]``, ``weight_sums``,
+    ``score_weight_sums`` ``[K, H, W]``; ``drawn_noise`` ``[S, ...]``; ``rows``. The
+    model is copied (:func:`clone_subgraph`) so that its input is the built rows; if a
+    graph cannot be copied, ``mode`` is ``'feed'``: the rows are fetched and fed to
+    ``input_tensor`` (two ``sess.run`` per chunk, the same results).
     """
 
     def __init__(self, x, out):
@@ -1839,6 +1888,22 @@ class RowOps:
                                            tf.shape(self.images)[1:])[0]
             self.integrand = tf.reduce_sum(flat * tf.reshape(self.direction,
                                                              [self.n_rows, -1]), 1)
+            if self.image:
+                self._weight_sums()
+
+    def _weight_sums(self):
+        """``weights`` ``[R, H, W]`` (``m``, or its mean over the channels where it has
+        one per channel; ones where a row weighs nothing) and their weighted sums ``[K, H,
+        W]``: ``weight_sums`` of ``m``, ``score_weight_sums`` of ``score · m``."""
+        some, pixel = self.pixel_weights
+        shape = tf.shape(self.images)[1:3]
+        self.weights = tf.cond(some, lambda: tf.reduce_mean(pixel(), -1),
+                               lambda: tf.ones(tf.concat([[self.n_rows], shape], 0)))
+        flat = tf.reshape(self.weights, [self.n_rows, -1])                     # [R, H·W]
+        scored = flat * tf.cast(self.score, tf.float32)[:, None]
+        self.weight_sums, self.score_weight_sums = (
+            tf.reshape(tf.matmul(self.sum_weights, m, transpose_a=True),
+                       tf.concat([[-1], shape], 0)) for m in (flat, scored))
 
     def _feeds(self, dtype, shape):
         placeholder, default = tf1.placeholder, tf1.placeholder_with_default
@@ -1865,6 +1930,13 @@ class RowOps:
             self.patch = default(tf.zeros([n_rows, 4], tf.int32), [None, 4], name="patch")
             self.sigma = default(tf.zeros([n_rows]), [None], name="sigma")
             self.sigma_step = default(tf.zeros([n_rows]), [None], name="sigma_step")
+            self.segment_on = default(tf.zeros([n_rows, 0, 1]), [None, None, None],
+                                      name="segment_on")
+            self.grid_seed = default(tf.zeros([0, 2], tf.int64), [None, 2], name="grid_seed")
+            self.grid_shift = default(tf.zeros([n_rows, 2], tf.int32), [None, 2],
+                                      name="grid_shift")
+            self.grid_cells = default(tf.constant(1), [], name="grid_cells")
+            self.grid_keep = default(tf.constant(0.5), [], name="grid_keep")
 
     def _compose(self, dtype):
         """The rows ``[R, ...]``: front over back, stage by stage."""
@@ -1886,6 +1958,11 @@ class RowOps:
             rows = mask(rows, back, rank_window(self.rank_maps, self.ranked_by,
                                                 self.rank_start, self.rank_stop),
                         patch_window(self.patch, height, width))
+            self.pixel_weights = pixel_weights(
+                segment_weights(self.segment_on, self.rank_maps, self.ranked_by),
+                grid_weights(self.grid_seed, self.grid_shift, self.grid_cells,
+                             self.grid_keep, height, width))
+            rows = weigh(rows, back, self.pixel_weights)
         self.drawn_noise = draw_noise(self.noise_seeds, tf.shape(self.images)[1:], dtype)
         rows = add_noise(rows, self.noise_scale,
                          lambda: unit_noise(self.noise_fed, self.drawn_noise, self.noise_of))
@@ -2074,6 +2151,90 @@ def mask(rows, back, rank, patch):
     return tf.cond(everywhere & whole, lambda: rows, select)
 
 
+def segment_weights(on, label_maps, labelled_by):
+    """Each row's pixel weights from its segments' entries ``on`` ``[R, S, K]`` (S = 0: no
+    row has any; K = 1, or C for a weight per channel): ``(some, weights)``, a scalar and
+    a function returning ``[R, H, W, K]``, ``on[r, label]`` at each pixel of the label map
+    ``label_maps[labelled_by[r]]``."""
+    def weights():
+        labels = tf.gather(label_maps, labelled_by)                           # [R, H, W]
+        return tf.gather(on, labels, axis=1, batch_dims=1)                 # [R, H, W, K]
+
+    return tf.shape(on)[1] > 0, weights
+
+
+def grid_weights(seeds, shifts, cells, keep, height, width):
+    """RISE's masks (Petsiuk et al. 2018, as the paper's code makes them): for each row a
+    ``cells`` x ``cells`` grid of 0/1, each 1 with probability ``keep``
+    (``tf.random.stateless_uniform`` of the row's seed ``seeds[r]`` < keep), upsampled
+    bilinearly to ``(cells + 1)·ceil(H / cells)`` (and likewise W; :func:`upsampling`)
+    and cropped at the row's ``shifts[r]`` (top, left). ``(some, weights)``: a scalar
+    (rows were given seeds) and a function returning ``[R, H, W, 1]``."""
+    def weights():
+        grid = tf.map_fn(lambda s: tf.random.stateless_uniform(tf.stack([cells, cells]),
+                                                               seed=s, dtype=tf.float64),
+                         seeds, fn_output_signature=tf.float64)
+        grid = tf.cast(grid < tf.cast(keep, tf.float64), tf.float64)         # [R, c, c]
+        along_h = cropped(upsampling(cells, height), shifts[:, 0], height)    # [R, H, c]
+        along_w = cropped(upsampling(cells, width), shifts[:, 1], width)      # [R, W, c]
+        rows = tf.einsum("rhi,rij->rhj", along_h, grid)
+        return tf.cast(tf.einsum("rhj,rwj->rhw", rows, along_w), tf.float32)[..., None]
+
+    return tf.shape(seeds)[0] > 0, weights
+
+
+def upsampling(cells, length):
+    """``[(cells + 1)·ceil(length / cells), cells]`` float64: linear interpolation of
+    ``cells`` values to that many, as ``skimage.transform.resize(order=1, mode='reflect')``
+    does it (pixel centres aligned, ``c = (o + ½)·cells/up - ½``, mirrored at both ends)."""
+    n = tf.cast(cells, tf.float64)
+    up = (cells + 1) * ((length + cells - 1) // cells)
+    c = (tf.cast(tf.range(up), tf.float64) + 0.5) * n / tf.cast(up, tf.float64) - 0.5
+    c = tf.abs(c)                                                   # mirrored below 0
+    c = tf.where(c > n - 1, 2 * (n - 1) - c, c)                     # and above cells - 1
+    c = tf.clip_by_value(c, 0.0, tf.maximum(n - 1, 0.0))
+    low = tf.cast(tf.floor(c), tf.int32)
+    high = tf.minimum(low + 1, cells - 1)
+    frac = (c - tf.floor(c))[:, None]
+    return (tf.one_hot(low, cells, dtype=tf.float64) * (1 - frac)
+            + tf.one_hot(high, cells, dtype=tf.float64) * frac)
+
+
+def cropped(matrix, starts, length):
+    """Rows ``starts[r] .. starts[r] + length`` of ``matrix`` for each row: ``[R, length,
+    ...]``."""
+    return tf.gather(matrix, starts[:, None] + tf.range(length)[None, :])
+
+
+def pixel_weights(segments, grid):
+    """The pixel weights of the two sources, each ``(some, weights)`` (from
+    :func:`segment_weights` and :func:`grid_weights`): ``(some, weights)``, their product
+    on a chunk that has both, else the one it has."""
+    (on_some, on), (grid_some, on_grid) = segments, grid
+
+    def weights():
+        return tf.cond(on_some & grid_some, lambda: on() * on_grid(),
+                       lambda: tf.cond(on_some, on, on_grid))
+
+    return on_some | grid_some, weights
+
+
+def weigh(rows, back, weights):
+    """``back() + m ⊙ (rows - back())`` per pixel (or per pixel and channel), with
+    ``(some, m)`` from :func:`pixel_weights` (``m`` ``[R, H, W, 1]`` or ``[R, H, W, C]``),
+    on the chunks where some row weighs its pixels; ``m = 1`` keeps a value of ``rows``
+    exactly (and ``m = 0`` gives ``back`` exactly)."""
+    some, pixel = weights
+
+    def blend():
+        b = back()
+        m = pixel()                                                        # [R, H, W, K]
+        mixed = b + tf.cast(m, rows.dtype) * (rows - b)
+        return select_leading(m >= 1, rows, mixed)
+
+    return tf.cond(some, blend, lambda: rows)
+
+
 def draw_noise(seeds, shape, dtype):
     """Unit Gaussian noise ``[S, ...]`` of one input's ``shape``: one
     ``tf.random.stateless_normal`` per seed pair of ``seeds`` ``[S, 2]`` (none for S = 0)."""
@@ -2111,10 +2272,11 @@ def weighted_sums(grads, weights, shape):
 
 
 def select_leading(cond, a, b):
-    """``a`` where ``cond`` (the leading dimensions of ``a``: ``[R]`` rows or ``[R, H, W]``
-    pixels) is true, else ``b``. The same values as ``tf.where`` broadcasting ``cond``, but
-    several times faster on CPU: a broadcast select runs element by element, a select of
-    whole trailing slices (``tf.compat.v1.where`` with a vector condition) copies them."""
+    """``a`` where ``cond`` (the leading dimensions of ``a``: ``[R]`` rows, ``[R, H, W]``
+    pixels or ``[R, H, W, C]`` values; a trailing 1 counts as none) is true, else ``b``.
+    The same values as ``tf.where`` broadcasting ``cond``, but several times faster on
+    CPU: a broadcast select runs element by element, a select of whole trailing slices
+    (``tf.compat.v1.where`` with a vector condition) copies them."""
     lead = tf.size(cond)
     out = tf1.where(tf.reshape(cond, [-1]), tf.reshape(a, tf.stack([lead, -1])),
                     tf.reshape(b, tf.stack([lead, -1])))

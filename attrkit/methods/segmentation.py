@@ -1,17 +1,35 @@
 """Segmentations: the one place that turns an image into segments, for every method that
-needs them (XRAI today).
+needs them (XRAI, and the perturbation methods LIME, KernelSHAP and FeatureAblation).
 
+- :func:`segment_labels`: the perturbation methods' ``segments`` argument (None, ``'grid'``,
+  ``'felzenszwalb'``, ``'slic'``, ``'quickshift'``, or int label maps) as one int label
+  map per image, relabelled ``0..S-1``, with one error template (:data:`LABELS_ERROR`);
+  :func:`segment_means`, lime's "hide colour" of each segment.
 - :func:`felzenszwalb_segments`: PAIR saliency's XRAI segments (Felzenszwalb's graph
   segments at six scales on the image resized to 224 x 224, each dilated by 5 pixels).
-- :func:`parse_segments`: a method's ``segments`` argument (None, masks, label maps, one
-  per input) as one bool array of masks per input, with one error template.
+- :func:`parse_segments`: XRAI's ``segments`` argument (None, masks, label maps, one per
+  input) as one bool array of masks per input, with one error template.
 
 scikit-image is imported only when segments are computed (the course's environment may
-lack it): :data:`SKIMAGE_ERROR` says what to do then.
+lack it): :data:`SKIMAGE_ERROR` and :data:`SKIMAGE_KIND_ERROR` say what to do then.
 """
 import numpy as np
 
-from hw3_attribution import as_array, is_numeric
+from hw3_attribution import as_array, is_numeric, scaled_size
+
+SEGMENT_KINDS = ("grid", "felzenszwalb", "slic", "quickshift")
+# lime 0.2.0.1's default segmentation (lime_image.LimeImageExplainer.explain_instance):
+# SegmentationAlgorithm('quickshift', kernel_size=4, max_dist=200, ratio=0.2), which calls
+# skimage.segmentation.quickshift(image, **these) on the image it is given.
+LIME_QUICKSHIFT = {"kernel_size": 4, "max_dist": 200, "ratio": 0.2}
+GRID_CELL = 16        # the 'grid' cells' side at 224 x 224, scaled with the image
+
+LABELS_ERROR = ("segments: expected None, one of {kinds}, or an int label map of the images' "
+                "height and width, {one} (shared by every image) or {batch} (one per image), "
+                "with at least 2 segments in each image, got {actual}")
+SKIMAGE_KIND_ERROR = ("segments: {kind!r} segments need scikit-image, which is not installed "
+                      "here (pip install scikit-image); or pass segments='grid' or an int "
+                      "label map of the images' height and width")
 
 SKIMAGE_ERROR = ("segments: XRAI's default segments (Felzenszwalb's, as PAIR's) need "
                  "scikit-image, which is not installed here (pip install scikit-image); or "
@@ -20,6 +38,95 @@ SKIMAGE_ERROR = ("segments: XRAI's default segments (Felzenszwalb's, as PAIR's) 
 SEGMENTS_ERROR = ("segments: expected None (Felzenszwalb segments of images), boolean masks "
                   "[S, *{shape}], an int label map {shape}, or a list of one of those per "
                   "input, got {actual}")
+
+
+def segment_labels(segments, X, default="quickshift"):
+    """The one parser of the perturbation methods' ``segments``, for images ``X``
+    ``[N, H, W, C]`` (RGB 0-255): ``(labels, counts)``, int32 ``[N, H, W]`` with each
+    image's segments labelled ``0..S_i-1`` (in the order of the labels given) and their
+    counts ``S_i`` ``[N]``.
+
+    ``segments``: None (the method's ``default`` kind), a kind of :data:`SEGMENT_KINDS`
+    (:func:`segment_image`), or an int label map ``[H, W]`` (shared) or ``[N, H, W]`` (one
+    per image), any labels. Every image needs at least 2 segments.
+    """
+    n, h, w = X.shape[:3]
+    kind = default if segments is None else segments
+
+    def fail(actual):
+        return ValueError(LABELS_ERROR.format(kinds=list(SEGMENT_KINDS), one=[h, w],
+                                              batch=[n, h, w], actual=actual))
+
+    if isinstance(kind, str):
+        if kind not in SEGMENT_KINDS:
+            raise fail(repr(kind))
+        maps = [segment_image(x, kind) for x in X]
+    else:
+        arr = as_array(segments, "segments")
+        if (arr.dtype == object or not np.issubdtype(arr.dtype, np.integer)
+                or arr.shape not in ((h, w), (n, h, w))):
+            raise fail(f"a {arr.dtype} array of shape {list(arr.shape)}")
+        maps = np.broadcast_to(arr, (n, h, w))
+    labels = np.empty((n, h, w), np.int32)
+    counts = np.empty(n, np.int64)
+    for i, m in enumerate(maps):
+        values, inverse = np.unique(m, return_inverse=True)
+        labels[i], counts[i] = inverse.reshape(h, w), len(values)
+        if counts[i] < 2:
+            raise fail(f"a label map with 1 segment for image {i}")
+    return labels, counts
+
+
+def segment_image(image, kind):
+    """One image's ``[H, W, C]`` (RGB 0-255) segments of ``kind``, an int map ``[H, W]``.
+
+    - ``'grid'``: square cells of :func:`scaled_size` (16 at 224 x 224, 4 at 56 x 56), row
+      by row; the last row and column of cells is cut by the image's edge.
+    - ``'quickshift'``: lime 0.2.0.1's default, ``skimage.segmentation.quickshift(image,
+      kernel_size=4, max_dist=200, ratio=0.2)`` (:data:`LIME_QUICKSHIFT`; skimage's own
+      ``rng=42`` breaks ties, as lime's call does on scikit-image >= 0.21, where the
+      ``random_seed`` lime passes is no longer an argument and its wrapper drops it);
+      a gray image is repeated to RGB first (lime's ``gray2rgb``), other channel counts
+      are segmented without the Lab conversion.
+    - ``'slic'``: ``skimage.segmentation.slic(image, channel_axis=-1)`` with scikit-image's
+      defaults (``n_segments=100, compactness=10, sigma=0``, Lab for 3 channels).
+    - ``'felzenszwalb'``: ``skimage.segmentation.felzenszwalb(image, channel_axis=-1)``
+      with scikit-image's defaults (``scale=1, sigma=0.8, min_size=20``).
+
+    scikit-image gets the image as the photo the 0-255 pixels stand for: float in [0, 1]
+    (pixel / 255), which is what it makes of a uint8 image itself (``img_as_float``), so a
+    uint8 photo given to lime is segmented as its float twin is here.
+    """
+    h, w = image.shape[:2]
+    if kind == "grid":
+        size = scaled_size(GRID_CELL, h, w)
+        cols = -(-w // size)
+        return (np.arange(h)[:, None] // size) * cols + np.arange(w)[None, :] // size
+    try:
+        from skimage import segmentation
+    except ImportError:   # optional: the course's environment may lack it
+        raise ImportError(SKIMAGE_KIND_ERROR.format(kind=kind)) from None
+    im = np.asarray(image, np.float64) / 255.0
+    if kind == "quickshift":
+        if im.shape[-1] == 1:
+            im = np.repeat(im, 3, axis=-1)
+        return segmentation.quickshift(im, convert2lab=im.shape[-1] == 3, **LIME_QUICKSHIFT)
+    if kind == "slic":
+        return segmentation.slic(im, channel_axis=-1)
+    return segmentation.felzenszwalb(im, channel_axis=-1)
+
+
+def segment_means(X, labels):
+    """Each image with every segment filled with its mean colour, per channel: float32
+    ``[N, H, W, C]`` (lime's ``hide_color=None``, its default hidden image)."""
+    out = np.empty(X.shape, np.float32)
+    for i, (x, lab) in enumerate(zip(X, labels)):
+        flat, count = lab.reshape(-1), np.bincount(lab.reshape(-1))
+        for c in range(x.shape[-1]):
+            total = np.bincount(flat, weights=x[..., c].reshape(-1).astype(np.float64))
+            out[i, ..., c] = (total / np.maximum(count, 1))[lab]
+    return out
+
 
 XRAI_SCALES = (50, 100, 150, 250, 500, 1200)   # PAIR's Felzenszwalb scales, sigma 0.8,
 XRAI_SIGMA, XRAI_MIN_SIZE = 0.8, 150            # min_size 150, on the image resized to
