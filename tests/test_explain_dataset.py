@@ -341,6 +341,7 @@ def api_rows(sess, model, X, digest):
     and each metric on it (target None: the predicted class), with the test's budgets."""
     import hw3_attribution as ha
     import hw3_evaluation as he
+    from attrkit.methods import pair
     x, logits = model.imgs, model.logits
     kw = dict(progress=False)
     ig, info = ha.IntegratedGrad(sess, x, logits, None, **kw)(X, "black", num_steps=8,
@@ -354,10 +355,10 @@ def api_rows(sess, model, X, digest):
         "occlusion": ha.Occlusion(sess, x, logits, None, **kw)(X, superpixel_size=28),
         "random": ha.RandomAttribution(sess, x, logits, None, seed=dp.image_seed(0, digest),
                                        **kw)(X),
-        "xrai": ha.XRAI(sess, x, logits, None, **kw)(X, num_steps=8),
-        "guided_ig": ha.GuidedIG(sess, x, logits, None, **kw)(X, num_steps=8),
-        "blur_ig": ha.BlurIG(sess, x, logits, None, **kw)(X, num_steps=8),
-        "guided_backprop": ha.GuidedBackprop(sess, x, logits, None, **kw)(X),
+        "xrai": pair.XRAI(sess, x, logits, None, **kw)(X, num_steps=8),
+        "guided_ig": pair.GuidedIG(sess, x, logits, None, **kw)(X, num_steps=8),
+        "blur_ig": pair.BlurIG(sess, x, logits, None, **kw)(X, num_steps=8),
+        "guided_backprop": pair.GuidedBackprop(sess, x, logits, None, **kw)(X),
     }
     out = {}
     for m, A in maps.items():

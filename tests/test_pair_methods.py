@@ -624,3 +624,22 @@ def test_session_calls(pair_conv, bs):
         spy.rows, spy.calls = [], 0
         cls(spy, x, out, 0)(X, batch_size=bs, **kw)
         assert spy.rows == rows, name
+
+
+def test_the_old_home_still_imports_with_a_warning_naming_the_new_one():
+    """Issue 29: PAIR's methods moved to attrkit.methods.pair; ``from hw3_attribution
+    import XRAI`` keeps working for one release, with a DeprecationWarning."""
+    import importlib
+    import warnings
+    module = importlib.import_module("hw3_attribution")
+    for name, home in (("XRAI", P), ("GuidedIGPath", P), ("felzenszwalb_segments", S),
+                       ("SEGMENTS_ERROR", S)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert getattr(module, name) is getattr(home, name)
+        assert [w.category for w in caught] == [DeprecationWarning]
+        assert str(caught[0].message).startswith(
+            f"hw3_attribution.{name} has moved to {home.__name__}; import it from there")
+    with pytest.raises(AttributeError, match="has no attribute 'NoSuchMethod'"):
+        getattr(module, "NoSuchMethod")
+    assert "XRAI" not in module.__all__
