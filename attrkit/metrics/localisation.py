@@ -135,8 +135,9 @@ def RelevanceRankAccuracy(attr_map, mask, *, stable=False, abs=False, normalise=
 def TopKIntersection(attr_map, mask, k=1000, *, concept_influence=False, stable=False,
                      abs=False, normalise=True):
     """Top-K Intersection (Theiner, Müller-Budack and Ewerth, "Interpretable semantic photo
-    geolocalization", arXiv:2104.14995, 2021), as Quantus 0.6.0's ``TopKIntersection``: the share of the
-    map's ``k`` most attributed pixels that lie in the mask, ``|top_k ∩ mask| / k``.
+    geolocalization", arXiv:2104.14995, 2021), as Quantus 0.6.0's ``TopKIntersection``:
+    the share of the map's ``k`` most attributed pixels that lie in the mask,
+    ``|top_k ∩ mask| / k``.
 
     Args:
         attr_map, mask, abs, normalise: as :func:`PointingGame`.
