@@ -11,6 +11,10 @@ here, one sub-package a room:
   without torch, preprocessing.
 - :mod:`attrkit.methods`: the attribution methods beyond the homework (PAIR saliency's
   XRAI, Guided IG, Blur IG, Guided Backprop) and the segmentations they share.
+- :mod:`attrkit.metrics`: the metrics beyond the homework, as Quantus 0.6.0 defines them:
+  the model-free localisation (Pointing Game, Relevance Mass / Rank Accuracy, Top-K
+  Intersection, Attribution Localisation, AUC) and complexity (Sparseness, Complexity,
+  Effective Complexity) metrics on pixel maps and masks.
 - :mod:`attrkit.dataset`: ``explain_dataset.py``'s plan, Ray engine and report.
 - :mod:`attrkit.figures`: the richer plotting helpers.
 
