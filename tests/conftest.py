@@ -15,33 +15,42 @@ tf.compat.v1.disable_eager_execution()
 
 
 # ------------------------------------------------ the suite on xdist workers (pytest.ini)
-# Tests that share an expensive session fixture run on one worker, so that it is built
-# once per run: each group below is bound to one worker (``--dist loadgroup``), and the
-# groups come first in the run's order, heaviest first, so that two of them start at once
-# and the many small tests fill in behind. ``(name, is_member)``:
-HEAVY_GROUPS = (
-    ("keras_families", lambda item: "families" in item.fixturenames),   # 5 families, 14 files
-    ("ray", lambda item: item.module.__name__ == "test_explain_dataset"),  # Ray clusters
-    ("own_model", lambda item: "own" in item.fixturenames),      # a CNN trained, imported
-)
+# The suite runs on two worker processes. Work goes out a file at a time (so that a
+# file's module fixtures are built once), except that the files which share an expensive
+# session fixture go out as one unit and so run on one worker, which builds it once: the
+# Keras families and the trained own model (with their conversion cache) are used by both
+# files below. Those units and the Ray runs come first, heaviest first, so that two of them
+# start at once and the small files fill in behind.
+SHARED_UNITS = {"test_model_import.py": "keras_import",
+                "test_own_model_scripts.py": "keras_import"}
+FIRST = ("test_model_import.py", "test_own_model_scripts.py", "test_explain_dataset.py")
 
 
-@pytest.hookimpl(tryfirst=True)
+def work_unit(nodeid):
+    """The unit of scheduling a test belongs to: its file, or its shared unit."""
+    path = nodeid.split("::", 1)[0]
+    return SHARED_UNITS.get(os.path.basename(path), path)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Schedule by :func:`work_unit` (xdist's loadfile, with the shared units joined)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedUnits(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            return work_unit(nodeid)
+
+    return SharedUnits(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
-    """Bind each heavy group to one worker and run the groups first (see HEAVY_GROUPS);
-    every other test keeps its place in the collection order."""
+    """The files of :data:`FIRST` first, in that order; the rest keep their order."""
     def rank(item):
-        for i, (name, is_member) in enumerate(HEAVY_GROUPS):
-            if is_member(item):
-                return i, name
-        return len(HEAVY_GROUPS), None
+        name = os.path.basename(str(item.fspath))
+        return FIRST.index(name) if name in FIRST else len(FIRST)
 
-    ranked = sorted(((rank(item), n, item) for n, item in enumerate(items)),
-                    key=lambda t: (t[0][0], t[1]))
-    items[:] = [item for _, _, item in ranked]
-    for (_, name), _, item in ranked:
-        if name is not None:
-            item.add_marker(pytest.mark.xdist_group(name))
+    items[:] = [item for _, _, item in sorted(((rank(it), n, it) for n, it in enumerate(items)),
+                                              key=lambda t: t[:2])]
 
 
 def new_session(graph=None):

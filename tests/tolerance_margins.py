@@ -1,6 +1,6 @@
 """A pytest plugin that measures how close each tolerance comparison came to failing.
 
-    python -m pytest -p tolerance_margins tests/test_vgg16.py ...
+    PYTHONPATH=tests python -m pytest -p tolerance_margins tests/test_vgg16.py ...
 
 It wraps ``numpy.testing.assert_allclose`` and, for every test, records the smallest
 margin: allowed / actual over the compared elements, where allowed is ``atol + rtol *
