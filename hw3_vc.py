@@ -1140,7 +1140,7 @@ def perturbation_maps(run, X, c, perturbation):
         maps = np.asarray(maps, np.float64)
         if panel.mode == "relative":
             maps = maps - maps.reshape(len(maps), -1).min(axis=1)[:, None, None]
-        titles = [f"{panel.title}, {panel.budget(s, details, j)}" for j in range(len(X))]
+        titles = [f"{panel.title}\n{panel.budget(s, details, j)}" for j in range(len(X))]
         out[panel.title] = (maps, titles, "abs" if panel.mode == "relative" else "signed")
     return out, (" Left out: " + "; ".join(left) + "." if left else "")
 

@@ -297,10 +297,10 @@ def test_perturbation_figure_on_the_quick_budgets(sess, tmp_path, monkeypatch):
     grid, titles, modes = drawn[0]
     assert len(grid) == 3 and all(len(row) == 1 + len(hw3_vc.PERTURBATION_PANELS)
                                   for row in grid)
-    assert titles[0][1:] == ["LIME, 100 samples, 256 grid segments",
-                             "KernelSHAP, 128 coalitions, 256 grid segments",
-                             "RISE, 300 masks, 7x7 cells",
-                             "Feature ablation, 256 grid segments"]
+    assert titles[0][1:] == ["LIME\n100 samples, 256 grid segments",
+                             "KernelSHAP\n128 coalitions, 256 grid segments",
+                             "RISE\n300 masks, 7x7 cells",
+                             "Feature ablation\n256 grid segments"]
     assert titles[2][0] == run.label(2) and modes[0] == ["image", "signed", "signed", "abs",
                                                          "signed"]
     assert all(m.shape == (16, 16) for row in grid for m in row[1:])
