@@ -9,8 +9,8 @@ ablation against the model's own forward rate, and beside lime's and shap's expl
 ``batch_size=16``, the predicted classes, the segments computed once beforehand and
 passed in), its model rows per second (counted by the session proxy: the rows the graph
 builds, plus any forward of the images themselves) ÷ the bare model's forward rate at the
-same batch size, measured right after it over as many rows (up to 1024), in the same
-round; the median over rounds. Goal ≥ 0.95. The segmentation is timed apart (it is
+same batch size, the mean of two measurements just before and just after the call over as
+many rows (up to 1024), in the same round; the median over rounds. Goal ≥ 0.95. The segmentation is timed apart (it is
 scikit-image's, the same for lime's explainer).
 
 (b) **Beside the references**, on the same model, images, classes, segments (label maps,
@@ -29,7 +29,8 @@ game at the same cost in model rows, another estimator; the row says which). The
 reference explains one image per call (its API); ours all the images in one call;
 seconds per image, theirs ÷ ours per round, the median over rounds. The maps are compared
 where the definitions agree (LIME's coefficients, KernelSHAP's values: the same draws
-from the same seed). Each round runs the reference then ours. lime and shap are optional
+from the same seed). The first round runs the reference then ours, the next ours first,
+and so on. lime and shap are optional
 imports of this benchmark only (benchmarks/README.md says how to install them); a row
 says why when one is missing.
 """
@@ -127,31 +128,38 @@ class OurMethods:
 # ---------------------------------------------------------------- (a) the rates
 
 def rate_rounds(model, sess, X, c, labels, budgets, batch_size, rounds, progress=log):
-    """``{name: {"ratios", "rates", "rows", "calls", "outside", "seconds"}}``: each method's
-    model rows/s ÷ the raw forward rate measured right after it, per round."""
+    """``{name: {"ratios", "rates", "rows", "calls", "outside", "seconds", "raw"}}``: each
+    method's model rows/s ÷ the raw forward rate measured just before and just after it
+    (their mean), per round."""
     ours = OurMethods(model, sess)
     warm = Budgets(batch_size, batch_size, batch_size, batch_size, budgets.segments)
     for name in ours.methods:        # the first run at each shape allocates: warm up
         ours(name, X[:1], c[:1], labels[:1], warm, batch_size)
     raw_rate(model, sess, X, "forward", batch_size, 1)
-    res = {name: {"ratios": [], "rates": [], "seconds": [], "outside": []} for name in OURS}
+    res = {name: {"ratios": [], "rates": [], "seconds": [], "outside": [], "raw": []}
+           for name in OURS}
+    rows = {name: batch_size for name in OURS}      # the last call's, for the raw span
     for r in range(rounds):
         for name in ours.methods:
+            span = min(max(2 * batch_size, rows[name]), 1024)
+            before = raw_rate(model, sess, X, "forward", batch_size, span)
             ours.tsess.reset()
             t0 = time.perf_counter()
             ours(name, X, c, labels, budgets, batch_size)
             wall = time.perf_counter() - t0
-            rows, runs, inside = ours.tsess.rows, ours.tsess.calls, ours.tsess.run_seconds
-            raw = raw_rate(model, sess, X, "forward", batch_size,
-                           min(max(2 * batch_size, rows), 1024))
+            rows[name], runs = ours.tsess.rows, ours.tsess.calls
+            after = raw_rate(model, sess, X, "forward", batch_size, span)
+            raw = (before + after) / 2     # the machine's drift during the call, halved
             o = res[name]
-            o["rates"].append(rows / wall)
-            o["ratios"].append(rows / wall / raw)
+            o["rates"].append(rows[name] / wall)
+            o["ratios"].append(rows[name] / wall / raw)
             o["seconds"].append(wall)
-            o["outside"].append(1.0 - inside / wall)
-            o["rows"], o["calls"] = rows, runs
-            progress(f"round {r + 1}/{rounds} {name}: {rows} rows in {wall:.1f} s = "
-                     f"{rows / wall / raw:.3f} x raw forward ({runs} runs)")
+            o["outside"].append(1.0 - ours.tsess.run_seconds / wall)
+            o["raw"].append((before, after))
+            o["rows"], o["calls"] = rows[name], runs
+            progress(f"round {r + 1}/{rounds} {name}: {rows[name]} rows in {wall:.1f} s = "
+                     f"{rows[name] / wall / raw:.3f} x raw forward ({runs} runs; raw "
+                     f"{before:.1f} before, {after:.1f} after)")
     return res
 
 
@@ -164,11 +172,17 @@ def rate_rows(res, n_images, budgets, batch_size, segment_seconds):
                            if v is not None) or "one row per segment"
         if name == "KernelSHAP" and budgets.shap_samples is None:
             budget = "num_samples=None (2S + 2048)"
-        note = (f"model rows/s ÷ raw forward at bs {batch_size}; {o['rows']} rows in "
-                f"{o['calls']} runs per call; rounds: "
-                + ", ".join(fmt(v) for v in o["ratios"])
+        note = (f"model rows/s ÷ raw forward at bs {batch_size} (the mean of the raw rate "
+                f"measured just before and just after); {o['rows']} rows in {o['calls']} "
+                f"runs per call; rounds: " + ", ".join(fmt(v) for v in o["ratios"])
+                + "; raw rows/s before / after: "
+                + ", ".join(f"{b:.0f} / {a:.0f}" for b, a in o["raw"])
                 + f"; {100 * float(np.median(o['outside'])):.0f}% of the wall time outside "
                 f"sess.run (sampling, solving, painting)")
+        if o["calls"] * batch_size > 1.05 * o["rows"]:
+            note += (f"; partly filled batches: {o['rows']} rows in {o['calls']} runs of at "
+                     f"most {batch_size} (the most this call can reach is "
+                     f"{o['rows'] / (o['calls'] * batch_size):.2f} of the raw rate)")
         if OURS[name].segments:
             note += (f"; segments ({budgets.segments}) computed beforehand, "
                      f"{segment_seconds:.2f} s per image, not counted")
@@ -296,23 +310,28 @@ def reference_rounds(model, sess, X, c, labels, budgets, batch_size, rounds, pro
         warm = Budgets(batch_size, batch_size, batch_size, 4 * batch_size, budgets.segments)
         theirs_fn(numpy_model, X[0], labels[0], c[0], warm, batch_size)
         r = res[name] = {"theirs": [], "ours": [], "rows": None, "diff": None}
+        call, extra = ours_name, {}
         for k in range(rounds):
-            progress(f"{name}: round {k + 1} of {rounds}, theirs then ours ({len(X)} images)")
-            numpy_model.rows = 0
-            t = time.perf_counter()
-            ref = [theirs_fn(numpy_model, x, lab, t_, budgets, batch_size)
-                   for x, lab, t_ in zip(X, labels, c)]
-            r["theirs"].append((time.perf_counter() - t) / len(X))
-            their_rows = numpy_model.rows
-            call, extra = ours_name, {}
-            if ours_name not in OURS:     # no PartitionSHAP of ours yet: KernelSHAP on as
-                call = "KernelSHAP"        # many model rows (f(x) and v(∅) are 2 of them)
-                extra = {"num_samples": max(1, their_rows // len(X) - 2)}
-            ours.tsess.reset()
-            t = time.perf_counter()
-            _, details = ours(call, X, c, labels, budgets, batch_size, **extra)
-            r["ours"].append((time.perf_counter() - t) / len(X))
-            r["rows"], r["ours_name"] = (their_rows, ours.tsess.rows), call
+            first = "theirs" if k % 2 == 0 else "ours"      # the order alternates
+            progress(f"{name}: round {k + 1} of {rounds}, {first} first ({len(X)} images)")
+            for side in ((("theirs", "ours") if first == "theirs" else ("ours", "theirs"))):
+                if side == "theirs":
+                    numpy_model.rows = 0
+                    t = time.perf_counter()
+                    ref = [theirs_fn(numpy_model, x, lab, t_, budgets, batch_size)
+                           for x, lab, t_ in zip(X, labels, c)]
+                    r["theirs"].append((time.perf_counter() - t) / len(X))
+                    # no PartitionSHAP of ours yet: KernelSHAP on as many model rows per
+                    # image as shap's Partition used (f(x) and v(∅) are 2 of them)
+                    if ours_name not in OURS and not extra:
+                        call = "KernelSHAP"
+                        extra = {"num_samples": max(1, numpy_model.rows // len(X) - 2)}
+                else:
+                    ours.tsess.reset()
+                    t = time.perf_counter()
+                    _, details = ours(call, X, c, labels, budgets, batch_size, **extra)
+                    r["ours"].append((time.perf_counter() - t) / len(X))
+            r["rows"], r["ours_name"] = (numpy_model.rows, ours.tsess.rows), call
             if compare:
                 mine, want = np.concatenate(details[compare]), np.concatenate(ref)
                 r["diff"] = float(np.linalg.norm(mine - want) / max(np.linalg.norm(want),
