@@ -10,8 +10,8 @@ ablation against the model's own forward rate, and beside lime's and shap's expl
 passed in), its model rows per second (counted by the session proxy: the rows the graph
 builds, plus any forward of the images themselves) ÷ the bare model's forward rate at the
 same batch size, the mean of two measurements just before and just after the call over as
-many rows (up to 1024), in the same round; the median over rounds. Goal ≥ 0.95. The segmentation is timed apart (it is
-scikit-image's, the same for lime's explainer).
+many rows (up to 1024), in the same round; the median over rounds. Goal ≥ 0.95. The
+segmentation is timed apart (it is scikit-image's, the same for lime's explainer).
 
 (b) **Beside the references**, on the same model, images, classes, segments (label maps,
 given to both sides), hidden colour (black) and budgets, with the model called through a
