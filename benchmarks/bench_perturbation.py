@@ -163,8 +163,49 @@ def rate_rounds(model, sess, X, c, labels, budgets, batch_size, rounds, progress
     return res
 
 
-def rate_rows(res, n_images, budgets, batch_size, segment_seconds):
-    """The table rows of (a)."""
+def composition_share(model, sess, X, c, labels, batch_size, reps=8, rounds=3):
+    """Where a masked row's time beyond the model goes: the seconds of building a batch of
+    ``batch_size`` rows in the graph alone (their sum fetched, no model) ÷ the bare model's
+    forward of a prepared batch of that size, timed back to back (``reps`` runs each,
+    ``rounds`` times, the median): ``{"coalitions": share, "grid": share}`` for LIME's and
+    KernelSHAP's rows (segments kept or hidden, black) and for RISE's (a soft 7 x 7 grid).
+    This uses the row engine's inside (``hw3_attribution``), as a diagnosis only."""
+    import tensorflow as tf
+    from hw3_attribution import ImageBank, Rows, _chunk_feed
+    from attrkit.methods.perturbation import LIME, rise_shifts
+    with sess.graph.as_default():
+        ops = LIME(sess, model.imgs, model.logits, None, progress=False)._runner.row_ops()
+        built = tf.reduce_sum(ops.rows)
+    image, target = np.zeros(batch_size, int), np.full(batch_size, int(c[0]))
+    on = np.random.RandomState(SEED).randint(0, 2, (batch_size, int(labels[0].max()) + 1))
+    banks = {"coalitions": ImageBank(X[:1], None, ranks=labels[:1]), "grid": ImageBank(X[:1])}
+    rows = {"coalitions": Rows.coalitions(image, banks["coalitions"].baseline_of(image), on,
+                                          target),
+            "grid": Rows.gridded(image, banks["grid"].baseline_of(image),
+                                 np.stack([np.full(batch_size, SEED),
+                                           np.arange(batch_size)], 1),
+                                 rise_shifts(np.random.RandomState(SEED), batch_size, 7,
+                                             *X.shape[1:3]), 7, 0.5, target)}
+    batch = np.ascontiguousarray(X[np.arange(batch_size) % len(X)], np.float32)
+
+    def seconds(fetch, feed):
+        sess.run(fetch, feed)
+        t = time.perf_counter()
+        for _ in range(reps):
+            sess.run(fetch, feed)
+        return (time.perf_counter() - t) / reps
+
+    out = {}
+    for kind in rows:
+        feed, _ = _chunk_feed(ops, rows[kind], banks[kind], slice(0, batch_size), None)
+        out[kind] = float(np.median([seconds(built, feed) / seconds(model.logits,
+                                                                    {model.imgs: batch})
+                                     for _ in range(rounds)]))
+    return out
+
+
+def rate_rows(res, n_images, budgets, batch_size, segment_seconds, composition=None):
+    """The table rows of (a); ``composition``: :func:`composition_share`'s, noted."""
     rows = []
     for name, o in res.items():
         ratio = float(np.median(o["ratios"]))
@@ -183,6 +224,11 @@ def rate_rows(res, n_images, budgets, batch_size, segment_seconds):
             note += (f"; partly filled batches: {o['rows']} rows in {o['calls']} runs of at "
                      f"most {batch_size} (the most this call can reach is "
                      f"{o['rows'] / (o['calls'] * batch_size):.2f} of the raw rate)")
+        kind = "grid" if name == "RISE" else "coalitions"
+        if composition and name != "FeatureAblation":
+            note += (f"; building a batch of these rows in the graph alone takes "
+                     f"{composition[kind]:.3f} of the bare model's forward of a batch "
+                     f"(timed back to back)")
         if OURS[name].segments:
             note += (f"; segments ({budgets.segments}) computed beforehand, "
                      f"{segment_seconds:.2f} s per image, not counted")
@@ -385,7 +431,10 @@ def perturbation_rows(model, sess, X, c, budgets, batch_size, rounds, references
              f"({', '.join(str(int(m.max()) + 1) for m in labels)}), "
              f"{segment_seconds:.2f} s per image")
     res = rate_rounds(model, sess, X, c, labels, budgets, batch_size, rounds, progress)
-    rows = rate_rows(res, len(X), budgets, batch_size, segment_seconds)
+    composition = composition_share(model, sess, X, c, labels, batch_size)
+    progress("building the rows alone ÷ the bare forward, per batch: " + ", ".join(
+        f"{k} {v:.3f}" for k, v in composition.items()))
+    rows = rate_rows(res, len(X), budgets, batch_size, segment_seconds, composition)
     if references:
         ref, missing = reference_rounds(model, sess, X, c, labels, budgets, batch_size,
                                         rounds, progress)

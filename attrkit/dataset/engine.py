@@ -1,5 +1,7 @@
 """The work of ``explain_dataset.py``: the Ray actor that explains a shard, and the driver
-that runs the shards on an actor pool and writes each one as it arrives.
+that runs the shards on an actor pool and writes each one as it arrives. The names of
+``--methods`` map to classes here: :data:`METHODS`, and the perturbation methods' table
+:data:`PERTURBATION_METHODS` (one entry per method).
 
 :class:`Explainer` builds one model in one TF1 graph and session with every method's ops,
 once; ``explain(spec, pixels)`` does a shard: the images' classes, each method's maps, each
@@ -19,7 +21,6 @@ import numpy as np
 
 from attrkit.dataset.plan import (PROJECT_DIR, UsageError, image_seed,
                           load_folder_image)
-
 
 
 @dataclass(frozen=True)
@@ -59,13 +60,6 @@ METHOD_TITLES = {"saliency": "Saliency", "ig": "Integrated Gradients",
                  "guided_backprop": "Guided Backprop",
                  **{k: p.title for k, p in PERTURBATION_METHODS.items()}}
 
-
-def skimage_methods(methods, segments):
-    """The ``methods`` that need scikit-image with ``--segments`` ``segments``: XRAI (its
-    Felzenszwalb segments) and, unless the segments are the ``'grid'``, the perturbation
-    methods that take segments."""
-    return [m for m in methods if m == "xrai" or (
-        segments != "grid" and m in PERTURBATION_METHODS and PERTURBATION_METHODS[m].segments)]
 # metric columns of the table, their titles, and which --metrics entry makes them
 METRIC_COLUMNS = (("average_drop", "Average Drop %", "average_drop"),
                   ("average_increase", "Average Increase (share)", "average_drop"),
@@ -108,6 +102,14 @@ def pair_path_settings(name, ig):
         return {"num_steps": ig["steps"],
                 "baseline": ig["baseline"] if ig["baseline"] in ("black", "white") else "black"}
     return {"num_steps": ig["steps"]}
+
+
+def skimage_methods(methods, segments):
+    """The ``methods`` that need scikit-image with ``--segments`` ``segments``: XRAI (its
+    Felzenszwalb segments) and, unless the segments are the ``'grid'``, the perturbation
+    methods that take segments."""
+    return [m for m in methods if m == "xrai" or (
+        segments != "grid" and m in PERTURBATION_METHODS and PERTURBATION_METHODS[m].segments)]
 
 
 def perturbation_settings(segments, samples):
