@@ -48,6 +48,7 @@ are in ``attrkit/dataset/plan.py``, the actors and the Ray driver in ``engine.py
 it, the tables and figures in ``report.py``.
 """
 import argparse
+import importlib.util
 import os
 import socket
 import sys
@@ -56,8 +57,10 @@ import traceback
 
 import numpy as np
 
-from attrkit.dataset.engine import (ADDRESS_ERROR, METHODS, METRICS, Explainer, is_done, make_qoi,
-                            model_spec, pixel_map, run_shards, shard_path, start_ray)
+from attrkit.dataset.engine import (ADDRESS_ERROR, METHODS, METRICS, PERTURBATION_METHODS,
+                                    SEGMENT_KINDS, Explainer, is_done, make_qoi, model_spec,
+                                    pixel_map, run_shards, shard_path, skimage_methods,
+                                    start_ray)
 from attrkit.dataset.plan import (BUNDLED, Inputs, UsageError, default_shard_size,
                           load_folder_image, make_settings, plan_shards)
 from attrkit.dataset.report import (merge_experts, read_shards, sort_rows, write_figures,
@@ -80,6 +83,8 @@ QOI_ARG_ERROR = ("--qoi: expected 'predicted', 'true', a class index, or two of 
 SIZE_ERROR = ("{arg}: expected at most the model's input side ({size} pixels), got "
               "{actual!r}")
 POSITIVE_ERROR = "{arg}: expected {what}, got {actual!r}"
+SKIMAGE_ERROR = ("{arg}: {methods} need scikit-image ({why}), which is not installed here: "
+                 "install it (pip install scikit-image) or {fix}")
 
 
 # ------------------------------------------------------------------------ arguments
@@ -140,7 +145,10 @@ def build_parser():
 def add_compute_options(p):
     g = p.add_argument_group("what to compute")
     g.add_argument("--methods", default="all",
-                   help="comma list of " + ", ".join(METHODS) + " (or 'all')")
+                   help="comma list of " + ", ".join(METHODS) + " (or 'all'); the "
+                        "perturbation methods (" + ", ".join(PERTURBATION_METHODS) + ") run "
+                        "the model on thousands of masked copies per image: see "
+                        "--perturbation-samples")
     g.add_argument("--metrics", default="all",
                    help="comma list of " + ", ".join(METRICS) + " (or 'all', 'none')")
     add_model_options(g)
@@ -148,7 +156,8 @@ def add_compute_options(p):
                    help="the class each image is explained and scored for")
     g.add_argument("--batch-size", type=int, default=16, help="rows per sess.run")
     g.add_argument("--seed", type=int, default=0,
-                   help="seed of SmoothGrad's noise, IG's random baseline and Random's maps")
+                   help="seed of SmoothGrad's noise, IG's random baseline, Random's maps "
+                        "and the samples of LIME, KernelSHAP and RISE")
     g.add_argument("--limit", type=int, default=None,
                    help="explain only the first N images of the inputs")
 
@@ -169,6 +178,17 @@ def add_method_options(p):
                         "scaled with the model's input)")
     m.add_argument("--gradcam-layer", default=None,
                    help="Grad-CAM's conv layer (default: the model's, e.g. 'head')")
+    m.add_argument("--segments", choices=SEGMENT_KINDS, default="quickshift",
+                   help="the segments of " + ", ".join(
+                       k for k, p in PERTURBATION_METHODS.items() if p.segments)
+                   + ": quickshift (lime's default), slic, felzenszwalb (scikit-image's, "
+                     "which they need) or grid (16 x 16-pixel squares at 224 x 224, scaled "
+                     "with the model's input; no scikit-image)")
+    m.add_argument("--perturbation-samples", type=int, default=None,
+                   help="masked copies per image of LIME (samples), KernelSHAP (coalitions) "
+                        "and RISE (masks); default: each method's own, LIME 1000, "
+                        "KernelSHAP shap's 2S + 2048 for S segments, RISE 4000 (feature "
+                        "ablation takes one copy per segment)")
 
 
 def add_metric_options(p):
@@ -239,7 +259,8 @@ def check_args(args):
     for arg, v in (("workers", args.workers), ("threads", args.threads),
                    ("limit", args.limit), ("shard-size", args.shard_size),
                    ("nord-m", args.nord_m), ("occlusion-size", args.occlusion_size),
-                   ("curve-superpixel", args.curve_superpixel)):
+                   ("curve-superpixel", args.curve_superpixel),
+                   ("perturbation-samples", args.perturbation_samples)):
         if v is not None and v < 1:
             raise UsageError(POSITIVE_ERROR.format(arg="--" + arg, what="a positive int",
                                                    actual=v))
@@ -258,6 +279,7 @@ def check_args(args):
     from hw3_vc import writable_folder
     if not writable_folder(args.out):
         raise UsageError(OUT_WRITE_ERROR.format(actual=args.out))
+    check_skimage(methods, args.segments)
     for inp in args.inputs:
         if inp == BUNDLED:
             continue
@@ -269,6 +291,26 @@ def check_args(args):
             continue
         raise UsageError(INPUT_ERROR.format(actual=inp, why="no such file or folder"))
     return methods, metrics, qoi
+
+
+def skimage_missing():
+    """Whether scikit-image cannot be imported here (found without importing it)."""
+    return importlib.util.find_spec("skimage") is None
+
+
+def check_skimage(methods, segments):
+    """Raise UsageError, before any model or Ray, when a chosen method needs scikit-image
+    (:func:`skimage_methods`) and it is not installed."""
+    needs = skimage_methods(methods, segments)
+    if not needs or not skimage_missing():
+        return
+    segmented = [m for m in needs if m != "xrai"]
+    why = "; ".join(([f"their --segments {segments!r}"] if segmented else [])
+                    + (["XRAI's Felzenszwalb segments"] if "xrai" in needs else []))
+    fix = " and ".join((["pass --segments grid"] if segmented else [])
+                       + (["leave xrai out of --methods"] if "xrai" in needs else []))
+    raise UsageError(SKIMAGE_ERROR.format(arg="--segments" if segmented else "--methods",
+                                          methods=", ".join(needs), why=why, fix=fix))
 
 
 def cluster_address(args):

@@ -19,7 +19,8 @@ Parts, in order (``--parts`` picks some):
    the path; the adaptive rule beside the uniform ones.
 5. ``gradients``: vanilla gradient, SmoothGrad, IG with black and white baselines on the first
    three images; occlusion with 4x4 / 8x8 / 16x16 superpixels and with blurred baselines;
-   PAIR saliency's XRAI, Guided IG, Blur IG and Guided Backprop.
+   PAIR saliency's XRAI, Guided IG, Blur IG and Guided Backprop; the perturbation methods
+   LIME, KernelSHAP, RISE and feature ablation.
 
 Everything goes into ``--out`` (default ``figures/``): PNG figures, Markdown and CSV tables,
 and ``index.md`` that shows them in order. Every file is written under a temporary name and
@@ -89,6 +90,10 @@ class Settings:
     keep_fraction: float = 0.2       # IG study score: keep the top 20 % of pixels
     study_blur: float = 10.0         # sigma (px) of the IG study's blurred baseline and
     noise_seed: int = 0              # of the background of its kept-pixel score
+    lime_samples: int = 1000         # the perturbation methods' budgets per image (their
+    shap_samples: object = None      # references' defaults; KernelSHAP's None is shap's
+    rise_masks: int = 4000           # 'auto', 2S + 2048 coalitions for S segments)
+    segments: str = "quickshift"     # LIME's, KernelSHAP's, feature ablation's (lime's)
 
     def scaled(self, height, width):
         """These budgets for images of ``height`` x ``width``: the lengths (superpixels,
@@ -113,7 +118,8 @@ FULL = Settings()
 QUICK = Settings(n_right=2, n_wrong=2, ig_steps=(5, 10), ig_main_steps=10, ig_other_max=10,
                  smooth_samples=10, nord_M=5000, metric_superpixel=28, curve_step=4,
                  occlusion_sizes=(16, 28, 56), blur_sigmas=(2.0, 8.0), blur_superpixel=28,
-                 path_points=21, path_images=1, adaptive_budget=16)
+                 path_points=21, path_images=1, adaptive_budget=16, lime_samples=100,
+                 shap_samples=128, rise_masks=300)
 
 
 # ------------------------------------------------------------------------ small helpers
@@ -1028,6 +1034,7 @@ def part_gradients(run):
     run.figure("gradients", "5_occlusion_blur.png", plot_grid(grid, titles, modes),
                "Occlusion with blurred baselines of several strengths (top: the baselines).")
     pair_methods_figure(run, first)
+    perturbation_methods_figure(run, first)
 
 
 def pair_maps(run, X, c, pair):
@@ -1074,6 +1081,100 @@ def pair_methods_figure(run, first):
                "shows its mean), Guided IG (an adaptive path that moves the features of "
                "smallest gradient first), Blur IG (a path through Gaussian blurs, up to 50 "
                "px) and Guided Backprop (only positive gradients through the ReLUs)." + note)
+
+
+def segment_count(details, j):
+    """How many segments image ``j`` of a call had (its ``details['segments']``)."""
+    return int(np.max(details["segments"][j])) + 1
+
+
+@dataclass(frozen=True)
+class PerturbationPanel:
+    """One method of ``5_perturbation_methods.png``: its class in
+    ``attrkit.methods.perturbation``, its call's keywords from the run's :class:`Settings`,
+    the budget its panels are titled with (from the settings and the call's details, for
+    image ``j``), and how its map is drawn (``'signed'``, or ``'relative'``: above the
+    map's own minimum, for a map of mean scores)."""
+    title: str
+    cls: str
+    keywords: object            # settings -> dict
+    budget: object              # (settings, details, j) -> str
+    mode: str = "signed"
+
+
+# The methods of 5_perturbation_methods.png, one entry each, in their order; PartitionSHAP
+# (issue 25, written in another branch) joins as one more entry.
+PERTURBATION_PANELS = (
+    PerturbationPanel("LIME", "LIME",
+                      lambda s: dict(num_samples=s.lime_samples, segments=s.segments),
+                      lambda s, d, j: f"{s.lime_samples} samples, {segment_count(d, j)} "
+                                      f"{s.segments} segments"),
+    PerturbationPanel("KernelSHAP", "KernelSHAP",
+                      lambda s: dict(num_samples=s.shap_samples, segments=s.segments),
+                      lambda s, d, j: f"{int(d['coalitions'][j])} coalitions, "
+                                      f"{segment_count(d, j)} {s.segments} segments"),
+    PerturbationPanel("RISE", "RISE", lambda s: dict(num_masks=s.rise_masks),
+                      lambda s, d, j: f"{s.rise_masks} masks, 7x7 cells", mode="relative"),
+    PerturbationPanel("Feature ablation", "FeatureAblation",
+                      lambda s: dict(segments=s.segments),
+                      lambda s, d, j: f"{segment_count(d, j)} {s.segments} segments"),
+)
+
+
+def perturbation_maps(run, X, c, perturbation):
+    """The perturbation methods of :data:`PERTURBATION_PANELS` on the images ``X`` (classes
+    ``c``) with the run's budgets: ``{title: (maps [N, H, W], titles [N], mode)}``, and a
+    note on what was left out (the segment methods need scikit-image, which the course's
+    environment may lack; RISE does not)."""
+    s, out, left = run.settings, {}, []
+    for panel in PERTURBATION_PANELS:
+        budget = panel.keywords(s)
+        method = run.method(getattr(perturbation, panel.cls))
+        try:
+            maps, details = run.cached(
+                ("perturbation", panel.cls, tuple(sorted(budget.items()))),
+                lambda: method(X, target_class=c, seed=0, return_details=True, **budget))
+        except ImportError as err:
+            left.append(f"{panel.title} ({err})")
+            continue
+        maps = np.asarray(maps, np.float64)
+        if panel.mode == "relative":
+            maps = maps - maps.reshape(len(maps), -1).min(axis=1)[:, None, None]
+        titles = [f"{panel.title}\n{panel.budget(s, details, j)}" for j in range(len(X))]
+        out[panel.title] = (maps, titles, "abs" if panel.mode == "relative" else "signed")
+    return out, (" Left out: " + "; ".join(left) + "." if left else "")
+
+
+def perturbation_methods_figure(run, first):
+    """LIME, KernelSHAP, RISE and feature ablation beside the image, for the first three
+    images, each panel titled with its budget (samples, coalitions, masks, segments),
+    where the project's package is here (the course's folder holds the graded files
+    alone: there it says what it skipped)."""
+    try:
+        from attrkit.methods import perturbation
+    except ImportError:
+        print("skipped 5_perturbation_methods.png: " + NO_PACKAGE.format(
+            what="The perturbation methods (LIME, KernelSHAP, RISE, feature ablation)"),
+            file=sys.stderr)
+        return
+    X, c = run.X[first], run.targets(first)
+    maps, note = perturbation_maps(run, X, c, perturbation)
+    if not maps:
+        print("skipped 5_perturbation_methods.png:" + note, file=sys.stderr)
+        return
+    grid = [[X[j]] + [m[j] for m, _, _ in maps.values()] for j in range(len(first))]
+    titles = [[run.label(i)] + [t[j] for _, t, _ in maps.values()]
+              for j, i in enumerate(first)]
+    modes = [["image"] + [mode for _, _, mode in maps.values()] for _ in first]
+    run.figure("gradients", "5_perturbation_methods.png", plot_grid(grid, titles, modes),
+               "Perturbation methods on the first three images, each from the target's "
+               "pre-softmax score on masked copies of the image (hidden segments and "
+               "masked pixels black): LIME (a weighted linear model of which segments are "
+               "shown), KernelSHAP (the segments' Shapley values, estimated from "
+               "coalitions), RISE (the mean score of random soft masks that keep a pixel, "
+               "drawn above the map's minimum) and feature ablation (the score lost when "
+               "one segment is hidden); red raises the score, blue lowers it. Each panel "
+               "names its budget." + note)
 
 
 PART_FUNCTIONS = {"comparison": part_comparison, "influence": part_influence,

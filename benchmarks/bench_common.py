@@ -72,6 +72,8 @@ class Settings:
     vc_timeout: int = 3600
     pair_method_images: int = 3   # XRAI and Blur IG beside PAIR's (bench_pair_methods)
     pair_method_steps: int = 100  # PAIR's default steps for both
+    perturbation_images: int = 2  # LIME, KernelSHAP, RISE, feature ablation (issue 25):
+    perturbation: object = None   # their bench_perturbation.Budgets (None: its FULL)
 
 
 FULL = Settings()
@@ -79,7 +81,8 @@ QUICK = Settings(batch_size=4, batch_sizes=(1, 4), raw_rows=8, rounds=1, images=
                  infl_images=4, occlusion_superpixel=56, nord_M=5000, curve_superpixel=16,
                  curve_step=16, metric_images=1, ad_images=4, budgets=(4, 8),
                  completeness_images=2, memory_steps=(8, 40), memory_batch=8,
-                 pair_method_images=1, pair_method_steps=8)
+                 pair_method_images=1, pair_method_steps=8, perturbation_images=1,
+                 perturbation="quick")
 
 
 

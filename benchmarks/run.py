@@ -20,7 +20,8 @@ whole table on a tiny model (``tests/test_benchmarks.py``); nothing here asserts
 See benchmarks/README.md for how each figure is measured. This file runs the table; each
 figure's measurement lives in its own module: ``bench_common`` (settings, the timed
 session, raw rates, models, ``--before``), ``bench_speed``, ``bench_pair``,
-``bench_pair_methods``, ``bench_vc``, ``bench_memory``, ``bench_completeness``.
+``bench_pair_methods``, ``bench_perturbation``, ``bench_vc``, ``bench_memory``,
+``bench_completeness``.
 """
 import argparse
 import json
@@ -43,6 +44,7 @@ from bench_completeness import (RULES, completeness, completeness_markdown,  # n
 from bench_memory import memory_probe, memory_ratio, memory_rows  # noqa: E402,F401
 from bench_pair import no_pair_rows, pair_agreement, pair_rows  # noqa: E402,F401
 from bench_pair_methods import pair_methods_rows  # noqa: E402,F401
+from bench_perturbation import Budgets, perturbation_rows, run_budgets  # noqa: E402,F401
 from bench_speed import (BeforeCases, Cases, homework_loop_row,  # noqa: E402,F401
                          pair_available, speed_cases, speed_rows)
 from bench_vc import VC_GOAL, vc_measure, vc_row, vc_rows  # noqa: E402,F401
@@ -50,14 +52,16 @@ from bench_vc import VC_GOAL, vc_measure, vc_row, vc_rows  # noqa: E402,F401
 
 def benchmark(model, sess, X, s, pair=True, memory_model=None, vc_cmd=None,
               completeness_set=True, notes=None, before=None, before_vc=None,
-              progress=log):
+              perturbation=True, progress=log):
     """Every figure for one model: returns Markdown lines (the section of the table).
 
     ``memory_model``: the name :func:`build_model` rebuilds in the memory subprocesses
     (None: not measured). ``vc_cmd``: ``(cmd, out_dir)`` for the hw3_vc row, the string
     reason when it is not measured, or None to leave the row out. ``before``: ``(rev,
     modules)`` of an earlier revision to measure beside (``before_vc``: its hw3_vc
-    ``(cmd, out_dir, cwd)``).
+    ``(cmd, out_dir, cwd)``). ``perturbation``: the perturbation methods' rows
+    (``bench_perturbation``: against the raw forward, and beside lime and shap where they
+    are installed).
     """
     rev = before[0] if before else None
     c = predicted(model, sess, X)
@@ -82,6 +86,10 @@ def benchmark(model, sess, X, s, pair=True, memory_model=None, vc_cmd=None,
         k = s.pair_method_images
         rows += pair_methods_rows(model, sess, X[:k], c[:k], s.pair_method_steps, bs,
                                   s.rounds, progress)
+    if perturbation:
+        k = s.perturbation_images
+        rows += perturbation_rows(model, sess, X[:k], c[:k], run_budgets(s), bs, s.rounds,
+                                  progress=progress)
     rows.append(homework_loop_row(res["now"]))
     below = []
     if completeness_set:
@@ -148,6 +156,8 @@ def parse_args(argv=None):
     p.add_argument("--no-vc", action="store_true", help="skip the hw3_vc.py row")
     p.add_argument("--vc-quick", action="store_true",
                    help="measure hw3_vc.py --quick instead of the full run")
+    p.add_argument("--no-perturbation", action="store_true",
+                   help="skip the perturbation methods' rows (bench_perturbation.py)")
     p.add_argument("--no-completeness", action="store_true",
                    help="skip the completeness table (issue 8)")
     p.add_argument("--completeness-images", type=int, default=None,
@@ -201,7 +211,8 @@ def model_section(name, args, s, before, cleanup):
         section = benchmark(model, sess, X, s, pair=not args.no_pair, memory_model=name,
                             vc_cmd=vc, completeness_set=(name == "efficientnet_lite0"
                                                          and not args.no_completeness),
-                            notes=notes, before=before, before_vc=before_vc)
+                            notes=notes, before=before, before_vc=before_vc,
+                            perturbation=not args.no_perturbation)
     sess.close()
     return [f"## {title}", ""] + section + [""]
 

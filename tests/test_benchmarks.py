@@ -17,7 +17,10 @@ import run as bench  # noqa: E402
 TINY = replace(bench.QUICK, batch_size=4, batch_sizes=(1, 4), raw_rows=4, rounds=1, images=2,
                steps=4, infl_images=3, occlusion_superpixel=4, nord_M=64, curve_superpixel=4,
                curve_step=4, metric_images=2, ad_images=3, budgets=(4, 8),
-               completeness_images=0, memory_steps=(4, 16), memory_batch=4)
+               completeness_images=0, memory_steps=(4, 16), memory_batch=4,
+               perturbation_images=2,
+               perturbation=bench.Budgets(lime_samples=12, shap_samples=12, rise_masks=12,
+                                          partition_evals=24, segments="slic"))
 
 
 def quiet(_msg):
@@ -51,7 +54,9 @@ def test_table_on_tiny_model(tiny, tmp_path):
                    "SmoothGrad (", "InflDirected.expert_attribution", "Occlusion (",
                    "homework loop", "InflDirected.influence", "N_Ord", "Insertion",
                    "Deletion", "AverageDrop (", "peak memory of IG", "hw3_vc.py: wall",
-                   "Completeness error versus budget", "Issue 8 goal"):
+                   "Completeness error versus budget", "Issue 8 goal", "LIME (2 images",
+                   "KernelSHAP (2 images", "RISE (2 images", "FeatureAblation (2 images",
+                   "lime LimeImageExplainer vs ours", "shap Partition vs ours"):
         assert figure in text, figure
     if bench.pair_available():
         assert "vs PAIR IntegratedGradients" in text
@@ -221,3 +226,40 @@ def test_own_model_placeholder_modules():
             module.anything
     finally:
         sys.modules.pop(name, None)
+
+
+def test_perturbation_rows_on_tiny_model(tiny):
+    """bench_perturbation (issue 25): the four methods' rows against the raw forward, the
+    rows counted as the graph builds them; the references' rows measured where lime and
+    shap are installed (their maps then equal ours: the same draws), else saying why."""
+    import warnings
+    import bench_perturbation as bp
+    model, sess, X = tiny
+    c = bench.predicted(model, sess, X[:2])
+    labels, _ = bp.segments_of(X[:2], "slic")
+    budgets = TINY.perturbation
+    res = bp.rate_rounds(model, sess, X[:2], c, labels, budgets, 4, 1, progress=quiet)
+    assert set(res) == set(bp.OURS) >= {"LIME", "KernelSHAP", "RISE", "FeatureAblation"}
+    assert res["LIME"]["rows"] == res["RISE"]["rows"] == 2 * 12       # targets given
+    assert res["KernelSHAP"]["rows"] == 2 * (12 + 2)                 # + f(x) and v(empty)
+    assert res["FeatureAblation"]["rows"] == 2 + sum(int(m.max()) + 1 for m in labels)
+    rows = bp.rate_rows(res, 2, budgets, 4, 0.1)
+    assert [r[0].split(" (")[0] for r in rows] == list(bp.OURS)
+    assert all(np.isfinite(float(r[2].split()[0])) for r in rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")       # shap: 12 coalitions for ~30 segments
+        ref, missing = bp.reference_rounds(model, sess, X[:2], c, labels,
+                                           bp.Budgets(lime_samples=24, shap_samples=200,
+                                                      partition_evals=40, segments="slic"),
+                                           4, 1, progress=quiet)
+    text = "\n".join(bench.markdown_table(bp.reference_rows(ref, missing, 2, budgets, 4)))
+    assert text.count("vs ours") == len(bp.REFERENCES)
+    for name, package, *_ in bp.REFERENCES:
+        if name in missing:
+            assert "not importable" in missing[name] and "not measured" in text
+            continue
+        r = ref[name]
+        assert abs(r["rows"][0] - r["rows"][1]) < 2          # as many model rows
+        assert len(r["theirs"]) == len(r["ours"]) == 1
+        if r["diff"] is not None:                  # LIME, KernelSHAP: the same estimates
+            assert r["diff"] < 1e-6, (name, r["diff"])

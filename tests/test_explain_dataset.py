@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -20,9 +21,11 @@ from attrkit.dataset import report as dr
 import explain_dataset as ed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# small budgets: IG 8 steps, SmoothGrad 4 samples, N_Ord M=5000, 28-px superpixels
+# small budgets: IG 8 steps, SmoothGrad 4 samples, N_Ord M=5000, 28-px superpixels, 32
+# masked copies per image for LIME, KernelSHAP and RISE (lime's quickshift segments)
 SMALL = ["--ig-steps", "8", "--sg-samples", "4", "--occlusion-size", "28", "--nord-m",
-         "5000", "--curve-superpixel", "28", "--curve-step", "4", "--no-progress"]
+         "5000", "--curve-superpixel", "28", "--curve-step", "4", "--perturbation-samples",
+         "32", "--no-progress"]
 
 
 def run_cli(*args, timeout=600, env=None):
@@ -53,7 +56,7 @@ def test_help_lists_the_engine_flags():
     assert "_crash" not in r.stdout
 
 
-@pytest.mark.parametrize("flag, value, bad", [("--methods", "saliency,lime", "lime"),
+@pytest.mark.parametrize("flag, value, bad", [("--methods", "saliency,anchors", "anchors"),
                                               ("--metrics", "n_ord,iou", "iou")])
 def test_unknown_name_stops_before_any_work(tmp_path, flag, value, bad):
     out = tmp_path / "out"
@@ -165,9 +168,119 @@ def test_parse_names_and_qoi():
 
 def test_bad_sizes_are_usage_errors():
     for argv in (["--occlusion-size", "0"], ["--curve-superpixel", "0"], ["--nord-m", "0"],
-                 ["--ig-steps", "0"], ["--workers", "0"]):
+                 ["--ig-steps", "0"], ["--workers", "0"], ["--perturbation-samples", "0"]):
         with pytest.raises(ed.UsageError):
             ed.check_args(ed.build_parser().parse_args(argv))
+
+
+# ------------------------------------------------------- fast: the perturbation methods
+
+PERTURBATION = ["lime", "kernel_shap", "rise", "feature_ablation"]
+
+
+def test_perturbation_names_are_accepted_and_listed():
+    args = ed.build_parser().parse_args(["--methods", "LIME, rise,kernel_shap,"
+                                         "feature_ablation", "--out", "/tmp/unused"])
+    methods, _, _ = ed.check_args(args)
+    assert methods == ["lime", "rise", "kernel_shap", "feature_ablation"]
+    assert set(PERTURBATION) <= set(de.METHODS) and set(PERTURBATION) <= set(de.METHOD_TITLES)
+    assert ed.parse_names("all", de.METHODS, "--methods")[-4:] == PERTURBATION
+    from attrkit.methods.segmentation import SEGMENT_KINDS
+    assert set(de.SEGMENT_KINDS) == set(SEGMENT_KINDS)      # --segments' choices
+    r = run_cli("--help", timeout=60)
+    for text in ("--segments", "--perturbation-samples", "lime, kernel_shap, rise,"):
+        assert text in r.stdout, text
+
+
+@pytest.mark.parametrize("argv, needs, message", [
+    (["--methods", "lime,rise"], ["lime"], "--segments: lime need scikit-image (their "
+     "--segments 'quickshift'), which is not installed here: install it (pip install "
+     "scikit-image) or pass --segments grid"),
+    (["--methods", "xrai,feature_ablation", "--segments", "slic"], ["xrai", "feature_ablation"],
+     "--segments: xrai, feature_ablation need scikit-image (their --segments 'slic'; XRAI's "
+     "Felzenszwalb segments), which is not installed here: install it (pip install "
+     "scikit-image) or pass --segments grid and leave xrai out of --methods"),
+    (["--methods", "xrai,rise"], ["xrai"], "--methods: xrai need scikit-image (XRAI's "
+     "Felzenszwalb segments)"),
+])
+def test_missing_scikit_image_is_a_usage_error_before_any_work(monkeypatch, tmp_path, argv,
+                                                               needs, message):
+    """Without scikit-image, the methods that need it are named with what to do, by
+    check_args (before TensorFlow, the model and Ray); grid segments and RISE need none."""
+    monkeypatch.setattr(ed, "skimage_missing", lambda: True)
+    args = ed.build_parser().parse_args(argv + ["--out", str(tmp_path / "o")])
+    assert de.skimage_methods(ed.parse_names(args.methods, de.METHODS, "m"),
+                              args.segments) == needs
+    with pytest.raises(ed.UsageError) as err:
+        ed.check_args(args)
+    assert str(err.value).startswith(message)
+    ok = ed.build_parser().parse_args(["--methods", "lime,kernel_shap,feature_ablation,rise",
+                                       "--segments", "grid", "--out", str(tmp_path / "o")])
+    assert ed.check_args(ok)[0] == PERTURBATION[:2] + PERTURBATION[3:] + ["rise"]
+    assert not (tmp_path / "o").exists()
+
+
+def tiny_explainer(sess, argv):
+    """An :class:`Explainer` on the tiny conv net (16 x 16 images, 5 classes) with the
+    settings ``argv`` gives, without a model file and without Ray."""
+    from models import tiny_convnet
+    model = tiny_convnet()
+    model.class_names = [f"class {k}" for k in range(5)]
+    args = ed.build_parser().parse_args(argv + ["--no-influence", "--out", "/tmp/unused"])
+    methods, metrics, qoi = ed.check_args(args)
+    options = {"name_or_path": "tiny", "weights": None, "preprocess": None, "labels": None,
+               "input_size": None}
+    settings = dp.make_settings(args, methods, metrics, qoi, model, options)
+    ex = de.Explainer.__new__(de.Explainer)
+    ex.raw_sess, ex.model = sess, model
+    ex.sess = de.CountingSession(sess, model.imgs)
+    ex.shape = model.imgs.shape.as_list()[1:]
+    ex.class_name = lambda c: model.class_names[c]
+    ex.configure(settings)
+    return ex, settings
+
+
+def test_perturbation_methods_are_mapped_and_scored_without_ray(sess):
+    """--methods lime,kernel_shap,rise,feature_ablation on the tiny model: each name runs
+    its class with the run's segments, budget, seed and the image's class (the map equals
+    the API's call), and every metric scores the map, as for the other methods."""
+    from attrkit.methods import perturbation as pm
+    argv = ["--methods", ",".join(PERTURBATION), "--segments", "grid",
+            "--perturbation-samples", "24", "--seed", "3", "--batch-size", "8"]
+    ex, settings = tiny_explainer(sess, argv)
+    assert settings["perturbation"] == {"segments": "grid", "samples": 24}
+    assert {k: type(v).__name__ for k, v in ex.methods.items()} == {
+        "lime": "LIME", "kernel_shap": "KernelSHAP", "rise": "RISE",
+        "feature_ablation": "FeatureAblation"}
+    X = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype(np.float32)
+    items = [{"index": i, "input": "bundled", "item": f"x{i}", "image_id": i,
+              "true_class": 1, "digest": f"{i:024x}"} for i in range(2)]
+    spec = {"name": "s", "items": items}
+    arrays, maps = ex.explain(spec, {i: X[i] for i in range(2)})
+    rows = {k[4:]: v for k, v in arrays.items() if k.startswith("row_")}
+    assert list(rows["method"]) == [m for m in PERTURBATION for _ in range(2)]
+    for col in ("average_drop", "n_ord", "insertion_auc", "deletion_auc"):
+        assert np.isfinite(rows[col]).all(), col
+    assert np.isnan(rows["ig_completeness_error"]).all()
+    targets = sess.run(ex.model.logits, {ex.model.imgs: X}).argmax(1)
+    api = {"lime": pm.LIME(sess, ex.model.imgs, ex.model.logits, None, progress=False)(
+               X, segments="grid", num_samples=24, seed=3, target_class=targets),
+           "rise": pm.RISE(sess, ex.model.imgs, ex.model.logits, None, progress=False)(
+               X, num_masks=24, seed=3, target_class=targets),
+           "feature_ablation": pm.FeatureAblation(sess, ex.model.imgs, ex.model.logits, None,
+                                                  progress=False)(
+               X, segments="grid", target_class=targets)}
+    with pytest.warns(RuntimeWarning, match="singular"):   # 24 coalitions, 256 segments
+        api["kernel_shap"] = pm.KernelSHAP(sess, ex.model.imgs, ex.model.logits, None,
+                                           progress=False)(
+            X, segments="grid", num_samples=24, seed=3, target_class=targets)
+    for name, A in api.items():
+        assert maps[f"map_{name}"].shape == (2, 16, 16)
+        np.testing.assert_allclose(maps[f"map_{name}"], A, rtol=1e-5, atol=1e-6,
+                                   err_msg=name)
+    counts = json.loads(str(arrays["meta"]))["counts"]
+    assert counts["rise"][0] == 2 * 24 and counts["lime"][0] == 2 * 24   # rows, no forward
+    assert counts["feature_ablation"][0] == 2 + 2 * 256     # f(x) + one row per 1-px cell
 
 
 # ------------------------------------------------------------------ fast: pieces
@@ -360,6 +473,16 @@ def api_rows(sess, model, X, digest):
         "blur_ig": pair.BlurIG(sess, x, logits, None, **kw)(X, num_steps=8),
         "guided_backprop": pair.GuidedBackprop(sess, x, logits, None, **kw)(X),
     }
+    from attrkit.methods import perturbation as pm
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")      # KernelSHAP: 32 coalitions may be singular
+        maps.update({
+            "lime": pm.LIME(sess, x, logits, None, **kw)(X, num_samples=32, seed=0),
+            "kernel_shap": pm.KernelSHAP(sess, x, logits, None, **kw)(X, num_samples=32,
+                                                                      seed=0),
+            "rise": pm.RISE(sess, x, logits, None, **kw)(X, num_masks=32, seed=0),
+            "feature_ablation": pm.FeatureAblation(sess, x, logits, None, **kw)(X),
+        })
     out = {}
     for m, A in maps.items():
         row = {
@@ -428,7 +551,6 @@ def test_influence_merged_from_shards_equals_one_pass(clean_run, data, default_m
                         qoi_predicted(), progress=False)
     experts = pd.read_csv(os.path.join(out, "experts.csv"))
     got = experts.set_index("class")["expert"].to_dict()
-    import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert got[-1] == infl.dis_influence(X)

@@ -1,4 +1,5 @@
 """hw3_vc.py: helpers, argument errors, and the quick run end to end on the default model."""
+import dataclasses
 import json
 import os
 import re
@@ -257,3 +258,91 @@ def test_settings_scale_with_the_image_and_stay_at_224():
     assert odd.metric_superpixel == round(28 * np.sqrt(64 * 48) / 224) == 7
     assert odd.nord_M == round(5000 * 64 * 48 / 224 ** 2)
     assert hw3_vc.FULL.scaled(8, 8).occlusion_sizes == (1,)   # never below one pixel
+
+
+# ------------------------------------------------- the perturbation methods' figure
+
+def tiny_run(sess, out, settings):
+    """A :class:`hw3_vc.Run` on the tiny conv net (16 x 16 images, 5 classes) and three
+    random images, built without a model file: what the gradients part's figures use."""
+    from models import tiny_convnet
+    model = tiny_convnet()
+    run = hw3_vc.Run.__new__(hw3_vc.Run)
+    run._raw_sess, run.x, run.logits = sess, model.imgs, model.logits
+    run.sess = hw3_vc.CountingSession(sess, model.imgs)
+    run.X = np.random.default_rng(0).uniform(0, 255, (3, 16, 16, 3)).astype(np.float32)
+    run.y_pred = sess.run(model.logits, {model.imgs: run.X}).argmax(1)
+    run.y_true, run.idx = run.y_pred.copy(), np.arange(3) + 100
+    run.names = {c: f"class {c}" for c in range(5)}
+    run.settings, run.sel, run.out, run.progress = settings, np.arange(3), str(out), False
+    run.cache, run._methods, run.entries = {}, {}, {}
+    run._writer = hw3_vc.FigureWriter()
+    return run
+
+
+@pytest.mark.filterwarnings("ignore:KernelSHAP")     # 128 coalitions for 256 1-px cells
+def test_perturbation_figure_on_the_quick_budgets(sess, tmp_path, monkeypatch):
+    """5_perturbation_methods.png on the quick budgets: the four methods beside each of
+    the first three images, every panel titled with its budget, listed in the part's
+    entries (index.md) like the other figures."""
+    drawn = []
+    plot_grid = hw3_vc.plot_grid
+    monkeypatch.setattr(hw3_vc, "plot_grid", lambda *a, **k: drawn.append(a) or plot_grid(*a, **k))
+    settings = dataclasses.replace(hw3_vc.QUICK, segments="grid")
+    run = tiny_run(sess, tmp_path, settings)
+    hw3_vc.perturbation_methods_figure(run, run.sel[:3])
+    run.finish_figures()
+    assert (tmp_path / "5_perturbation_methods.png").is_file()
+    entry, = run.entries["gradients"]
+    assert entry["file"] == "5_perturbation_methods.png" and "LIME" in entry["caption"]
+    grid, titles, modes = drawn[0]
+    assert len(grid) == 3 and all(len(row) == 1 + len(hw3_vc.PERTURBATION_PANELS)
+                                  for row in grid)
+    assert titles[0][1:] == ["LIME\n100 samples, 256 grid segments",
+                             "KernelSHAP\n128 coalitions, 256 grid segments",
+                             "RISE\n300 masks, 7x7 cells",
+                             "Feature ablation\n256 grid segments"]
+    assert titles[2][0] == run.label(2) and modes[0] == ["image", "signed", "signed", "abs",
+                                                         "signed"]
+    assert all(m.shape == (16, 16) for row in grid for m in row[1:])
+    assert grid[0][3].min() == 0.0            # RISE drawn above its own minimum
+    # the maps are the methods' own, called with the run's budgets and the image's class
+    from attrkit.methods.perturbation import LIME
+    lime = LIME(sess, run.x, run.logits, None, progress=False)(
+        run.X, segments="grid", num_samples=100, seed=0, target_class=run.y_pred)
+    np.testing.assert_allclose(grid[1][1], lime[1], rtol=1e-6)
+
+
+def test_perturbation_figure_is_skipped_with_the_reason_without_the_package(
+        monkeypatch, capsys):
+    """In the course's folder (no attrkit) the figure is skipped and the run says why."""
+    monkeypatch.setitem(sys.modules, "attrkit", None)     # import raises ImportError
+    monkeypatch.setitem(sys.modules, "attrkit.methods", None)
+
+    class NoRun:            # any use of the run would fail: nothing is computed
+        pass
+
+    hw3_vc.perturbation_methods_figure(NoRun(), [0, 1, 2])
+    err = capsys.readouterr().err
+    assert err.startswith("skipped 5_perturbation_methods.png: The perturbation methods "
+                          "(LIME, KernelSHAP, RISE, feature ablation) live in the project's "
+                          "package attrkit, which this folder")
+
+
+def test_perturbation_figure_leaves_out_what_needs_scikit_image(sess, tmp_path, monkeypatch):
+    """Without scikit-image the segment methods are left out with the reason in the
+    caption, and RISE (which needs none) is still drawn."""
+    from attrkit.methods import segmentation
+
+    def no_skimage(image, kind):
+        raise ImportError(segmentation.SKIMAGE_KIND_ERROR.format(kind=kind))
+    monkeypatch.setattr(segmentation, "segment_image", no_skimage)
+    settings = dataclasses.replace(hw3_vc.QUICK, rise_masks=16)
+    run = tiny_run(sess, tmp_path, settings)
+    hw3_vc.perturbation_methods_figure(run, run.sel[:3])
+    run.finish_figures()
+    entry, = run.entries["gradients"]
+    assert "Left out: LIME (segments: 'quickshift' segments need scikit-image" in \
+        entry["caption"]
+    assert "Feature ablation (segments:" in entry["caption"]
+    assert (tmp_path / "5_perturbation_methods.png").is_file()

@@ -1,5 +1,7 @@
 """The work of ``explain_dataset.py``: the Ray actor that explains a shard, and the driver
-that runs the shards on an actor pool and writes each one as it arrives.
+that runs the shards on an actor pool and writes each one as it arrives. The names of
+``--methods`` map to classes here: :data:`METHODS`, and the perturbation methods' table
+:data:`PERTURBATION_METHODS` (one entry per method).
 
 :class:`Explainer` builds one model in one TF1 graph and session with every method's ops,
 once; ``explain(spec, pixels)`` does a shard: the images' classes, each method's maps, each
@@ -13,20 +15,51 @@ import socket
 import time
 import traceback
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
 from attrkit.dataset.plan import (PROJECT_DIR, UsageError, image_seed,
                           load_folder_image)
 
+
+@dataclass(frozen=True)
+class Perturbation:
+    """How ``--methods`` NAME runs a perturbation method (``attrkit.methods.perturbation``):
+    its class there, its title, and which of the run's ``settings["perturbation"]``
+    (:func:`perturbation_settings`) its call takes, as ``(argument, key)`` pairs; a setting
+    that is None is left out, so that the method's own default applies. ``segments``: its
+    default segments need scikit-image unless ``--segments grid``."""
+    cls: str
+    title: str
+    keywords: tuple
+    segments: bool = True
+
+
+# attrkit.methods.segmentation.SEGMENT_KINDS, in --segments' order (named here so that the
+# command line's checks need no TensorFlow; tests/test_explain_dataset.py compares them)
+SEGMENT_KINDS = ("quickshift", "slic", "felzenszwalb", "grid")
+SEGMENT_KEYWORDS = (("segments", "segments"), ("num_samples", "samples"))
+# The perturbation methods of --methods, in their order: one entry each. PartitionSHAP
+# (issue 25, written in another branch) joins as one more entry here, e.g.
+#     "partition_shap": Perturbation("PartitionSHAP", "PartitionSHAP", (...)),
+PERTURBATION_METHODS = {
+    "lime": Perturbation("LIME", "LIME", SEGMENT_KEYWORDS),
+    "kernel_shap": Perturbation("KernelSHAP", "KernelSHAP", SEGMENT_KEYWORDS),
+    "rise": Perturbation("RISE", "RISE", (("num_masks", "samples"),), segments=False),
+    "feature_ablation": Perturbation("FeatureAblation", "Feature ablation",
+                                     (("segments", "segments"),)),
+}
 METHODS = ("saliency", "ig", "smoothgrad", "gradient", "gradcam", "occlusion", "random",
-           "xrai", "guided_ig", "blur_ig", "guided_backprop")
+           "xrai", "guided_ig", "blur_ig", "guided_backprop") + tuple(PERTURBATION_METHODS)
 METRICS = ("average_drop", "n_ord", "insertion", "deletion")
 METHOD_TITLES = {"saliency": "Saliency", "ig": "Integrated Gradients",
                  "smoothgrad": "SmoothGrad", "gradient": "Vanilla gradient",
                  "gradcam": "Grad-CAM", "occlusion": "Occlusion", "random": "Random",
                  "xrai": "XRAI", "guided_ig": "Guided IG", "blur_ig": "Blur IG",
-                 "guided_backprop": "Guided Backprop"}
+                 "guided_backprop": "Guided Backprop",
+                 **{k: p.title for k, p in PERTURBATION_METHODS.items()}}
+
 # metric columns of the table, their titles, and which --metrics entry makes them
 METRIC_COLUMNS = (("average_drop", "Average Drop %", "average_drop"),
                   ("average_increase", "Average Increase (share)", "average_drop"),
@@ -69,6 +102,31 @@ def pair_path_settings(name, ig):
         return {"num_steps": ig["steps"],
                 "baseline": ig["baseline"] if ig["baseline"] in ("black", "white") else "black"}
     return {"num_steps": ig["steps"]}
+
+
+def skimage_methods(methods, segments):
+    """The ``methods`` that need scikit-image with ``--segments`` ``segments``: XRAI (its
+    Felzenszwalb segments) and, unless the segments are the ``'grid'``, the perturbation
+    methods that take segments."""
+    return [m for m in methods if m == "xrai" or (
+        segments != "grid" and m in PERTURBATION_METHODS and PERTURBATION_METHODS[m].segments)]
+
+
+def perturbation_settings(segments, samples):
+    """``settings["perturbation"]``: the segments of LIME, KernelSHAP and feature ablation
+    (``--segments``: a kind of ``attrkit.methods.segmentation.segment_labels``) and the
+    rows per image (``--perturbation-samples``: LIME's samples, KernelSHAP's coalitions,
+    RISE's masks; None: each method's own default, 1000, shap's ``2S + 2048`` and 4000)."""
+    return {"segments": segments, "samples": samples}
+
+
+def perturbation_call(name, settings):
+    """The keywords of perturbation method ``name``'s call from ``settings["perturbation"]``
+    (:data:`PERTURBATION_METHODS`); the run's seed and batch size come with every call."""
+    p = settings["perturbation"]
+    kw = {arg: p[key] for arg, key in PERTURBATION_METHODS[name].keywords
+          if p[key] is not None}
+    return dict(kw, seed=settings["seed"], batch_size=settings["batch_size"])
 
 
 def model_spec(options):
@@ -147,6 +205,7 @@ class Explainer:
 
     def configure(self, settings):
         """Build the ops of the methods and of the influence that ``settings`` ask for."""
+        from attrkit.methods import perturbation
         from attrkit.methods.pair import XRAI, BlurIG, GuidedBackprop, GuidedIG
         from hw3_attribution import (GradCAM, IntegratedGrad, Occlusion, SaliencyMap,
                                      SmoothGrad, VanillaGradient)
@@ -160,6 +219,9 @@ class Explainer:
             if name == "gradcam":
                 self.methods[name] = GradCAM(self.sess, x, out, None,
                                              m.layers[s["gradcam_layer"]], **kw)
+            elif name in PERTURBATION_METHODS:
+                cls = getattr(perturbation, PERTURBATION_METHODS[name].cls)
+                self.methods[name] = cls(self.sess, x, out, None, **kw)
             elif name != "random":
                 cls = {"saliency": SaliencyMap, "ig": IntegratedGrad, "smoothgrad": SmoothGrad,
                        "gradient": VanillaGradient, "occlusion": Occlusion, "xrai": XRAI,
@@ -196,6 +258,8 @@ class Explainer:
         elif name == "occlusion":
             A = self.methods[name](X, batch_size=bs, superpixel_size=s["occlusion"]["size"],
                                    target_class=targets)
+        elif name in PERTURBATION_METHODS:   # maps [N, H, W], one value per segment
+            A = self.methods[name](X, target_class=targets, **perturbation_call(name, s))
         elif name == "random":
             from hw3_attribution import RandomAttribution
             m = self.model

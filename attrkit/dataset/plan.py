@@ -18,7 +18,8 @@ IMAGE_SIZE = 224
 # the files whose source is part of every shard's name: a change there can change a number
 SOURCE_FILES = ("hw3_attribution.py", "hw3_infl.py", "hw3_evaluation.py", "hw3_utils.py",
                 "vgg16.py", "attrkit/dataset/plan.py", "attrkit/dataset/engine.py",
-                *("attrkit/methods/{}.py".format(m) for m in ("pair", "segmentation")),
+                *("attrkit/methods/{}.py".format(m) for m in ("pair", "segmentation",
+                                                                "perturbation")),
                 *("attrkit/models/{}.py".format(m) for m in (
                     "efficientnet_lite0", "model_import", "model_convert", "graph_rewrite",
                     "preprocessing", "torchvision_resnet", "torch_checkpoint")))
@@ -203,6 +204,7 @@ def make_settings(args, methods, metrics, qoi, model, options):
     sizes the homework fixes for 224 x 224 scale with the model's input when not given.
     """
     from hw3_attribution import scaled_count, scaled_size
+    from attrkit.dataset.engine import perturbation_settings
     h, w, c = model.imgs.shape.as_list()[1:]
     path = options["name_or_path"]
     return {
@@ -216,6 +218,7 @@ def make_settings(args, methods, metrics, qoi, model, options):
         "ig": {"steps": args.ig_steps, "baseline": args.ig_baseline, "rule": args.ig_rule},
         "smoothgrad": {"samples": args.sg_samples, "sigma": args.sg_sigma},
         "occlusion": {"size": args.occlusion_size or scaled_size(8, h, w)},
+        "perturbation": perturbation_settings(args.segments, args.perturbation_samples),
         "gradcam_layer": args.gradcam_layer or model.default_layers["gradcam"],
         "n_ord": {"M": args.nord_m or scaled_count(1000, h, w)},
         "curves": {"superpixel": args.curve_superpixel or scaled_size(8, h, w),
