@@ -93,6 +93,7 @@ class Settings:
     lime_samples: int = 1000         # the perturbation methods' budgets per image (their
     shap_samples: object = None      # references' defaults; KernelSHAP's None is shap's
     rise_masks: int = 4000           # 'auto', 2S + 2048 coalitions for S segments)
+    partition_evals: int = 500       # PartitionSHAP's max_evals (shap's default)
     segments: str = "quickshift"     # LIME's, KernelSHAP's, feature ablation's (lime's)
 
     def scaled(self, height, width):
@@ -119,7 +120,7 @@ QUICK = Settings(n_right=2, n_wrong=2, ig_steps=(5, 10), ig_main_steps=10, ig_ot
                  smooth_samples=10, nord_M=5000, metric_superpixel=28, curve_step=4,
                  occlusion_sizes=(16, 28, 56), blur_sigmas=(2.0, 8.0), blur_superpixel=28,
                  path_points=21, path_images=1, adaptive_budget=16, lime_samples=100,
-                 shap_samples=128, rise_masks=300)
+                 shap_samples=128, rise_masks=300, partition_evals=100)
 
 
 # ------------------------------------------------------------------------ small helpers
@@ -1118,6 +1119,9 @@ PERTURBATION_PANELS = (
     PerturbationPanel("Feature ablation", "FeatureAblation",
                       lambda s: dict(segments=s.segments),
                       lambda s, d, j: f"{segment_count(d, j)} {s.segments} segments"),
+    PerturbationPanel("PartitionSHAP", "PartitionSHAP",
+                      lambda s: dict(max_evals=s.partition_evals),
+                      lambda s, d, j: f"{s.partition_evals} evaluations, {d['masker']}"),
 )
 
 
@@ -1138,6 +1142,8 @@ def perturbation_maps(run, X, c, perturbation):
             left.append(f"{panel.title} ({err})")
             continue
         maps = np.asarray(maps, np.float64)
+        if maps.ndim == 4:                  # PartitionSHAP's X.shape: the channel sum
+            maps = maps.sum(axis=-1)
         if panel.mode == "relative":
             maps = maps - maps.reshape(len(maps), -1).min(axis=1)[:, None, None]
         titles = [f"{panel.title}\n{panel.budget(s, details, j)}" for j in range(len(X))]

@@ -184,7 +184,12 @@ def test_perturbation_names_are_accepted_and_listed():
     methods, _, _ = ed.check_args(args)
     assert methods == ["lime", "rise", "kernel_shap", "feature_ablation"]
     assert set(PERTURBATION) <= set(de.METHODS) and set(PERTURBATION) <= set(de.METHOD_TITLES)
-    assert ed.parse_names("all", de.METHODS, "--methods")[-4:] == PERTURBATION
+    assert ed.parse_names("all", de.METHODS, "--methods")[-5:] == PERTURBATION + [
+        "partition_shap"]
+    assert de.METHOD_TITLES["partition_shap"] == "PartitionSHAP"
+    assert de.perturbation_call("partition_shap", {"perturbation": {
+        "segments": None, "samples": 40}, "seed": 1, "batch_size": 8}) == {
+        "max_evals": 40, "seed": 1, "batch_size": 8}
     from attrkit.methods.segmentation import SEGMENT_KINDS
     assert set(de.SEGMENT_KINDS) == set(SEGMENT_KINDS)      # --segments' choices
     r = run_cli("--help", timeout=60)
@@ -482,6 +487,8 @@ def api_rows(sess, model, X, digest):
                                                                       seed=0),
             "rise": pm.RISE(sess, x, logits, None, **kw)(X, num_masks=32, seed=0),
             "feature_ablation": pm.FeatureAblation(sess, x, logits, None, **kw)(X),
+            "partition_shap": pm.PartitionSHAP(sess, x, logits, None, **kw)(X, max_evals=32,
+                                                                          seed=0),
         })
     out = {}
     for m, A in maps.items():

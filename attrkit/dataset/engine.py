@@ -40,15 +40,17 @@ class Perturbation:
 # command line's checks need no TensorFlow; tests/test_explain_dataset.py compares them)
 SEGMENT_KINDS = ("quickshift", "slic", "felzenszwalb", "grid")
 SEGMENT_KEYWORDS = (("segments", "segments"), ("num_samples", "samples"))
-# The perturbation methods of --methods, in their order: one entry each. PartitionSHAP
-# (issue 25, written in another branch) joins as one more entry here, e.g.
-#     "partition_shap": Perturbation("PartitionSHAP", "PartitionSHAP", (...)),
+# The perturbation methods of --methods, in their order: one entry each.
 PERTURBATION_METHODS = {
     "lime": Perturbation("LIME", "LIME", SEGMENT_KEYWORDS),
     "kernel_shap": Perturbation("KernelSHAP", "KernelSHAP", SEGMENT_KEYWORDS),
     "rise": Perturbation("RISE", "RISE", (("num_masks", "samples"),), segments=False),
     "feature_ablation": Perturbation("FeatureAblation", "Feature ablation",
                                      (("segments", "segments"),)),
+    # shap's image explainer: its own partition of rows, columns and channels (a blur
+    # masker scaled with the image), --perturbation-samples as its max_evals
+    "partition_shap": Perturbation("PartitionSHAP", "PartitionSHAP",
+                                   (("max_evals", "samples"),), segments=False),
 }
 METHODS = ("saliency", "ig", "smoothgrad", "gradient", "gradcam", "occlusion", "random",
            "xrai", "guided_ig", "blur_ig", "guided_backprop") + tuple(PERTURBATION_METHODS)
