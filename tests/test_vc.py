@@ -282,7 +282,7 @@ def tiny_run(sess, out, settings):
 
 @pytest.mark.filterwarnings("ignore:KernelSHAP")     # 128 coalitions for 256 1-px cells
 def test_perturbation_figure_on_the_quick_budgets(sess, tmp_path, monkeypatch):
-    """5_perturbation_methods.png on the quick budgets: the four methods beside each of
+    """5_perturbation_methods.png on the quick budgets: the five methods beside each of
     the first three images, every panel titled with its budget, listed in the part's
     entries (index.md) like the other figures."""
     drawn = []
@@ -301,9 +301,10 @@ def test_perturbation_figure_on_the_quick_budgets(sess, tmp_path, monkeypatch):
     assert titles[0][1:] == ["LIME\n100 samples, 256 grid segments",
                              "KernelSHAP\n128 coalitions, 256 grid segments",
                              "RISE\n300 masks, 7x7 cells",
-                             "Feature ablation\n256 grid segments"]
+                             "Feature ablation\n256 grid segments",
+                             "PartitionSHAP\n100 evaluations, blur(9,9)"]
     assert titles[2][0] == run.label(2) and modes[0] == ["image", "signed", "signed", "abs",
-                                                         "signed"]
+                                                         "signed", "signed"]
     assert all(m.shape == (16, 16) for row in grid for m in row[1:])
     assert grid[0][3].min() == 0.0            # RISE drawn above its own minimum
     # the maps are the methods' own, called with the run's budgets and the image's class
