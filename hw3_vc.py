@@ -1141,6 +1141,12 @@ def perturbation_maps(run, X, c, perturbation):
         except ImportError as err:
             left.append(f"{panel.title} ({err})")
             continue
+        except ValueError as err:     # e.g. quickshift finds one segment in a small image
+            if not str(err).startswith("segments:"):
+                raise
+            left.append(f"{panel.title} ({str(err).split(', got ')[-1]}: too few segments "
+                        f"with --segments {s.segments})")
+            continue
         maps = np.asarray(maps, np.float64)
         if maps.ndim == 4:                  # PartitionSHAP's X.shape: the channel sum
             maps = maps.sum(axis=-1)
