@@ -20,7 +20,7 @@ Parts, in order (``--parts`` picks some):
 5. ``gradients``: vanilla gradient, SmoothGrad, IG with black and white baselines on the first
    three images; occlusion with 4x4 / 8x8 / 16x16 superpixels and with blurred baselines;
    PAIR saliency's XRAI, Guided IG, Blur IG and Guided Backprop; the perturbation methods
-   LIME, KernelSHAP, RISE and feature ablation.
+   LIME, KernelSHAP, RISE, feature ablation and PartitionSHAP.
 
 Everything goes into ``--out`` (default ``figures/``): PNG figures, Markdown and CSV tables,
 and ``index.md`` that shows them in order. Every file is written under a temporary name and
@@ -30,9 +30,9 @@ study), and every forward and backward pass is batched.
 
 Two homes. In the project's folder it uses the project's helpers: ``get_model(sess, name,
 weights)``, ``load_ImageNet(path, model=, sess=)``, the richer plots of
-``attrkit.figures.plots`` and the methods of ``attrkit.methods``. In the course's folder (the four graded files beside the course's own
-``hw3_utils.py``, ``vgg16.py`` and ``imagenet_classes.py``) it finds, by looking at what is
-there, ``get_model(sess)``, ``load_ImageNet()`` and the course's ``point_cloud`` and
+``attrkit.figures.plots`` and the methods of ``attrkit.methods``. In the course's folder
+(the four graded files beside the course's own ``hw3_utils.py``, ``vgg16.py`` and
+``imagenet_classes.py``) it finds, by looking at what is there, ``get_model(sess)``, ``load_ImageNet()`` and the course's ``point_cloud`` and
 ``binary_mask``: it draws written exercise 14 with those, adds the influence tables and the
 metrics, and says which parts it skipped and why (:class:`Home`). The figures are drawn here,
 with matplotlib alone, so that the graded file needs no other module of the project.
@@ -1042,18 +1042,17 @@ def pair_maps(run, X, c, pair):
     """PAIR saliency's four methods (the module ``pair``) on the images ``X`` (issue 19),
     with IG's budget of steps: ``{title: (maps [N, H, W], mode)}``, and a note on what was
     left out. XRAI's segments need scikit-image, which the course's folder may lack."""
-    XRAI, BlurIG, GuidedBackprop, GuidedIG = pair.XRAI, pair.BlurIG, pair.GuidedBackprop, \
-        pair.GuidedIG
     n = run.settings.ig_main_steps
     maps, note = {}, ""
     try:
         maps[f"XRAI ({n} steps, black + white)"] = (run.cached(
-            ("xrai", n), lambda: run.method(XRAI)(X, num_steps=n, target_class=c)), "signed")
+            ("xrai", n), lambda: run.method(pair.XRAI)(X, num_steps=n, target_class=c)),
+            "signed")
     except ImportError as err:
         note = f" XRAI is left out: {err}"
-    entries = (("Guided IG", GuidedIG, dict(num_steps=n)),
-               ("Blur IG", BlurIG, dict(num_steps=n)),
-               ("Guided Backprop", GuidedBackprop, {}))
+    entries = (("Guided IG", pair.GuidedIG, dict(num_steps=n)),
+               ("Blur IG", pair.BlurIG, dict(num_steps=n)),
+               ("Guided Backprop", pair.GuidedBackprop, {}))
     for name, cls, kw in entries:
         a = run.cached((name, n), lambda: run.method(cls)(X, target_class=c, **kw))
         title = f"{name} ({n} steps)" if kw else name
@@ -1103,8 +1102,7 @@ class PerturbationPanel:
     mode: str = "signed"
 
 
-# The methods of 5_perturbation_methods.png, one entry each, in their order; PartitionSHAP
-# (issue 25, written in another branch) joins as one more entry.
+# The methods of 5_perturbation_methods.png, one entry each, in their order.
 PERTURBATION_PANELS = (
     PerturbationPanel("LIME", "LIME",
                       lambda s: dict(num_samples=s.lime_samples, segments=s.segments),
@@ -1158,8 +1156,9 @@ def perturbation_maps(run, X, c, perturbation):
 
 
 def perturbation_methods_figure(run, first):
-    """LIME, KernelSHAP, RISE and feature ablation beside the image, for the first three
-    images, each panel titled with its budget (samples, coalitions, masks, segments),
+    """LIME, KernelSHAP, RISE, feature ablation and PartitionSHAP beside the image, for the
+    first three images, each panel titled with its budget (samples, coalitions, masks,
+    segments, evaluations),
     where the project's package is here (the course's folder holds the graded files
     alone: there it says what it skipped)."""
     try:
@@ -1184,8 +1183,10 @@ def perturbation_methods_figure(run, first):
                "masked pixels black): LIME (a weighted linear model of which segments are "
                "shown), KernelSHAP (the segments' Shapley values, estimated from "
                "coalitions), RISE (the mean score of random soft masks that keep a pixel, "
-               "drawn above the map's minimum) and feature ablation (the score lost when "
-               "one segment is hidden); red raises the score, blue lowers it. Each panel "
+               "drawn above the map's minimum), feature ablation (the score lost when "
+               "one segment is hidden) and PartitionSHAP (shap's Owen values over a "
+               "partition of rows, columns and channels, blurred where masked; the "
+               "channel sum); red raises the score, blue lowers it. Each panel "
                "names its budget." + note)
 
 
