@@ -32,8 +32,8 @@ Two homes. In the project's folder it uses the project's helpers: ``get_model(se
 weights)``, ``load_ImageNet(path, model=, sess=)``, the richer plots of
 ``attrkit.figures.plots`` and the methods of ``attrkit.methods``. In the course's folder
 (the four graded files beside the course's own ``hw3_utils.py``, ``vgg16.py`` and
-``imagenet_classes.py``) it finds, by looking at what is there, ``get_model(sess)``, ``load_ImageNet()`` and the course's ``point_cloud`` and
-``binary_mask``: it draws written exercise 14 with those, adds the influence tables and the
+``imagenet_classes.py``) it finds, by looking at what is there, ``get_model(sess)``,
+``load_ImageNet()`` and the course's ``point_cloud`` and ``binary_mask``: it draws written exercise 14 with those, adds the influence tables and the
 metrics, and says which parts it skipped and why (:class:`Home`). The figures are drawn here,
 with matplotlib alone, so that the graded file needs no other module of the project.
 
