@@ -33,8 +33,8 @@ weights)``, ``load_ImageNet(path, model=, sess=)``, the richer plots of
 ``attrkit.figures.plots`` and the methods of ``attrkit.methods``. In the course's folder
 (the four graded files beside the course's own ``hw3_utils.py``, ``vgg16.py`` and
 ``imagenet_classes.py``) it finds, by looking at what is there, ``get_model(sess)``,
-``load_ImageNet()`` and the course's ``point_cloud`` and ``binary_mask``: it draws written exercise 14 with those, adds the influence tables and the
-metrics, and says which parts it skipped and why (:class:`Home`). The figures are drawn here,
+``load_ImageNet()`` and the course's ``point_cloud`` and ``binary_mask``: it draws written
+exercise 14 with those, adds the influence tables and the metrics, and says which parts it skipped and why (:class:`Home`). The figures are drawn here,
 with matplotlib alone, so that the graded file needs no other module of the project.
 
 The file is long because it is one of the four graded files, which the course asks for as
