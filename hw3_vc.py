@@ -34,8 +34,9 @@ weights)``, ``load_ImageNet(path, model=, sess=)``, the richer plots of
 (the four graded files beside the course's own ``hw3_utils.py``, ``vgg16.py`` and
 ``imagenet_classes.py``) it finds, by looking at what is there, ``get_model(sess)``,
 ``load_ImageNet()`` and the course's ``point_cloud`` and ``binary_mask``: it draws written
-exercise 14 with those, adds the influence tables and the metrics, and says which parts it skipped and why (:class:`Home`). The figures are drawn here,
-with matplotlib alone, so that the graded file needs no other module of the project.
+exercise 14 with those, adds the influence tables and the metrics, and says which parts it
+skipped and why (:class:`Home`). The figures are drawn here, with matplotlib alone, so that
+the graded file needs no other module of the project.
 
 The file is long because it is one of the four graded files, which the course asks for as
 they are: the parts, the two homes and the figure layer must all live in it.
