@@ -1506,10 +1506,12 @@ class Rows:
     A row is composed in the graph from two images of an :class:`ImageBank`, ``front``
     over ``back`` (bank indices; :data:`BLACK` is the all-zero image):
     ``back + alpha (front - back)`` on the pixels it selects and ``back`` elsewhere, plus
-    ``noise_scale`` times unit Gaussian noise drawn from its ``noise_seed``. A row selects
-    the pixels inside its ``patch`` (top, left, height, width) and whose rank lies in
-    ``[rank_start, rank_stop)`` in the rank map of input ``ranked_by``; every pixel when
-    it has neither. An image row may be blurred by a Gaussian of ``sigma`` pixels (before
+    ``noise_scale`` times unit Gaussian noise drawn from its ``noise_seed``; ``front`` is
+    first multiplied by the row's ``front_scale`` (an all-ones image times it is a
+    constant image). A row selects the pixels inside its ``patch`` (top, left, height,
+    width) and whose rank lies in ``[rank_start, rank_stop)`` in the rank map of input
+    ``ranked_by``; every pixel when it has neither. A rank map ``[H, W, C]`` ranks each
+    channel value on its own, and the row then selects values rather than pixels. An image row may be blurred by a Gaussian of ``sigma`` pixels (before
     the selection and the noise). An image row may also weigh each pixel: ``back + m ⊙
     (row - back)`` (after the selection, before the noise; ``m = 1`` keeps the row exactly,
     ``m = 0`` gives ``back`` exactly), with ``m`` ``[H, W]`` built in the graph from a few
@@ -1529,12 +1531,13 @@ class Rows:
     def __init__(self, front, back, target, *, alpha=None, patch=None, ranked_by=None,
                  rank_start=None, rank_stop=None, noise_scale=None, noise_seed=None,
                  sigma=None, sigma_step=None, segment_on=None, grid_seed=None,
-                 grid_shift=None, grid_cells=None, grid_keep=None):
+                 grid_shift=None, grid_cells=None, grid_keep=None, front_scale=None):
         self.target = np.asarray(target, np.int32)
         self.n = n = len(self.target)
         self.front = np.broadcast_to(np.asarray(front, np.int64), (n,))
         self.back = np.broadcast_to(np.asarray(back, np.int64), (n,))
         self.alpha = _per_row(alpha, np.float32, n)
+        self.front_scale = _per_row(front_scale, np.float32, n)
         self.patch = None if patch is None else np.asarray(patch, np.int32)
         self.ranked_by = None if ranked_by is None else np.asarray(ranked_by, np.int64)
         self.rank_start = _per_row(rank_start, np.int32, n)
@@ -1585,6 +1588,14 @@ class Rows:
                    rank_start=start, rank_stop=stop)
 
     @classmethod
+    def filled(cls, images, ones, fill, ranked_by, stop, target, start=0):
+        """Each image with the values ranked in ``[start, stop)`` in the rank map of input
+        ``ranked_by`` set to the constant ``fill`` (per row): ``ones`` is the bank index of
+        an all-ones image, scaled by ``fill``; the other values are the image's."""
+        return cls(front=ones, back=images, target=target, ranked_by=ranked_by,
+                   rank_start=start, rank_stop=stop, front_scale=fill)
+
+    @classmethod
     def coalitions(cls, images, baselines, on, target):
         """Each image with the segments ``s`` of ``on[r, s] = 1`` kept and those of
         ``on[r, s] = 0`` from its baseline (a fraction blends them): ``on`` ``[R, S]``,
@@ -1623,7 +1634,9 @@ class ImageBank:
     ``[N, ...]``, then their ``baselines`` (one shared ``[1, ...]`` or one per input
     ``[N, ...]``; None: black, which the graph makes; a list of such sets for several
     baselines per input, as XRAI's), and the inputs' pixel ``ranks`` (int32 ``[N, H, W]``:
-    ranks for :meth:`Rows.ranked`, or segment labels for :meth:`Rows.coalitions`)."""
+    ranks for :meth:`Rows.ranked`, or segment labels for :meth:`Rows.coalitions`; ``[N, H,
+    W, C]`` ranks each channel value; any object that returns such maps when indexed by an
+    array of input indices, e.g. maps made per chunk)."""
 
     def __init__(self, inputs, baselines=None, ranks=None):
         sets = list(baselines) if isinstance(baselines, (list, tuple)) else [baselines]
@@ -1717,13 +1730,14 @@ def _chunk_feed(ops, rows, bank, sl, noise):
     images = bank.take(used) if len(used) else np.zeros((1,) + bank.shape, np.float32)
     feed = {ops.images: images, ops.front: local(front), ops.back: local(back),
             ops.target: rows.target[sl]}
-    for name in ("alpha", "patch", "noise_scale", "rank_start", "rank_stop", "sigma",
-                 "sigma_step"):
+    for name in ("alpha", "front_scale", "patch", "noise_scale", "rank_start", "rank_stop",
+                 "sigma", "sigma_step"):
         if getattr(rows, name) is not None:
             feed[getattr(ops, name)] = getattr(rows, name)[sl]
     if rows.ranked_by is not None:
         maps = np.unique(rows.ranked_by[sl])
-        feed[ops.rank_maps] = bank.ranks[maps]
+        ranks = np.asarray(bank.ranks[maps])
+        feed[ops.rank_maps] = ranks[..., None] if ranks.ndim == 3 else ranks   # [r, H, W, K]
         feed[ops.ranked_by] = np.searchsorted(maps, rows.ranked_by[sl]).astype(np.int32)
     if rows.segment_on is not None:
         on = rows.segment_on[sl]
@@ -1849,10 +1863,12 @@ class RowOps:
 
     Feeds (filled by :func:`run_rows` from :class:`Rows`; those not fed keep a default
     that changes nothing): ``images`` ``[m, ...]`` (the chunk's bank), per row ``front``,
-    ``back`` (indices into it, -1 black), ``target``, ``alpha``, ``noise_scale``,
+    ``back`` (indices into it, -1 black), ``target``, ``alpha``, ``front_scale``,
+    ``noise_scale``,
     ``noise_of`` (with ``noise_seeds`` ``[S, 2]`` to draw and ``noise_fed`` ``[F, ...]``);
     for images also ``sigma``, ``sigma_step``, ``patch`` ``[R, 4]``, ``ranked_by``,
-    ``rank_start``, ``rank_stop`` (with ``rank_maps`` ``[r, H, W]``), ``segment_on``
+    ``rank_start``, ``rank_stop`` (with ``rank_maps`` ``[r, H, W, K]``, K = 1 or C),
+    ``segment_on``
     ``[R, S, K]`` (read through the same maps, as segment labels; K = 1, or one weight per
     channel), ``grid_seed`` and
     ``grid_shift`` ``[R, 2]`` (with the scalars ``grid_cells`` and ``grid_keep``);
@@ -1915,6 +1931,7 @@ class RowOps:
         self.n_rows = n_rows = tf.shape(self.front)[0]
         one = tf.shape(self.images)[1:]                                  # one image's shape
         self.alpha = default(tf.ones([n_rows]), [None], name="alpha")
+        self.front_scale = default(tf.ones([n_rows]), [None], name="front_scale")
         self.noise_scale = default(tf.zeros([n_rows]), [None], name="noise_scale")
         self.noise_seeds = default(tf.zeros([0, 2], tf.int64), [None, 2], name="noise_seeds")
         self.noise_fed = default(tf.zeros(tf.concat([[0], one], 0), dtype),
@@ -1922,8 +1939,8 @@ class RowOps:
         self.noise_of = default(tf.range(n_rows), [None], name="noise_of")
         if self.image:
             zeros = tf.zeros([n_rows], tf.int32)
-            self.rank_maps = default(tf.zeros(tf.concat([[1], one[:2]], 0), tf.int32),
-                                     [None] + shape[1:3], name="rank_maps")
+            self.rank_maps = default(tf.zeros(tf.concat([[1], one[:2], [1]], 0), tf.int32),
+                                     [None] + shape[1:3] + [None], name="rank_maps")
             self.ranked_by = default(zeros, [None], name="ranked_by")
             self.rank_start = default(zeros, [None], name="rank_start")
             self.rank_stop = default(tf.fill([n_rows], INT32_MAX), [None], name="rank_stop")
@@ -1942,7 +1959,8 @@ class RowOps:
         """The rows ``[R, ...]``: front over back, stage by stage."""
         m = tf.shape(self.images)[0]
         bank = tf.concat([self.images, tf.zeros_like(self.images[:1])], 0)   # m: black
-        front = tf.gather(bank, tf.where(self.front < 0, m, self.front))      # [R, ...]
+        front = scaled(tf.gather(bank, tf.where(self.front < 0, m, self.front)),
+                       self.front_scale)                                      # [R, ...]
         back_index = tf.where(self.back < 0, m, self.back)
 
         def back():   # gathered inside the stages that need it, so that only they pay
@@ -2026,6 +2044,13 @@ def interpolate(front, back, alpha):
     return tf.cond(tf.reduce_all(at_front), lambda: front, blend)
 
 
+def scaled(front, scale):
+    """Front images ``[R, ...]`` times each row's ``scale`` ``[R]`` (a constant image from
+    an all-ones bank image, say), on the chunks where some ``scale`` is not 1."""
+    return tf.cond(tf.reduce_all(tf.equal(scale, 1.0)), lambda: front,
+                   lambda: front * per_row(scale, front))
+
+
 def blur(rows, sigma):
     """Image rows ``[R, H, W, C]`` blurred by a Gaussian of ``sigma`` ``[R]`` pixels each
     (:func:`gaussian_blur`), on the chunks where some ``sigma`` is > 0."""
@@ -2106,13 +2131,14 @@ def rank_window(rank_maps, ranked_by, start, stop):
     """The pixels of each row ranked in ``[start, stop)`` in its rank map
     ``rank_maps[ranked_by]``: ``(everywhere, inside)``, a scalar (every pixel of every row
     is in its window) and a function returning bool ``[R, H, W]``."""
-    r_min = tf.gather(tf.reduce_min(rank_maps, [1, 2]), ranked_by)
-    r_max = tf.gather(tf.reduce_max(rank_maps, [1, 2]), ranked_by)
+    axes = list(range(1, rank_maps.shape.rank))
+    r_min = tf.gather(tf.reduce_min(rank_maps, axes), ranked_by)
+    r_max = tf.gather(tf.reduce_max(rank_maps, axes), ranked_by)
     everywhere = tf.reduce_all((start <= r_min) & (stop > r_max))
 
     def compare():
-        rank = tf.gather(rank_maps, ranked_by)                                # [R, H, W]
-        return (rank >= start[:, None, None]) & (rank < stop[:, None, None])
+        rank = tf.gather(rank_maps, ranked_by)                        # [R, H, W(, K)]
+        return (rank >= per_row(start, rank)) & (rank < per_row(stop, rank))
 
     def inside():
         shape = tf.concat([tf.shape(ranked_by), tf.shape(rank_maps)[1:]], 0)
@@ -2144,8 +2170,13 @@ def mask(rows, back, rank, patch):
     whole, in_patch = patch
 
     def select():
-        keep = in_window()
-        keep = tf.cond(whole, lambda: keep, lambda: keep & in_patch())
+        keep = in_window()                                            # [R, H, W(, K)]
+
+        def in_both():
+            patch_keep = in_patch()                                               # [R, H, W]
+            return keep & (patch_keep[..., None] if keep.shape.rank == 4 else patch_keep)
+
+        keep = tf.cond(whole, lambda: keep, in_both)
         return select_leading(keep, rows, back())
 
     return tf.cond(everywhere & whole, lambda: rows, select)
@@ -2157,7 +2188,9 @@ def segment_weights(on, label_maps, labelled_by):
     a function returning ``[R, H, W, K]``, ``on[r, label]`` at each pixel of the label map
     ``label_maps[labelled_by[r]]``."""
     def weights():
-        labels = tf.gather(label_maps, labelled_by)                           # [R, H, W]
+        labels = tf.gather(label_maps, labelled_by)                    # [R, H, W(, 1)]
+        if labels.shape.rank == 4:
+            labels = labels[..., 0]
         return tf.gather(on, labels, axis=1, batch_dims=1)                 # [R, H, W, K]
 
     return tf.shape(on)[1] > 0, weights

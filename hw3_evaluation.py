@@ -139,6 +139,17 @@ def _pixel_attribution(A, X, single, metric, arg="attr_map", allow_zero=False):
     ``A`` is ``[N, H, W]`` or ``[N, H, W, C]``; without the batch axis when ``X`` was one
     image.
     """
+    arr = checked_attribution(A, X, single, arg)
+    pix = arr.mean(axis=-1) if arr.ndim == 4 else arr
+    if not allow_zero:
+        _check_ranked(pix, arg, metric)
+    return pix
+
+
+def checked_attribution(A, X, single, arg="attr_map"):
+    """``A`` as float64 ``[N, H, W]`` or ``[N, H, W, C]`` for the images ``X`` ``[N, H, W,
+    C]`` (without the batch axis when ``X`` was one image), checked: numeric, of a shape
+    that fits, finite. The one parser of the metrics' ``attr_map``."""
     n, h, w, ch = X.shape
     arr = as_array(A, arg)
     if not is_numeric(arr):
@@ -152,11 +163,7 @@ def _pixel_attribution(A, X, single, metric, arg="attr_map", allow_zero=False):
         raise ValueError(ATTR_SHAPE_ERROR.format(arg=arg, full=full, pixel=pixel,
                                                  input=list(X.shape[single:]),
                                                  actual=list(np.shape(A))))
-    arr = _finite64(arr, arg)
-    pix = arr.mean(axis=-1) if arr.ndim == 4 else arr
-    if not allow_zero:
-        _check_ranked(pix, arg, metric)
-    return pix
+    return _finite64(arr, arg)
 
 
 def _finite64(arr, arg):
