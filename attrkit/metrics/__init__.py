@@ -6,9 +6,13 @@ and its normalisation by the call's largest ``|a|``), on arrays:
   ``AttributionLocalisation``, ``AUC``.
 - ``complexity``: how concentrated is a map? ``Sparseness``, ``Complexity``,
   ``EffectiveComplexity``.
+- ``faithfulness``: does removing what a map ranks high change the model's output? On a
+  model in a session, in the form of ``hw3_evaluation.AverageDrop``: ``PixelFlipping``,
+  ``RegionPerturbation``, ``FaithfulnessCorrelation``, ``MonotonicityCorrelation`` (every
+  perturbed copy built in the graph by the row engine).
 - ``maps``: what the model-free metrics share: the parser of ``attr_map`` (``[N, H, W]`` or
   one ``[H, W]``) and ``mask``, Quantus' ``normalise_by_max``, the error templates.
 
-Each takes pixel maps ``[N, H, W]`` and returns per-image scores ``[N]`` (one map: a
-scalar); they need no model and no TensorFlow session.
+The model-free ones take pixel maps ``[N, H, W]`` and return per-image scores ``[N]``
+(one map: a scalar); they need no model and no TensorFlow session.
 """

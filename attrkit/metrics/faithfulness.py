@@ -105,6 +105,10 @@ def RegionPerturbation(sess, attr_map, input, input_tensor, output_tensor, targe
     the regions; ``'random'``: a permutation from ``seed``), for the first
     ``regions_evaluation`` of them.
 
+    Args:
+        seed: for ``'random'``, each image's order is ``numpy.random.default_rng(seed)
+            .permutation(regions)`` (None: a seed drawn once per call).
+
     Returns:
         ``[N, K]`` (``[K]`` for one image), ``K = min(regions_evaluation, regions)``: the
         drop of the target's softmax probability, ``p(x) - p(x with the first k + 1
@@ -146,9 +150,11 @@ def FaithfulnessCorrelation(sess, attr_map, input, input_tensor, output_tensor,
     subset's attribution sum and the drop of the target's logit, ``f(x) - f(x_subset)``.
 
     Args:
-        seed: the draws of ``numpy.random.default_rng(seed)``, in this order: each image's
-            subsets (``rng.choice(H·W·C, subset_size, replace=False)``, image by image,
-            run by run), then for ``'uniform'`` the fill values ``[N, nr_runs]``.
+        seed: each image's draws are those of a fresh ``numpy.random.default_rng(seed)``
+            (so an image gets the same draws in a batch as alone), in this order: the
+            subsets, ``rng.choice(H·W·C, subset_size, replace=False)`` run by run, then for
+            ``'uniform'`` the fill values ``rng.uniform(0, 1, nr_runs)``. None: a seed drawn
+            once per call.
 
     Returns:
         ``[N]`` correlations (a float for one image); NaN, with a warning, where the
@@ -162,9 +168,10 @@ def FaithfulnessCorrelation(sess, attr_map, input, input_tensor, output_tensor,
     runs = check_positive_int(nr_runs, "nr_runs")
     k = _check_step(subset_size, "subset_size", n_feat - 1,
                     "fewer than the features per image, H·W·C")
-    rng = np.random.default_rng(None if seed is None else check_seed(seed))
-    subsets = np.stack([rng.choice(n_feat, k, replace=False) for _ in range(n * runs)])
-    fill = run.fill(perturb_baseline, DRAWN_BASELINES, draws=runs, rng=rng)   # [N, runs]
+    rngs = image_generators(seed, n)
+    subsets = np.stack([rng.choice(n_feat, k, replace=False) for rng in rngs
+                        for _ in range(runs)])                           # [N·runs, k]
+    fill = run.fill(perturb_baseline, DRAWN_BASELINES, draws=runs, rngs=rngs)  # [N, runs]
     scores = run.scores()
     perturbed = run.filled_scores(ranks=SubsetMaps(subsets, run.X.shape[1:]),
                                   stops=np.ones(runs, int), fill=fill.ravel(), kind="score",
@@ -190,8 +197,9 @@ def MonotonicityCorrelation(sess, attr_map, input, input_tensor, output_tensor,
     variance.
 
     Args:
-        seed: the draws of ``numpy.random.default_rng(seed)``: for ``'uniform'`` the fill
-            values ``[N, steps, nr_samples]``.
+        seed: for ``'uniform'``, each image's fill values are ``rng.uniform(0, 1, steps ·
+            nr_samples)`` (step by step) of a fresh ``numpy.random.default_rng(seed)``, the
+            same in a batch as alone. None: a seed drawn once per call.
 
     Returns:
         ``[N]`` correlations (a float for one image); NaN, with a warning, where a side does
@@ -207,8 +215,8 @@ def MonotonicityCorrelation(sess, attr_map, input, input_tensor, output_tensor,
     samples = check_positive_int(nr_samples, "nr_samples")
     eps = _check_eps(eps)
     steps = math.ceil(n_feat / step)
-    rng = np.random.default_rng(None if seed is None else check_seed(seed))
-    fill = run.fill(perturb_baseline, DRAWN_BASELINES, draws=steps * samples, rng=rng)
+    fill = run.fill(perturb_baseline, DRAWN_BASELINES, draws=steps * samples,
+                    rngs=image_generators(seed, n))
     order = np.argsort(a, axis=1, kind="stable")                           # least first
     ranks = np.argsort(order, axis=1, kind="stable").astype(np.int32)
     starts = np.repeat(np.arange(steps) * step, samples)
@@ -251,14 +259,14 @@ class _Run:
             values = normalise_by_max(values)
         return np.abs(values) if abs else values
 
-    def fill(self, baseline, names, draws=None, rng=None):
+    def fill(self, baseline, names, draws=None, rngs=None):
         """The baseline value of each image ``[N]`` (with ``draws``: of each image and draw
-        ``[N, draws]``, ``'uniform'`` from ``rng``)."""
+        ``[N, draws]``, ``'uniform'`` from each image's generator of ``rngs``)."""
         n = len(self.X)
         flat = self.X.reshape(n, -1).astype(np.float64)
         if isinstance(baseline, str) and baseline in names:
             if baseline == "uniform":
-                return rng.uniform(0.0, 1.0, (n, draws))
+                return np.stack([rng.uniform(0.0, 1.0, draws) for rng in rngs])
             value = {"black": flat.min, "white": flat.max, "mean": flat.mean}[baseline](1)
         elif (isinstance(baseline, (int, float, np.number)) and not isinstance(
                 baseline, (bool, np.bool_)) and np.isfinite(baseline)):
@@ -348,11 +356,19 @@ def region_labels(h, w, size):
     return rows[:, None] * n_cols + cols[None, :]
 
 
+def image_generators(seed, n):
+    """``n`` fresh ``numpy.random.default_rng(seed)``, one per image (None: one seed drawn
+    for the call)."""
+    seed = int(np.random.default_rng().integers(2 ** 63)) if seed is None else check_seed(seed)
+    return [np.random.default_rng(seed) for _ in range(n)]
+
+
 def region_positions(sums, order, seed):
-    """The position of each region in the order of perturbation ``[N, regions]``."""
+    """The position of each region in the order of perturbation ``[N, regions]`` (for
+    ``'random'``, each image's ``default_rng(seed).permutation(regions)``)."""
     if order == "random":
-        rng = np.random.default_rng(None if seed is None else check_seed(seed))
-        ordered = np.stack([rng.permutation(sums.shape[1]) for _ in sums])
+        ordered = np.stack([rng.permutation(sums.shape[1])
+                            for rng in image_generators(seed, len(sums))])
     else:
         ordered = np.argsort(-sums if order == "morf" else sums, axis=1, kind="stable")
     return np.argsort(ordered, axis=1, kind="stable")
