@@ -9,7 +9,6 @@ import math
 import numpy as np
 import pytest
 import scipy.stats
-import tensorflow as tf
 
 from conftest import new_session
 from helpers import CountingSession, n_ops, raises_exactly

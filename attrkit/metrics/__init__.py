@@ -10,6 +10,8 @@ and its normalisation by the call's largest ``|a|``), on arrays:
   model in a session, in the form of ``hw3_evaluation.AverageDrop``: ``PixelFlipping``,
   ``RegionPerturbation``, ``FaithfulnessCorrelation``, ``MonotonicityCorrelation`` (every
   perturbed copy built in the graph by the row engine).
+- ``robustness``: does the *method* explain stably and tell classes apart? Given an
+  attribution instance: ``MaxSensitivity``, ``AvgSensitivity``, ``RandomLogit``.
 - ``maps``: what the model-free metrics share: the parser of ``attr_map`` (``[N, H, W]`` or
   one ``[H, W]``) and ``mask``, Quantus' ``normalise_by_max``, the error templates.
 
