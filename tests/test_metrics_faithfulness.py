@@ -325,3 +325,19 @@ def test_bad_input_names_the_argument(net):
         call(F.FaithfulnessCorrelation, net, pixel, nr_runs=2.5)
     with pytest.raises(TypeError, match=r"^return_auc: "):
         call(F.PixelFlipping, net, pixel, return_auc="yes")
+
+
+def test_feed_mode_gives_the_same_values(net, sess, monkeypatch):
+    """With the model not copied (CLONE_MODEL False: the rows are fetched, then fed to the
+    model's own input), every metric gives what the copied model gives."""
+    import hw3_attribution
+    _, _, X, pixel, full = net
+    cases = [(metric, kw, a) for metric, kw in SEEDED for a in (pixel, full)]
+    copied = [call(metric, net, a, **kw) for metric, kw, a in cases]   # (clone mode)
+    monkeypatch.setattr(hw3_attribution, "CLONE_MODEL", False)
+    model = tiny_convnet(size=H, width=W, classes=5, seed=3)
+    logits = 0.3 * model.logits
+    for (metric, kw, a), want in zip(cases, copied):
+        fed = metric(sess, a, X, model.imgs, logits, None, progress=False, **kw)
+        np.testing.assert_allclose(fed, want, rtol=1e-5, atol=1e-7)
+    assert hw3_attribution.row_ops(model.imgs, logits).mode == "feed"
