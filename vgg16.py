@@ -533,6 +533,13 @@ class VGG16:
         self.logits = self.fc3l
         self.probs = tf.nn.softmax(self.fc3l, name="probs")
 
+    @property
+    def variables(self):
+        """The weights, bottom-up: an OrderedDict ``'conv1_1/weights'``, ``'conv1_1/biases'``,
+        ..., ``'fc3/biases'`` -> variable (the toolkit's randomisation test reads it)."""
+        return OrderedDict((f"{layer}/{kind}", var) for layer, pair in self._variables.items()
+                           for kind, var in zip(("weights", "biases"), pair))
+
     def _add(self, layer, tensor):
         setattr(self, layer, tensor)
         self.layers[layer] = tensor

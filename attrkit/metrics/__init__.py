@@ -12,6 +12,8 @@ and its normalisation by the call's largest ``|a|``), on arrays:
   perturbed copy built in the graph by the row engine).
 - ``robustness``: does the *method* explain stably and tell classes apart? Given an
   attribution instance: ``MaxSensitivity``, ``AvgSensitivity``, ``RandomLogit``.
+- ``randomisation``: the sanity check of Adebayo et al., ``ModelParameterRandomisation``
+  (the model's weights randomised layer by layer, in place, and put back exactly).
 - ``maps``: what the model-free metrics share: the parser of ``attr_map`` (``[N, H, W]`` or
   one ``[H, W]``) and ``mask``, Quantus' ``normalise_by_max``, the error templates.
 

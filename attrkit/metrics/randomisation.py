@@ -1,0 +1,217 @@
+"""The model parameter randomisation test (Adebayo et al., "Sanity checks for saliency
+maps", NeurIPS 2018), as Quantus 0.6.0's ``MPRT`` (``ModelParameterRandomisation``)::
+
+    ModelParameterRandomisation(sess, model, method, input, target_class)
+    -> {'original': [N], layer: [N], ...}
+
+If a map barely changes when the model's weights are randomised, it does not explain the
+model. The layers (each a group of the model's ``variables`` that share a name up to the
+last ``/``: a kernel and its bias) are randomised one after the other, from the top
+(``layer_order='top_down'``, cascading: each keeps the layers above it random) or one at a
+time (``'independent'``); after each step the method explains the images again and its
+maps are compared with the original model's, per image.
+
+The weights are assigned in place (ops built once per graph) and put back exactly, also
+when the method raises or the call is interrupted; no op is built per layer and the model is
+never re-imported.
+"""
+import collections
+
+import numpy as np
+import tensorflow as tf
+
+from hw3_attribution import (AttributionMethod, as_batch, cached_ops, check_seed,
+                             check_target_spec)
+from attrkit.metrics.maps import normalise_by_max
+from attrkit.metrics.robustness import MAPS_ERROR, SIMILARITY_ERROR, similarities
+
+tf1 = tf.compat.v1
+
+# Error messages, kept as data so that tests match the same templates.
+ORDER_ERROR = "layer_order: expected 'top_down' or 'independent', got {actual!r}"
+NO_WEIGHTS_ERROR = ("model: expected a model whose weights are variables, listed bottom-up "
+                    "in model.variables ('layer/weights' -> variable; VGG16, the bundled "
+                    "model and torchvision ResNets have them), got {actual!r}")
+METHOD_NAME_ERROR = ("method: expected an attribution instance, class or one of {names}, "
+                     "got {actual!r}")
+
+# method names -> (module, class); 'gradcam' takes the model's default Grad-CAM layer
+METHOD_NAMES = {"saliency": ("hw3_attribution", "SaliencyMap"),
+                "gradient": ("hw3_attribution", "VanillaGradient"),
+                "ig": ("hw3_attribution", "IntegratedGrad"),
+                "smoothgrad": ("hw3_attribution", "SmoothGrad"),
+                "gradcam": ("hw3_attribution", "GradCAM"),
+                "guided_backprop": ("attrkit.methods.pair", "GuidedBackprop")}
+
+
+def ModelParameterRandomisation(sess, model, method, input, target_class=None, *,
+                                layer_order="top_down", similarity="spearman", seed=42,
+                                normalise=True, abs=True, method_kwargs=None, progress=True):
+    """Each layer's similarity between the maps of the randomised and the original model.
+
+    Args:
+        sess: the session of the model's graph.
+        model: what ``hw3_utils.get_model`` returns (``imgs``, ``logits``, ``variables``).
+        method: an attribution instance built on ``model.imgs``, a class (built as
+            ``method(sess, model.imgs, model.logits, None)``; Grad-CAM also takes
+            ``model.layers[model.default_layers['gradcam']]``) or a name of
+            :data:`METHOD_NAMES`. It is called as ``method(X, target_class=...,
+            **method_kwargs)``.
+        input: the images ``[N, H, W, C]`` (one image ``[H, W, C]``: floats come back).
+        target_class: an int, one per image, or None (the original model's prediction,
+            kept for every layer).
+        layer_order: ``'top_down'`` (cascading from the output layer down) or
+            ``'independent'`` (each layer alone, the others as trained).
+        similarity: ``'spearman'`` (Quantus' default) or ``'ssim'`` (see
+            :func:`attrkit.metrics.robustness.similarities`).
+        seed: each layer's new weights are ``U(-1/√fan_in, 1/√fan_in)`` (PyTorch's default
+            initialisation of a conv or dense layer, what Quantus' ``reset_parameters``
+            gives; ``fan_in`` = kernel height x width x input channels, one channel for a
+            depthwise kernel, the input width for a dense one; the bias uses its kernel's)
+            drawn from ``numpy.random.default_rng(seed + 1)``, kernel first, as Quantus
+            reseeds ``seed + 1`` before each layer. 42 as Quantus.
+        normalise, abs: as Quantus (defaults True, True): each call's maps are divided by
+            their largest ``|a|``, then made absolute.
+
+    Returns:
+        ``{'original': [N], layer: [N], ...}`` in the order of randomisation; ``'original'``
+        compares a second explanation of the unchanged model with the first (1 for a
+        deterministic method). One image: floats.
+    """
+    if layer_order not in ("top_down", "independent"):
+        raise ValueError(ORDER_ERROR.format(actual=layer_order))
+    if similarity not in ("ssim", "spearman"):
+        raise ValueError(SIMILARITY_ERROR.format(actual=similarity))
+    layers = weight_layers(model)
+    explainer = build_method(method, sess, model)
+    X, single = as_batch(input, model.imgs, "input")
+    seed = check_seed(seed)
+    kwargs = dict(method_kwargs or {})
+    spec = check_target_spec(target_class, getattr(explainer, "num_classes", None))
+    targets = (sess.run(model.logits, {model.imgs: X}).argmax(1) if spec is None
+               else np.broadcast_to(spec, (len(X),))).astype(np.int32)
+
+    def explain():
+        maps = np.asarray(explainer(X, target_class=targets, **kwargs), np.float64)
+        if maps.shape[:3] != X.shape[:3] or maps.ndim not in (3, 4):
+            raise ValueError(MAPS_ERROR.format(n=len(X), shape=list(X.shape[1:]),
+                                               actual=list(maps.shape)))
+        maps = maps.reshape(len(X), -1)
+        maps = normalise_by_max(maps) if normalise else maps
+        return np.abs(maps) if abs else maps
+
+    original = explain()
+    scores = {"original": similarities(similarity, original, explain())}
+    order = list(layers)[::-1] if layer_order == "top_down" else list(layers)
+    with Randomised(sess, layers) as weights:
+        for name in _progress(order, progress):
+            if layer_order == "independent":
+                weights.restore()
+            weights.randomise(name, np.random.default_rng(seed + 1))
+            scores[name] = similarities(similarity, original, explain())
+    if single:
+        return {k: v[0].item() for k, v in scores.items()}
+    return scores
+
+
+def weight_layers(model):
+    """The model's layers bottom-up: ``{layer: [(name, variable), ...]}``, the entries of
+    ``model.variables`` grouped by the name up to its last ``/`` (a model with only a
+    ``parameters`` list, as the course's VGG16, is read by the variables' own names)."""
+    variables = getattr(model, "variables", None)
+    if variables is None and isinstance(getattr(model, "parameters", None), list):
+        variables = collections.OrderedDict((v.op.name, v) for v in model.parameters)
+    if not variables or not all(isinstance(v, tf.Variable) for v in variables.values()):
+        raise TypeError(NO_WEIGHTS_ERROR.format(actual=model))
+    layers = collections.OrderedDict()
+    for name, var in variables.items():
+        layers.setdefault(name.rsplit("/", 1)[0], []).append((name, var))
+    return layers
+
+
+def build_method(method, sess, model):
+    """An attribution instance from ``method``: itself, a class or a name."""
+    if isinstance(method, str):
+        if method not in METHOD_NAMES:
+            raise ValueError(METHOD_NAME_ERROR.format(names=sorted(METHOD_NAMES),
+                                                      actual=method))
+        import importlib
+        module, cls = METHOD_NAMES[method]
+        method = getattr(importlib.import_module(module), cls)
+    if isinstance(method, type) and issubclass(method, AttributionMethod):
+        extra = ()
+        if method.__name__ == "GradCAM":
+            extra = (model.layers[model.default_layers["gradcam"]],)
+        with sess.graph.as_default():
+            return method(sess, model.imgs, model.logits, None, *extra, progress=False)
+    if callable(method) and getattr(method, "input_tensor", model.imgs) is model.imgs:
+        return method
+    raise TypeError(METHOD_NAME_ERROR.format(names=sorted(METHOD_NAMES), actual=method))
+
+
+def fan_in(name, shape):
+    """PyTorch's ``fan_in`` of a TF kernel: ``[kh, kw, cin, cout]`` -> kh·kw·cin (a
+    depthwise kernel ``[kh, kw, C, m]``, named so, -> kh·kw), ``[in, out]`` -> in."""
+    if len(shape) == 4:
+        return int(shape[0] * shape[1] * (1 if "depthwise" in name else shape[2]))
+    return int(shape[0]) if len(shape) >= 2 else int(np.prod(shape))
+
+
+class Randomised:
+    """A context in which layers' weights may be replaced (:meth:`randomise`,
+    :meth:`restore`); on exit, whatever happened, every weight is put back exactly as it
+    was. The assign ops (a placeholder and an assign per variable) are built once per
+    graph."""
+
+    def __init__(self, sess, layers):
+        self.sess, self.layers = sess, layers
+        variables = [v for group in layers.values() for _, v in group]
+        self.assign = {v: cached_ops(sess.graph, ("assign", v.op.name), lambda v=v: _assign(v))
+                       for v in variables}
+        self.saved = dict(zip(variables, sess.run(variables)))
+        self.changed = set()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.restore()
+        return False
+
+    def randomise(self, layer, rng):
+        """New weights for ``layer``: ``U(±1/√fan_in)`` from ``rng``, in the group's order."""
+        group = self.layers[layer]
+        shapes = [self.saved[v].shape for _, v in group]
+        kernel = next((i for i, shape in enumerate(shapes) if len(shape) >= 2), None)
+        n = (fan_in(group[kernel][0], shapes[kernel]) if kernel is not None
+             else int(np.prod(shapes[0])))
+        bound = 1.0 / np.sqrt(n)
+        values = {v: rng.uniform(-bound, bound, self.saved[v].shape).astype(
+            self.saved[v].dtype) for _, v in group}
+        self._set(values)
+
+    def restore(self):
+        """Every changed weight back to its saved value (one ``sess.run``)."""
+        if self.changed:
+            self._set({v: self.saved[v] for v in self.changed})
+            self.changed.clear()
+
+    def _set(self, values):
+        ops = [self.assign[v][1] for v in values]
+        self.sess.run(ops, {self.assign[v][0]: x for v, x in values.items()})
+        self.changed.update(values)
+
+
+def _assign(var):
+    value = tf1.placeholder(var.dtype.base_dtype, var.shape, name="randomised_value")
+    return value, tf1.assign(var, value)
+
+
+def _progress(order, progress):
+    if not progress:
+        return order
+    from tqdm.auto import tqdm
+    return tqdm(order, desc="randomising layers", leave=False)
+
+
+__all__ = ["ModelParameterRandomisation", "weight_layers", "Randomised", "fan_in"]
