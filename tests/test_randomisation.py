@@ -217,3 +217,19 @@ def test_the_bundled_model_cascades_and_comes_back(default_model, sample_data):
     assert list(scores) == ["original"] + layers[::-1]
     assert layers[0] == "stem" and layers[-1] == "fc"
     assert scores["original"] == pytest.approx(1.0) and scores["stem"] < 0.5
+
+
+def test_blocks_randomise_consecutive_layers_in_one_step(trained):
+    sess, model, X = trained
+    both = R.ModelParameterRandomisation(
+        sess, model, "gradient", X, progress=False, return_maps=True,
+        blocks=lambda name: "conv" if name.startswith("conv") else name)
+    scores, maps = both
+    layered = R.ModelParameterRandomisation(sess, model, "gradient", X, progress=False)
+    assert list(scores) == list(maps) == ["original", "fc", "conv"]
+    np.testing.assert_array_equal(scores["fc"], layered["fc"])
+    np.testing.assert_allclose(scores["conv"], layered["conv1"])   # the same weights by then
+    assert maps["original"].shape == X.shape and maps["conv"].min() >= 0
+    assert np.abs(maps["original"]).max() == pytest.approx(1.0)
+    assert [R.block_of(n) for n in ("conv5_3", "block6a/expand", "fc1", "layer4/1/conv2",
+                                    "stem")] == ["conv5", "block6", "fc1", "layer4", "stem"]

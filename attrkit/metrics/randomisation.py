@@ -46,7 +46,8 @@ METHOD_NAMES = {"saliency": ("hw3_attribution", "SaliencyMap"),
 
 def ModelParameterRandomisation(sess, model, method, input, target_class=None, *,
                                 layer_order="top_down", similarity="spearman", seed=42,
-                                normalise=True, abs=True, method_kwargs=None, progress=True):
+                                normalise=True, abs=True, method_kwargs=None, blocks=None,
+                                return_maps=False, progress=True):
     """Each layer's similarity between the maps of the randomised and the original model.
 
     Args:
@@ -72,11 +73,18 @@ def ModelParameterRandomisation(sess, model, method, input, target_class=None, *
             reseeds ``seed + 1`` before each layer. 42 as Quantus.
         normalise, abs: as Quantus (defaults True, True): each call's maps are divided by
             their largest ``|a|``, then made absolute.
+        blocks: None (each layer a step, as Quantus), or a function from a layer's name to
+            its block's (:func:`block_of` groups VGG16's ``conv5_1..3`` into ``conv5``,
+            the bundled model's ``block6a..d`` into ``block6``): the consecutive layers of
+            a block are randomised in one step, named by the block.
+        return_maps: also return the maps compared, ``{'original' or step: [N, H, W(, C)]}``
+            (normalised and made absolute as asked).
 
     Returns:
-        ``{'original': [N], layer: [N], ...}`` in the order of randomisation; ``'original'``
-        compares a second explanation of the unchanged model with the first (1 for a
-        deterministic method). One image: floats.
+        ``{'original': [N], step: [N], ...}`` in the order of randomisation (with
+        ``return_maps``, ``(scores, maps)``); ``'original'`` compares a second explanation
+        of the unchanged model with the first (1 for a deterministic method). One image:
+        floats (and maps without the batch axis).
     """
     if layer_order not in ("top_down", "independent"):
         raise ValueError(ORDER_ERROR.format(actual=layer_order))
@@ -91,27 +99,55 @@ def ModelParameterRandomisation(sess, model, method, input, target_class=None, *
     targets = (sess.run(model.logits, {model.imgs: X}).argmax(1) if spec is None
                else np.broadcast_to(spec, (len(X),))).astype(np.int32)
 
-    def explain():
-        maps = np.asarray(explainer(X, target_class=targets, **kwargs), np.float64)
-        if maps.shape[:3] != X.shape[:3] or maps.ndim not in (3, 4):
-            raise ValueError(MAPS_ERROR.format(n=len(X), shape=list(X.shape[1:]),
-                                               actual=list(maps.shape)))
-        maps = maps.reshape(len(X), -1)
-        maps = normalise_by_max(maps) if normalise else maps
-        return np.abs(maps) if abs else maps
+    maps = {}
 
-    original = explain()
-    scores = {"original": similarities(similarity, original, explain())}
+    def explain(step):
+        a = np.asarray(explainer(X, target_class=targets, **kwargs), np.float64)
+        if a.shape[:3] != X.shape[:3] or a.ndim not in (3, 4):
+            raise ValueError(MAPS_ERROR.format(n=len(X), shape=list(X.shape[1:]),
+                                               actual=list(a.shape)))
+        a = normalise_by_max(a) if normalise else a
+        maps[step] = np.abs(a) if abs else a
+        return maps[step].reshape(len(X), -1)
+
+    original = explain("original")
+    scores = {"original": similarities(similarity, original, explain("again"))}
+    del maps["again"]
     order = list(layers)[::-1] if layer_order == "top_down" else list(layers)
     with Randomised(sess, layers) as weights:
-        for name in _progress(order, progress):
+        for step, group in _progress(steps(order, blocks), progress):
             if layer_order == "independent":
                 weights.restore()
-            weights.randomise(name, np.random.default_rng(seed + 1))
-            scores[name] = similarities(similarity, original, explain())
+            for name in group:
+                weights.randomise(name, np.random.default_rng(seed + 1))
+            scores[step] = similarities(similarity, original, explain(step))
     if single:
-        return {k: v[0].item() for k, v in scores.items()}
-    return scores
+        scores = {k: v[0].item() for k, v in scores.items()}
+        maps = {k: v[0] for k, v in maps.items()}
+    return (scores, maps) if return_maps else scores
+
+
+def steps(order, blocks):
+    """``[(step, [layer, ...]), ...]``: the layers of ``order``, one step each, or with
+    ``blocks`` the consecutive layers of one block in one step."""
+    out = []
+    for name in order:
+        key = name if blocks is None else blocks(name)
+        if out and out[-1][0] == key:
+            out[-1][1].append(name)
+        else:
+            out.append((key, [name]))
+    return out
+
+
+def block_of(layer):
+    """A layer's block: its first name component up to its stage number
+    (``'conv5_3'`` -> ``'conv5'``, ``'block6a/expand'`` -> ``'block6'``, ``'fc1'``,
+    ``'layer4/1/conv2'`` -> ``'layer4'``, ``'stem'``)."""
+    import re
+    first = layer.split("/", 1)[0]
+    match = re.match(r"[A-Za-z]+\d*", first)
+    return match.group(0) if match else first
 
 
 def weight_layers(model):
@@ -214,4 +250,5 @@ def _progress(order, progress):
     return tqdm(order, desc="randomising layers", leave=False)
 
 
-__all__ = ["ModelParameterRandomisation", "weight_layers", "Randomised", "fan_in"]
+__all__ = ["ModelParameterRandomisation", "weight_layers", "Randomised", "fan_in", "steps",
+           "block_of"]
