@@ -21,6 +21,10 @@ Parts, in order (``--parts`` picks some):
    three images; occlusion with 4x4 / 8x8 / 16x16 superpixels and with blurred baselines;
    PAIR saliency's XRAI, Guided IG, Blur IG and Guided Backprop; the perturbation methods
    LIME, KernelSHAP, RISE, feature ablation and PartitionSHAP.
+6. ``sanity``: Adebayo et al.'s cascading randomisation: Saliency, IG, SmoothGrad, Grad-CAM
+   and Guided Backprop on the first image as the model's layer blocks are randomised from the
+   top, and their Spearman similarity to the trained model's maps over five images (needs the
+   project's package and a model whose weights are variables).
 
 Everything goes into ``--out`` (default ``figures/``): PNG figures, Markdown and CSV tables,
 and ``index.md`` that shows them in order. Every file is written under a temporary name and
@@ -51,13 +55,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PARTS = ("comparison", "influence", "metrics", "ig_study", "gradients")
+PARTS = ("comparison", "influence", "metrics", "ig_study", "gradients", "sanity")
 PART_TITLES = {
     "comparison": "1. Visual comparison (written exercise 14)",
     "influence": "2. Influence-directed explanations (written exercises 11-13)",
     "metrics": "3. Attribution metrics: Average Drop %, Necessity Ordering, Insertion, Deletion",
     "ig_study": "4. Integrated Gradients: baselines and steps",
     "gradients": "5. Gradient methods and occlusion",
+    "sanity": "6. Sanity checks: model parameter randomisation",
 }
 STUDY_BASELINES = ("black", "white", "noise", "blur", "other image")
 HOMEWORK_CLASSES = (354, 356)  # Arabian camel, weasel (written exercise 11)
@@ -96,6 +101,7 @@ class Settings:
     rise_masks: int = 4000           # 'auto', 2S + 2048 coalitions for S segments)
     partition_evals: int = 500       # PartitionSHAP's max_evals (shap's default)
     segments: str = "quickshift"     # LIME's, KernelSHAP's, feature ablation's (lime's)
+    sanity_images: int = 5           # the randomisation test's images (the figure: the first)
 
     def scaled(self, height, width):
         """These budgets for images of ``height`` x ``width``: the lengths (superpixels,
@@ -121,7 +127,7 @@ QUICK = Settings(n_right=2, n_wrong=2, ig_steps=(5, 10), ig_main_steps=10, ig_ot
                  smooth_samples=10, nord_M=5000, metric_superpixel=28, curve_step=4,
                  occlusion_sizes=(16, 28, 56), blur_sigmas=(2.0, 8.0), blur_superpixel=28,
                  path_points=21, path_images=1, adaptive_budget=16, lime_samples=100,
-                 shap_samples=128, rise_masks=300, partition_evals=100)
+                 shap_samples=128, rise_masks=300, partition_evals=100, sanity_images=2)
 
 
 # ------------------------------------------------------------------------ small helpers
@@ -216,6 +222,8 @@ NO_PACKAGE = ("{what} live in the project's package attrkit, which this folder (
               "files beside the course's helpers) does not have")
 SKIP_LAYER = ("the model names no influence layer (default_layers['influence']) and has "
               "no layer fc1")
+SKIP_WEIGHTS = ("the model's weights are not variables that can be randomised in place "
+                "(an imported graph holds them as constants; model.variables lists none)")
 
 
 class UsageError(ValueError):
@@ -420,6 +428,8 @@ class Run:
             return SKIP_PANELS
         if part == "influence" and self.infl_layer is None:
             return SKIP_LAYER
+        if part == "sanity":
+            return sanity_skip(self.model)
         return None
 
     def graph(self):
@@ -1191,9 +1201,98 @@ def perturbation_methods_figure(run, first):
                "names its budget." + note)
 
 
+def sanity_skip(model):
+    """Why the randomisation test cannot run here, or None: it needs the project's package
+    and a model whose weights are variables."""
+    try:
+        from attrkit.metrics.randomisation import weight_layers
+    except ImportError:
+        return NO_PACKAGE.format(what="The randomisation test and Guided Backprop")
+    try:
+        weight_layers(model)
+    except TypeError:
+        return SKIP_WEIGHTS
+    return None
+
+
+def sanity_methods(run):
+    """The methods of Adebayo et al.'s figure: ``(title, name, call keywords)``."""
+    s = run.settings
+    return (("Saliency", "saliency", {}),
+            (f"IG ({s.ig_main_steps} steps)", "ig", dict(num_steps=s.ig_main_steps)),
+            (f"SmoothGrad ({s.smooth_samples})", "smoothgrad",
+             dict(samples=s.smooth_samples, sigma=s.smooth_sigma, seed=0)),
+            ("Grad-CAM", "gradcam", {}), ("Guided Backprop", "guided_backprop", {}))
+
+
+def part_sanity(run):
+    """Adebayo et al.'s cascading randomisation (Sanity checks for saliency maps, NeurIPS
+    2018): each method's map of the first image as the model's layer blocks are randomised
+    from the top, and the Spearman similarity to the trained model's map over the images."""
+    try:        # the project's package: cannot_run('sanity') has checked it is here
+        from attrkit.metrics.randomisation import ModelParameterRandomisation, block_of
+    except ImportError:
+        print("skipped sanity: " + NO_PACKAGE.format(what="The randomisation test"),
+              file=sys.stderr)
+        return
+    rows = run.sel[:run.settings.sanity_images]
+    X, c = run.X[rows], run.targets(rows)
+    results = {}
+    for title, name, kw in sanity_methods(run):
+        with run.graph():
+            results[title] = ModelParameterRandomisation(
+                run.sess, run.model, name, X, c, method_kwargs=kw, blocks=block_of,
+                return_maps=True, progress=run.progress)
+    steps = list(next(iter(results.values()))[0])
+    grid, titles = [], []
+    for title, (_, maps) in results.items():
+        grid.append([X[0]] + [_pixel(maps[k][0]) for k in steps])
+        titles.append([run.label(rows[0]) if not grid[:-1] else "input"]
+                      + [f"{title}: trained" if k == "original" else f"up to {k} random"
+                         for k in steps])
+    run.figure("sanity", "6_randomisation_maps.png",
+               plot_grid(grid, titles, [["image"] + ["abs"] * len(steps)] * len(grid)),
+               "Cascading randomisation: each method's map (|.|, normalised) of the first "
+               "image with the model as trained, then with its layer blocks randomised from "
+               "the top (PyTorch's default initialisation), left to right. A map that stays "
+               "the same does not depend on what the model learned.", images=rows[:1])
+    run.figure("sanity", "6_randomisation_curves.png", similarity_curves(results, steps),
+               f"Spearman similarity to the trained model's map over {len(rows)} images "
+               "(the line: their mean; the band: their range) as more blocks are randomised.",
+               images=rows)
+    run.table("sanity", "6_randomisation", ["method"] + steps,
+              [[t] + [float(np.mean(sc[k])) for k in steps] for t, (sc, _) in results.items()],
+              "Mean Spearman similarity to the trained model's map, per step of the "
+              "cascade (Quantus' MPRT: |.| of each map normalised by its largest value).")
+
+
+def _pixel(a):
+    """A map ``[H, W]`` (channels summed) for a panel."""
+    return a.sum(-1) if a.ndim == 3 else a
+
+
+def similarity_curves(results, steps):
+    """Each method's mean similarity per step, with its range over the images."""
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(max(6.0, 0.55 * len(steps)), 3.6))
+    ax = fig.subplots()
+    x = np.arange(len(steps))
+    for title, (scores, _) in results.items():
+        values = np.array([np.atleast_1d(scores[k]) for k in steps])      # [steps, N]
+        ax.plot(x, values.mean(1), marker="o", label=title)
+        ax.fill_between(x, values.min(1), values.max(1), alpha=0.15)
+    ax.set_xticks(x, ["trained"] + steps[1:], rotation=45, ha="right", fontsize=8)
+    ax.set_xlabel("randomised from the top down to this block (cumulative)", fontsize=8)
+    ax.set_ylabel("Spearman similarity")
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 PART_FUNCTIONS = {"comparison": part_comparison, "influence": part_influence,
                   "metrics": part_metrics, "ig_study": part_ig_study,
-                  "gradients": part_gradients}
+                  "gradients": part_gradients, "sanity": part_sanity}
 
 
 # ---------------------------------------------------------------------------- figures

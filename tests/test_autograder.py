@@ -255,7 +255,7 @@ def test_hw3_vc_regenerates_exercise_14_beside_the_course_helpers(tmp_path, subm
     proc = run_script(folder, "--no-progress", "--out", "figures")
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert digests(folder) == before                   # no file of the folder changed
-    assert "skipped ig_study, gradients: an extra study" in proc.stderr
+    assert "skipped ig_study, gradients, sanity: an extra study" in proc.stderr
     out = folder / "figures"
     report = json.loads((out / "report.json").read_text())
     assert sorted(report["parts"]) == ["comparison", "influence", "metrics"]

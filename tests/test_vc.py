@@ -140,7 +140,7 @@ def test_home_finds_the_course_helpers_by_looking(course_home):
     home = course_home
     assert home.course and not home.own_model and not home.own_data and home.viz is None
     assert home.default_parts == hw3_vc.HOMEWORK_PARTS
-    assert set(home.skipped(None)) == {"ig_study", "gradients"}
+    assert set(home.skipped(None)) == {"ig_study", "gradients", "sanity"}
     assert home.skipped(["ig_study"]) == {}          # parts named on the command line run
     # the course's point_cloud and binary_mask draw the panels, on copies of the arrays
     cloud, mask = home.panels()

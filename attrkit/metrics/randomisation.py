@@ -96,7 +96,7 @@ def ModelParameterRandomisation(sess, model, method, input, target_class=None, *
     seed = check_seed(seed)
     kwargs = dict(method_kwargs or {})
     spec = check_target_spec(target_class, getattr(explainer, "num_classes", None))
-    targets = (sess.run(model.logits, {model.imgs: X}).argmax(1) if spec is None
+    targets = (sess.run(logits_of(model), {model.imgs: X}).argmax(1) if spec is None
                else np.broadcast_to(spec, (len(X),))).astype(np.int32)
 
     maps = {}
@@ -179,10 +179,15 @@ def build_method(method, sess, model):
         if method.__name__ == "GradCAM":
             extra = (model.layers[model.default_layers["gradcam"]],)
         with sess.graph.as_default():
-            return method(sess, model.imgs, model.logits, None, *extra, progress=False)
+            return method(sess, model.imgs, logits_of(model), None, *extra, progress=False)
     if callable(method) and getattr(method, "input_tensor", model.imgs) is model.imgs:
         return method
     raise TypeError(METHOD_NAME_ERROR.format(names=sorted(METHOD_NAMES), actual=method))
+
+
+def logits_of(model):
+    """The model's pre-softmax scores: ``logits``, or the course's VGG16's ``fc3l``."""
+    return model.logits if hasattr(model, "logits") else model.fc3l
 
 
 def fan_in(name, shape):
