@@ -57,7 +57,8 @@ import traceback
 
 import numpy as np
 
-from attrkit.dataset.engine import (ADDRESS_ERROR, METHODS, METRICS, PERTURBATION_METHODS,
+from attrkit.dataset.engine import (ADDRESS_ERROR, EXTRA_METRICS, METHODS, METRICS,
+                                    PERTURBATION_METHODS,
                                     SEGMENT_KINDS, Explainer, is_done, make_qoi, model_spec,
                                     pixel_map, run_shards, shard_path, skimage_methods,
                                     start_ray)
@@ -89,11 +90,12 @@ SKIMAGE_ERROR = ("{arg}: {methods} need scikit-image ({why}), which is not insta
 
 # ------------------------------------------------------------------------ arguments
 
-def parse_names(text, valid, arg, allow_none=False):
-    """A comma list of names checked against ``valid`` (``all``: every one)."""
+def parse_names(text, valid, arg, allow_none=False, everything=None):
+    """A comma list of names checked against ``valid`` (``all``: every one, or those of
+    ``everything``)."""
     names = [t.strip().lower() for t in str(text).split(",") if t.strip()]
     if names == ["all"]:
-        return list(valid)
+        return list(valid if everything is None else everything)
     if allow_none and names in ([], ["none"]):
         return []
     bad = [n for n in names if n not in valid]
@@ -150,7 +152,10 @@ def add_compute_options(p):
                         "the model on thousands of masked copies per image: see "
                         "--perturbation-samples")
     g.add_argument("--metrics", default="all",
-                   help="comma list of " + ", ".join(METRICS) + " (or 'all', 'none')")
+                   help="comma list of " + ", ".join(METRICS) + " ('all': these four; "
+                        "'none') and of Quantus' " + ", ".join(EXTRA_METRICS) + " (named "
+                        "only; the faithfulness ones run the model on about 100-200 "
+                        "perturbed copies per image and method)")
     add_model_options(g)
     g.add_argument("--target", choices=("predicted", "true"), default="predicted",
                    help="the class each image is explained and scored for")
@@ -249,7 +254,8 @@ def add_engine_options(p):
 def check_args(args):
     """Every check that needs no model and no data; raises UsageError."""
     methods = parse_names(args.methods, METHODS, "--methods")
-    metrics = parse_names(args.metrics, METRICS, "--metrics", allow_none=True)
+    metrics = parse_names(args.metrics, METRICS + EXTRA_METRICS, "--metrics", allow_none=True,
+                          everything=METRICS)
     qoi = parse_qoi(args.qoi)
     for arg, v in (("batch-size", args.batch_size), ("ig-steps", args.ig_steps),
                    ("sg-samples", args.sg_samples), ("curve-step", args.curve_step)):

@@ -54,7 +54,12 @@ PERTURBATION_METHODS = {
 }
 METHODS = ("saliency", "ig", "smoothgrad", "gradient", "gradcam", "occlusion", "random",
            "xrai", "guided_ig", "blur_ig", "guided_backprop") + tuple(PERTURBATION_METHODS)
-METRICS = ("average_drop", "n_ord", "insertion", "deletion")
+METRICS = ("average_drop", "n_ord", "insertion", "deletion")       # --metrics all
+# Quantus' metrics (attrkit.metrics), by name only: each column's definition, budget and
+# which way is better (``extra_metric`` runs them)
+EXTRA_METRICS = ("sparseness", "complexity", "effective_complexity", "pixel_flipping",
+                 "region_perturbation", "faithfulness_correlation",
+                 "monotonicity_correlation")
 METHOD_TITLES = {"saliency": "Saliency", "ig": "Integrated Gradients",
                  "smoothgrad": "SmoothGrad", "gradient": "Vanilla gradient",
                  "gradcam": "Grad-CAM", "occlusion": "Occlusion", "random": "Random",
@@ -68,13 +73,24 @@ METRIC_COLUMNS = (("average_drop", "Average Drop %", "average_drop"),
                   ("n_ord", "Necessity Ordering", "n_ord"),
                   ("insertion_auc", "Insertion AUC", "insertion"),
                   ("deletion_auc", "Deletion AUC", "deletion"),
-                  ("ig_completeness_error", "IG completeness error", None))
+                  ("ig_completeness_error", "IG completeness error", None),
+                  ("sparseness", "Sparseness (Gini)", "sparseness"),
+                  ("complexity", "Complexity (entropy)", "complexity"),
+                  ("effective_complexity", "Effective complexity", "effective_complexity"),
+                  ("pixel_flipping_auc", "Pixel Flipping AUC", "pixel_flipping"),
+                  ("region_perturbation_aopc", "Region Perturbation AOPC",
+                   "region_perturbation"),
+                  ("faithfulness_correlation", "Faithfulness Correlation",
+                   "faithfulness_correlation"),
+                  ("monotonicity_correlation", "Monotonicity Correlation",
+                   "monotonicity_correlation"))
 ROW_COLUMNS = (("index", "int64"), ("input", "str"), ("item", "str"), ("image_id", "int64"),
                ("true_class", "int64"), ("true_name", "str"), ("predicted_class", "int64"),
                ("predicted_name", "str"), ("target", "int64"), ("correct", "bool"),
                ("method", "str"), ("score", "float64"), ("prob", "float64")) + tuple(
     (c, "float64") for c, _, _ in METRIC_COLUMNS)
 SKIPPED_COLUMNS = ("index", "input", "item", "reason")
+EXTRA_COLUMNS = {m: c for c, _, m in METRIC_COLUMNS if m in EXTRA_METRICS}
 SHIP_EXCLUDES = [".venv", ".git", "**/__pycache__", "results", "figures", "*.npz", "*.h5",
                  "*.parquet", ".pytest_cache"]
 
@@ -300,6 +316,8 @@ class Explainer:
                                                 M=s["n_ord"]["M"], batch_size=bs,
                                                 progress=False))
                 cols["n_ord"] = v
+            elif metric in EXTRA_METRICS:
+                cols.update(self.extra_metric(metric, A, X, targets))
             else:
                 fn = Insertion if metric == "insertion" else Deletion
                 v = np.full(n, np.nan)
@@ -310,6 +328,48 @@ class Explainer:
                     v[ok] = auc(np.atleast_2d(curves), xs)
                 cols[f"{metric}_auc"] = v
         return cols
+
+    def extra_metric(self, metric, A, X, targets):
+        """One of :data:`EXTRA_METRICS` on the pixel maps ``A``: ``{column: [N]}``.
+
+        Budgets (Quantus' defaults where a data set can afford them): the complexity
+        metrics on the pixel map; Pixel Flipping in steps of one image row (``W·C`` values,
+        ``H`` points, the curve's ``np.trapezoid`` over them); Region Perturbation with the
+        curves' superpixels, 100 regions, AOPC = the mean of its curve; Faithfulness
+        Correlation with 100 runs of 224 values; Monotonicity Correlation in 16 steps of
+        10 samples. The seed is the run's ``--seed``."""
+        from attrkit.metrics import complexity, faithfulness as F
+        s, bs = self.settings, self.settings["batch_size"]
+        x, out = self.model.imgs, self.model.logits
+        n, (h, w, c) = len(X), X.shape[1:]
+        v = np.full(n, np.nan)
+        ok = np.flatnonzero(~zero_maps(A))
+        if not len(ok):
+            return {EXTRA_COLUMNS[metric]: v}
+        kw = dict(batch_size=bs, progress=False)
+        maps, images, t = pixel_map(A)[ok], X[ok], targets[ok]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)     # NaN where undefined
+            if metric in ("sparseness", "complexity", "effective_complexity"):
+                fn = {"sparseness": complexity.Sparseness, "complexity": complexity.Complexity,
+                      "effective_complexity": complexity.EffectiveComplexity}[metric]
+                v[ok] = fn(maps)
+            elif metric == "pixel_flipping":
+                v[ok] = F.PixelFlipping(self.sess, maps, images, x, out, t,
+                                        features_in_step=w * c, return_auc=True, **kw)
+            elif metric == "region_perturbation":
+                v[ok] = F.RegionPerturbation(self.sess, maps, images, x, out, t,
+                                             patch_size=s["curves"]["superpixel"],
+                                             **kw).mean(1)
+            elif metric == "faithfulness_correlation":
+                v[ok] = F.FaithfulnessCorrelation(self.sess, maps, images, x, out, t,
+                                                  subset_size=min(224, h * w * c - 1),
+                                                  seed=s["seed"], **kw)
+            else:
+                v[ok] = F.MonotonicityCorrelation(self.sess, maps, images, x, out, t,
+                                                  nr_samples=10, seed=s["seed"],
+                                                  features_in_step=-(-h * w * c // 16), **kw)
+        return {EXTRA_COLUMNS[metric]: v}
 
     # ---------------------------------------------------------------- one shard
     def load(self, spec, pixels):

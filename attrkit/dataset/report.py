@@ -222,7 +222,14 @@ FIGURE_METRICS = (("average_drop", "Average Drop % (lower is better)"),
                   ("n_ord", "Necessity Ordering (lower is better)"),
                   ("insertion_auc", "Insertion AUC (higher is better)"),
                   ("deletion_auc", "Deletion AUC (lower is better)"),
-                  ("ig_completeness_error", "IG completeness error (lower is better)"))
+                  ("ig_completeness_error", "IG completeness error (lower is better)"),
+                  ("sparseness", "Sparseness (higher: more concentrated)"),
+                  ("complexity", "Complexity (lower: more concentrated)"),
+                  ("effective_complexity", "Effective complexity (lower is simpler)"),
+                  ("pixel_flipping_auc", "Pixel Flipping AUC (lower is better)"),
+                  ("region_perturbation_aopc", "Region Perturbation AOPC (higher is better)"),
+                  ("faithfulness_correlation", "Faithfulness Correlation (higher is better)"),
+                  ("monotonicity_correlation", "Monotonicity Correlation (higher is better)"))
 
 
 def metrics_figure(cols, methods):
@@ -267,7 +274,7 @@ def gallery_picks(cols, methods, by="deletion_auc"):
         if not len(rows):
             continue
         order = rows[np.argsort(values, kind="stable")]
-        higher = by == "insertion_auc"
+        higher = "higher is better" in dict(FIGURE_METRICS)[by]
         best, worst = (order[-1], order[0]) if higher else (order[0], order[-1])
         picks[m] = [("best", best), ("median", order[len(order) // 2]), ("worst", worst)]
     return picks, by
