@@ -333,7 +333,8 @@ class Explainer:
         """One of :data:`EXTRA_METRICS` on the pixel maps ``A``: ``{column: [N]}``.
 
         Budgets (Quantus' defaults where a data set can afford them): the complexity
-        metrics on the pixel map; Pixel Flipping in steps of one image row (``W·C`` values,
+        metrics on the pixel map, one image at a time (Quantus normalises by the largest
+        ``|a|`` of a call: per image, a shard's other images change nothing); Pixel Flipping in steps of one image row (``W·C`` values,
         ``H`` points, the curve's ``np.trapezoid`` over them); Region Perturbation with the
         curves' superpixels, 100 regions, AOPC = the mean of its curve; Faithfulness
         Correlation with 100 runs of 224 values; Monotonicity Correlation in 16 steps of
@@ -353,7 +354,7 @@ class Explainer:
             if metric in ("sparseness", "complexity", "effective_complexity"):
                 fn = {"sparseness": complexity.Sparseness, "complexity": complexity.Complexity,
                       "effective_complexity": complexity.EffectiveComplexity}[metric]
-                v[ok] = fn(maps)
+                v[ok] = [fn(one) for one in maps]     # normalised per image, not per shard
             elif metric == "pixel_flipping":
                 v[ok] = F.PixelFlipping(self.sess, maps, images, x, out, t,
                                         features_in_step=w * c, return_auc=True, **kw)
