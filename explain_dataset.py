@@ -57,8 +57,8 @@ import traceback
 
 import numpy as np
 
-from attrkit.dataset.engine import (ADDRESS_ERROR, EXTRA_METRICS, METHODS, METRICS,
-                                    PERTURBATION_METHODS,
+from attrkit.dataset.engine import (ADDRESS_ERROR, EXTRA_METRICS, MASK_METRICS, METHODS,
+                                    METRICS, PERTURBATION_METHODS,
                                     SEGMENT_KINDS, Explainer, is_done, make_qoi, model_spec,
                                     pixel_map, run_shards, shard_path, skimage_methods,
                                     start_ray)
@@ -136,6 +136,12 @@ def build_parser():
                    help="folders with one sub-folder per ImageNet class, course-style .npz "
                         "files, or 'bundled' (the 17 sample photographs)")
     p.add_argument("--out", default="results", help="output folder (created; never wiped)")
+    p.add_argument("--masks", metavar="FOLDER|NPZ",
+                   help="ground-truth masks for the localisation metrics: a folder with each "
+                        "input's mask at its relative path and stem (a row of an .npz: "
+                        "<row>.png, a bundled photo: <name>.png), or an .npz with those "
+                        "stems as keys; nonzero = the object, the input's own size. With "
+                        "--masks, --metrics all adds " + ", ".join(MASK_METRICS))
     add_compute_options(p)
     add_method_options(p)
     add_metric_options(p)
@@ -254,8 +260,13 @@ def add_engine_options(p):
 def check_args(args):
     """Every check that needs no model and no data; raises UsageError."""
     methods = parse_names(args.methods, METHODS, "--methods")
-    metrics = parse_names(args.metrics, METRICS + EXTRA_METRICS, "--metrics", allow_none=True,
-                          everything=METRICS)
+    metrics = parse_names(args.metrics, METRICS + EXTRA_METRICS + MASK_METRICS, "--metrics",
+                          allow_none=True,
+                          everything=METRICS + (MASK_METRICS if args.masks else ()))
+    need = [m for m in metrics if m in MASK_METRICS]
+    if need and not args.masks:
+        from attrkit.dataset.masks import NEEDS_MASKS_ERROR
+        raise UsageError(NEEDS_MASKS_ERROR.format(names=", ".join(need)))
     qoi = parse_qoi(args.qoi)
     for arg, v in (("batch-size", args.batch_size), ("ig-steps", args.ig_steps),
                    ("sg-samples", args.sg_samples), ("curve-step", args.curve_step)):
@@ -402,6 +413,10 @@ class Job:
         for inp in a.inputs:
             self.inputs.add(inp)
         self.nothing_to_do()
+        self.masks = {}
+        if a.masks:             # read and checked before any model is loaded
+            from attrkit.dataset.masks import read_masks
+            self.masks = read_masks(self.inputs, a.masks)
 
     def nothing_to_do(self):
         if not self.inputs.items:
@@ -427,6 +442,10 @@ class Job:
                                                opts["labels"] is not None)
         self.inputs.fit(names, model.imgs.shape.as_list()[1:])
         self.nothing_to_do()
+        if self.masks:
+            from attrkit.dataset.masks import fit_masks
+            self.masks = fit_masks(self.masks, self.inputs.items,
+                                   model.imgs.shape.as_list()[1:])
         for arg, name in (("--gradcam-layer", args.gradcam_layer), ("--layer", args.layer)):
             if name is not None and name not in model.layers:
                 raise UsageError(LAYER_ERROR.format(arg=arg, model=model.name, actual=name,
@@ -467,7 +486,8 @@ class Job:
         if self.todo:
             try:
                 self.written, self.errors = run_shards(self.args, self.settings, self.todo,
-                                                       self.inputs.pixels, self.address, log)
+                                                       self.inputs.pixels, self.address, log,
+                                                       getattr(self, "masks", None))
             except UsageError:
                 raise
             except Exception as e:   # the run broke off: what is on disk is kept, tabled

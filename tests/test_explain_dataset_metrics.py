@@ -52,3 +52,97 @@ def test_extra_metrics_are_scored_as_the_api_scores_them(sess):
     for col in de.EXTRA_COLUMNS.values():
         assert np.isfinite(rows[col]).any(), col
     assert np.isnan(rows["average_drop"]).all()                   # not asked for
+
+
+# ------------------------------------------------------------------ --masks
+
+def photo_folder(root, sizes=((30, 40), (36, 24))):
+    """root/cat/a.png and root/cat/b.png (heights x widths of ``sizes``): a dark image with
+    a bright rectangle, and the matching masks in root.parent/masks/cat/*.png."""
+    from PIL import Image
+    (root / "cat").mkdir(parents=True)
+    (root.parent / "masks" / "cat").mkdir(parents=True)
+    for name, (h, w) in zip("ab", sizes):
+        img = np.full((h, w, 3), 20, np.uint8)
+        mask = np.zeros((h, w), np.uint8)
+        mask[h // 4:h // 2, w // 3:w - 2] = 255
+        img[mask > 0] = 230
+        Image.fromarray(img).save(root / "cat" / f"{name}.png")
+        Image.fromarray(mask).save(root.parent / "masks" / "cat" / f"{name}.png")
+    return root, root.parent / "masks"
+
+
+def listed(root):
+    from attrkit.dataset.plan import Inputs
+    inputs = Inputs()
+    inputs.add(str(root))
+    return inputs
+
+
+def test_masks_are_found_checked_and_fitted_as_their_images(tmp_path):
+    import hw3_utils
+    from attrkit.dataset import masks as dm
+    root, folder = photo_folder(tmp_path / "imgs")
+    inputs = listed(root)
+    found = dm.read_masks(inputs, str(folder))
+    assert sorted(found) == [0, 1] and all("mask" in it for it in inputs.items)
+    fitted = dm.fit_masks(found, inputs.items, (16, 16, 3))
+    for it in inputs.items:                       # the same crop and size as the image
+        image = hw3_utils.load_image(it["path"], (16, 16))
+        bright = image[..., 0] > 125
+        assert fitted[it["index"]].shape == (16, 16)
+        assert (fitted[it["index"]] == bright).mean() >= 0.95
+    np.savez(tmp_path / "m.npz", **{"cat/a": np.asarray(found[0], np.uint8)})
+    by_key = dm.read_masks(listed(root), str(tmp_path / "m.npz"))
+    assert list(by_key) == [0] and np.array_equal(by_key[0], found[0])   # b: none
+    assert dm.mask_stem({"input": "x.npz", "item": "#3"}) == "3"
+    assert dm.mask_stem({"input": "bundled", "item": "coffee"}) == "coffee"
+
+
+def test_bad_masks_name_the_file_before_any_work(tmp_path):
+    from PIL import Image
+    from attrkit.dataset import masks as dm
+    root, folder = photo_folder(tmp_path / "imgs")
+    Image.fromarray(np.zeros((30, 40), np.uint8)).save(folder / "cat" / "a.png")
+    with pytest.raises(ed.UsageError, match=r"^--masks: .*cat/a.png marks no pixel"):
+        dm.read_masks(listed(root), str(folder))
+    Image.fromarray(np.ones((31, 40), np.uint8)).save(folder / "cat" / "a.png")
+    with pytest.raises(ed.UsageError, match=r"^--masks: .*cat/a.png is 31 x 40; its input "
+                                            r"'cat/a.png' is 30 x 40"):
+        dm.read_masks(listed(root), str(folder))
+    (folder / "cat" / "a.png").write_bytes(b"not a PNG")
+    with pytest.raises(ed.UsageError, match=r"^--masks: cannot read .*cat/a.png"):
+        dm.read_masks(listed(root), str(folder))
+    with pytest.raises(ed.UsageError, match=r"^--masks: expected a folder"):
+        dm.read_masks(listed(root), str(tmp_path / "nowhere"))
+    args = ed.build_parser().parse_args(["--metrics", "pointing_game", "--out", "/tmp/u"])
+    with pytest.raises(ed.UsageError, match=r"^--metrics: pointing_game score a map"):
+        ed.check_args(args)
+    args = ed.build_parser().parse_args(["--masks", str(folder), "--out", "/tmp/u"])
+    assert ed.check_args(args)[1] == list(de.METRICS + de.MASK_METRICS)
+
+
+def test_localisation_metrics_score_where_a_mask_exists(sess):
+    """Shipped as a Ray row ships them (shard_rows, then the actor's call), the masks reach
+    the metrics: each column equals the API on that image's map and mask, NaN without."""
+    from attrkit.dataset.masks import LOCALISATION_METRICS
+    from attrkit.metrics import localisation as L
+    ex, settings = tiny_explainer(sess, ["--methods", "saliency", "--metrics",
+                                         ",".join(de.MASK_METRICS), "--masks", "m.npz"])
+    X = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype(np.float32)
+    mask = np.zeros((16, 16), bool)
+    mask[4:9, 3:12] = True
+    items = [{"index": i, "input": "x.npz", "item": f"#{i}", "image_id": i,
+              "true_class": 1, "digest": f"{i:024x}"} for i in range(2)]
+    row = de.shard_rows({"name": "s", "items": items}, {0: X[0], 1: X[1]}, True, {1: mask})
+    actor = de.ShardExplainer.__new__(de.ShardExplainer)
+    actor.crash_once, actor.explainer = None, ex
+    out = actor({k: [v] for k, v in row.items()})
+    assert list(out["status"]) == ["ok"], out["message"]
+    arrays, maps = de.from_bytes(out["payload"][0]), de.from_bytes(out["maps"][0])
+    rows = {k[4:]: v for k, v in arrays.items() if k.startswith("row_")}
+    A = maps["map_saliency"][1]
+    for metric, (col, fn) in LOCALISATION_METRICS.items():
+        kw = {"k": 255} if metric == "top_k_intersection" else {}
+        assert np.isnan(rows[col][0]), col                          # image 0: no mask
+        assert rows[col][1] == pytest.approx(getattr(L, fn)(A, mask, **kw)), col

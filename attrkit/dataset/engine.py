@@ -60,6 +60,9 @@ METRICS = ("average_drop", "n_ord", "insertion", "deletion")       # --metrics a
 EXTRA_METRICS = ("sparseness", "complexity", "effective_complexity", "pixel_flipping",
                  "region_perturbation", "faithfulness_correlation",
                  "monotonicity_correlation")
+# and those that score a map against a ground-truth mask (--masks; attrkit.dataset.masks)
+MASK_METRICS = ("pointing_game", "relevance_mass_accuracy", "relevance_rank_accuracy",
+                "top_k_intersection", "attribution_localisation", "auc")
 METHOD_TITLES = {"saliency": "Saliency", "ig": "Integrated Gradients",
                  "smoothgrad": "SmoothGrad", "gradient": "Vanilla gradient",
                  "gradcam": "Grad-CAM", "occlusion": "Occlusion", "random": "Random",
@@ -83,7 +86,16 @@ METRIC_COLUMNS = (("average_drop", "Average Drop %", "average_drop"),
                   ("faithfulness_correlation", "Faithfulness Correlation",
                    "faithfulness_correlation"),
                   ("monotonicity_correlation", "Monotonicity Correlation",
-                   "monotonicity_correlation"))
+                   "monotonicity_correlation"),
+                  ("pointing_game", "Pointing Game", "pointing_game"),
+                  ("relevance_mass_accuracy", "Relevance Mass Accuracy",
+                   "relevance_mass_accuracy"),
+                  ("relevance_rank_accuracy", "Relevance Rank Accuracy",
+                   "relevance_rank_accuracy"),
+                  ("top_k_intersection", "Top-K Intersection", "top_k_intersection"),
+                  ("attribution_localisation", "Attribution Localisation",
+                   "attribution_localisation"),
+                  ("localisation_auc", "Localisation AUC", "auc"))
 ROW_COLUMNS = (("index", "int64"), ("input", "str"), ("item", "str"), ("image_id", "int64"),
                ("true_class", "int64"), ("true_name", "str"), ("predicted_class", "int64"),
                ("predicted_name", "str"), ("target", "int64"), ("correct", "bool"),
@@ -290,9 +302,11 @@ class Explainer:
         return A, info
 
     # ---------------------------------------------------------------- the metrics
-    def score(self, A, X, targets, scores):
+    def score(self, A, X, targets, scores, masks=None):
         """Each chosen metric on ``A`` for every image: ``{column: [N]}``, NaN where the
-        metric is undefined (an all-zero map; Average Drop when f_c(x) <= 0)."""
+        metric is undefined (an all-zero map; Average Drop when f_c(x) <= 0; a
+        localisation metric where the image has no mask: ``masks`` ``[N]``, bool
+        ``[H, W]`` or None each)."""
         from hw3_evaluation import N_Ord, AverageDrop, Deletion, Insertion, auc
         s, bs = self.settings, self.settings["batch_size"]
         m, n = self.model, len(X)
@@ -318,6 +332,10 @@ class Explainer:
                 cols["n_ord"] = v
             elif metric in EXTRA_METRICS:
                 cols.update(self.extra_metric(metric, A, X, targets))
+            elif metric in MASK_METRICS:
+                from attrkit.dataset.masks import LOCALISATION_METRICS, localisation_scores
+                cols[LOCALISATION_METRICS[metric][0]] = localisation_scores(
+                    metric, pixel_map(A), masks if masks is not None else [None] * n)
             else:
                 fn = Insertion if metric == "insertion" else Deletion
                 v = np.full(n, np.nan)
@@ -394,10 +412,11 @@ class Explainer:
         X = np.stack(X).astype(np.float32) if X else np.zeros([0] + self.shape, np.float32)
         return X, kept, skipped
 
-    def explain(self, spec, pixels):
+    def explain(self, spec, pixels, masks=None):
         """One shard -> ``(arrays, maps)``: the shard file's arrays (rows, skipped,
         influence partials, meta) and the maps file's (``map_<method>``: pixel maps
-        ``[n, H, W]`` float32; ``index``, ``item``, ``slot`` of each image)."""
+        ``[n, H, W]`` float32; ``index``, ``item``, ``slot`` of each image). ``masks``:
+        ``{index: bool [H, W]}`` of the items that have one (--masks)."""
         s, bs = self.settings, self.settings["batch_size"]
         m = self.model
         t_start = time.perf_counter()
@@ -426,7 +445,8 @@ class Explainer:
                     A, info = self.attribute(name, X, targets, items)
                     self._account(name, timing, counts, t0, c0)
                     c0, t0 = self.sess.counts(), time.perf_counter()
-                    cols = self.score(A, X, targets, scores)
+                    cols = self.score(A, X, targets, scores,
+                                      [(masks or {}).get(it["index"]) for it in items])
                     cols.update(info)
                     self._account(name + ":metrics", timing, counts, t0, c0)
                     maps[name] = pixel_map(A)
@@ -506,12 +526,14 @@ class ShardExplainer:
             open(self.crash_once, "w").close()
             os._exit(1)   # testing aid: die mid-run, once, as a killed worker would
         out = {"shard": [], "status": [], "message": [], "payload": [], "maps": []}
-        for name, spec, pixels in zip(batch["shard"], batch["spec"], batch["pixels"]):
+        shipped_masks = batch.get("masks", [b""] * len(batch["shard"]))
+        for name, spec, pixels, masks in zip(batch["shard"], batch["spec"], batch["pixels"],
+                                             shipped_masks):
             spec = json.loads(str(spec))
-            px = from_bytes(bytes(pixels)) if len(pixels) else {}
-            px = {int(k): v for k, v in px.items()}
+            px, mk = ({int(k): v for k, v in from_bytes(bytes(b)).items()} if len(b) else {}
+                      for b in (pixels, masks))
             try:
-                arrays, maps = self.explainer.explain(spec, px)
+                arrays, maps = self.explainer.explain(spec, px, mk)
                 empty = not json.loads(str(arrays["meta"]))["images"]
                 message = EMPTY_SHARD_ERROR.format(reasons="; ".join(
                     str(r) for r in arrays["skipped_reason"])) if empty else ""
@@ -556,13 +578,17 @@ def is_done(out, name, save_maps):
         not save_maps or os.path.isfile(maps_path(out, name)))
 
 
-def shard_rows(shard, pixels, save_maps):
-    """The Ray Data row of a shard: its name, its spec (JSON) and the pixels it ships."""
+def shard_rows(shard, pixels, save_maps, masks=None):
+    """The Ray Data row of a shard: its name, its spec (JSON), the pixels and the masks it
+    ships."""
     spec = {"name": shard["name"], "items": shard["items"], "save_maps": save_maps}
-    px = {str(it["index"]): pixels[it["index"]] for it in shard["items"]
-          if it["index"] in pixels}
-    return {"shard": shard["name"], "spec": json.dumps(spec),
-            "pixels": to_bytes(px) if px else b""}
+
+    def shipped(arrays):
+        found = {str(it["index"]): arrays[it["index"]] for it in shard["items"]
+                 if it["index"] in arrays}
+        return to_bytes(found) if found else b""
+    return {"shard": shard["name"], "spec": json.dumps(spec), "pixels": shipped(pixels),
+            "masks": shipped(masks or {})}
 
 
 ACTOR_MEMORY = 2 << 30   # bytes an actor may need (measured: ~1.3 GB resident)
@@ -627,7 +653,7 @@ def start_ray(args, address):
     return ray
 
 
-def run_shards(args, settings, todo, pixels, address, log):
+def run_shards(args, settings, todo, pixels, address, log, masks=None):
     """Run the shards ``todo`` on Ray; write each finished shard as it arrives.
 
     Returns ``(written, errors)``: shard names written, and ``{name: message}``."""
@@ -643,7 +669,7 @@ def run_shards(args, settings, todo, pixels, address, log):
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = not args.no_progress
     ctx.execution_options.preserve_order = False
-    rows = [shard_rows(sh, pixels, args.save_maps) for sh in todo]
+    rows = [shard_rows(sh, pixels, args.save_maps, masks) for sh in todo]
     ds = ray.data.from_items(rows, override_num_blocks=len(rows))
     retries = args.retries
     with warnings.catch_warnings():

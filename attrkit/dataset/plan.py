@@ -244,7 +244,8 @@ def settings_key(settings):
 def item_key(it):
     """What identifies an item's result: where it is, its content and its labels."""
     where = it["item"] if it["input"] == BUNDLED else (os.path.abspath(it["input"]), it["item"])
-    return "\n" + json.dumps([where, it["image_id"], it["digest"], it["true_class"]])
+    mask = [it["mask"]] if "mask" in it else []          # its mask's digest (--masks)
+    return "\n" + json.dumps([where, it["image_id"], it["digest"], it["true_class"]] + mask)
 
 
 DEFAULT_SHARD_SIZE = 16

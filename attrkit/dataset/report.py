@@ -229,7 +229,13 @@ FIGURE_METRICS = (("average_drop", "Average Drop % (lower is better)"),
                   ("pixel_flipping_auc", "Pixel Flipping AUC (lower is better)"),
                   ("region_perturbation_aopc", "Region Perturbation AOPC (higher is better)"),
                   ("faithfulness_correlation", "Faithfulness Correlation (higher is better)"),
-                  ("monotonicity_correlation", "Monotonicity Correlation (higher is better)"))
+                  ("monotonicity_correlation", "Monotonicity Correlation (higher is better)"),
+                  ("pointing_game", "Pointing Game (higher is better)"),
+                  ("relevance_mass_accuracy", "Relevance Mass Accuracy (higher is better)"),
+                  ("relevance_rank_accuracy", "Relevance Rank Accuracy (higher is better)"),
+                  ("top_k_intersection", "Top-K Intersection (higher is better)"),
+                  ("attribution_localisation", "Attribution Localisation (higher is better)"),
+                  ("localisation_auc", "Localisation AUC (higher is better)"))
 
 
 def metrics_figure(cols, methods):
