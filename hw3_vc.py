@@ -24,7 +24,7 @@ Parts, in order (``--parts`` picks some):
 6. ``sanity``: Adebayo et al.'s cascading randomisation: Saliency, IG, SmoothGrad, Grad-CAM
    and Guided Backprop on the first image as the model's layer blocks are randomised from the
    top, and their Spearman similarity to the trained model's maps over five images (needs the
-   project's package and a model whose weights are variables).
+   project's package and a model that lists its weights, as every model of get_model does).
 
 Everything goes into ``--out`` (default ``figures/``): PNG figures, Markdown and CSV tables,
 and ``index.md`` that shows them in order. Every file is written under a temporary name and
@@ -222,8 +222,8 @@ NO_PACKAGE = ("{what} live in the project's package attrkit, which this folder (
               "files beside the course's helpers) does not have")
 SKIP_LAYER = ("the model names no influence layer (default_layers['influence']) and has "
               "no layer fc1")
-SKIP_WEIGHTS = ("the model's weights are not variables that can be randomised in place "
-                "(an imported graph holds them as constants; model.variables lists none)")
+SKIP_WEIGHTS = ("the model lists no weights to randomise (model.variables: 'layer/weight' "
+                "-> variable or frozen tensor, bottom-up)")
 
 
 class UsageError(ValueError):

@@ -363,3 +363,33 @@ def test_cache_key_follows_the_content(tmp_path, monkeypatch):
     monkeypatch.delenv(MI.CACHE_ENV)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert MI.cache_root() == str(tmp_path / "xdg" / "hw3_toolkit")
+
+
+def test_own_model_lists_its_frozen_weights_and_randomises_them_by_feeding(own):
+    """An imported model's weights are the constants its variables became: listed
+    bottom-up as ``variables``; the randomisation test feeds new values over them (no
+    re-import, no op, the graph's constants untouched) and Saliency's maps move away."""
+    from attrkit.metrics import randomisation as R
+    model, sess = _load(own / "own.keras", labels=str(own / "labels.txt"))
+    names = list(model.variables)
+    assert all(isinstance(t, tf.Tensor) for t in model.variables.values())
+    layers = list(R.weight_layers(model))             # the layers with a kernel
+    assert layers == ["conv1", "conv2", "predictions"] and len(names) == 6
+    X, _ = own_model.synthetic_images(4, seed=3)
+    logits = sess.run(model.logits, {model.imgs: X})
+    before = sess.run(list(model.variables.values()))
+    with sess.graph.as_default():
+        from hw3_attribution import SaliencyMap
+        saliency = SaliencyMap(sess, model.imgs, model.logits, None, progress=False)
+        ops = n_ops_of(sess)
+        scores = R.ModelParameterRandomisation(sess, model, saliency, X, progress=False)
+    assert list(scores) == ["original"] + layers[::-1]
+    assert np.mean(scores[layers[0]]) < 0.9 and scores["original"] == pytest.approx(1.0)
+    assert n_ops_of(sess) == ops                      # nothing built, nothing re-imported
+    np.testing.assert_array_equal(sess.run(model.logits, {model.imgs: X}), logits)
+    for a, b in zip(sess.run(list(model.variables.values())), before):
+        np.testing.assert_array_equal(a, b)
+
+
+def n_ops_of(sess):
+    return len(sess.graph.get_operations())

@@ -43,7 +43,7 @@ def test_hw3_vc_runs_every_part_on_an_own_model(own, folders, cache_dir, tmp_pat
     assert proc.returncode == 0, proc.stderr[-4000:]
     report = json.loads((out / "report.json").read_text())
     assert sorted(report["parts"]) == sorted(["comparison", "influence", "metrics",
-                                              "ig_study", "gradients"])
+                                              "ig_study", "gradients", "sanity"])
     assert all(p["model"] == "own_cnn" for p in report["parts"].values())
     comparison = report["parts"]["comparison"]["entries"]
     assert len(comparison) >= 3 and all((out / e["file"]).is_file() for e in comparison)

@@ -11,9 +11,12 @@ last ``/``: a kernel and its bias) are randomised one after the other, from the 
 time (``'independent'``); after each step the method explains the images again and its
 maps are compared with the original model's, per image.
 
-The weights are assigned in place (ops built once per graph) and put back exactly, also
-when the method raises or the call is interrupted; no op is built per layer and the model is
-never re-imported.
+Variables are assigned in place (ops built once per graph) and put back exactly, also
+when the method raises or the call is interrupted; the weights of an imported (frozen)
+model are constants, which the method's runs feed over instead (``feed_dict``: TF1 lets
+any tensor be fed), so nothing is changed in the graph at all. No op is built per layer and
+the model is never re-imported. Layers without a kernel (a batch norm's scale and
+statistics) are kept as trained.
 """
 import collections
 
@@ -101,8 +104,9 @@ def ModelParameterRandomisation(sess, model, method, input, target_class=None, *
 
     maps = {}
 
-    def explain(step):
-        a = np.asarray(explainer(X, target_class=targets, **kwargs), np.float64)
+    def explain(step, feed=None):
+        extra = dict(kwargs, feed_dict=feed) if feed else kwargs
+        a = np.asarray(explainer(X, target_class=targets, **extra), np.float64)
         if a.shape[:3] != X.shape[:3] or a.ndim not in (3, 4):
             raise ValueError(MAPS_ERROR.format(n=len(X), shape=list(X.shape[1:]),
                                                actual=list(a.shape)))
@@ -120,7 +124,7 @@ def ModelParameterRandomisation(sess, model, method, input, target_class=None, *
                 weights.restore()
             for name in group:
                 weights.randomise(name, np.random.default_rng(seed + 1))
-            scores[step] = similarities(similarity, original, explain(step))
+            scores[step] = similarities(similarity, original, explain(step, weights.feed))
     if single:
         scores = {k: v[0].item() for k, v in scores.items()}
         maps = {k: v[0] for k, v in maps.items()}
@@ -151,18 +155,24 @@ def block_of(layer):
 
 
 def weight_layers(model):
-    """The model's layers bottom-up: ``{layer: [(name, variable), ...]}``, the entries of
-    ``model.variables`` grouped by the name up to its last ``/`` (a model with only a
-    ``parameters`` list, as the course's VGG16, is read by the variables' own names)."""
+    """The model's layers with a kernel, bottom-up: ``{layer: [(name, weight), ...]}``,
+    the entries of ``model.variables`` (variables, or an imported model's frozen weight
+    tensors) grouped by the name up to its last ``/`` (a model with only a ``parameters``
+    list, as the course's VGG16, is read by the variables' own names)."""
     variables = getattr(model, "variables", None)
     if variables is None and isinstance(getattr(model, "parameters", None), list):
         variables = collections.OrderedDict((v.op.name, v) for v in model.parameters)
-    if not variables or not all(isinstance(v, tf.Variable) for v in variables.values()):
+    if not variables or not all(isinstance(v, (tf.Variable, tf.Tensor))
+                                for v in variables.values()):
         raise TypeError(NO_WEIGHTS_ERROR.format(actual=model))
     layers = collections.OrderedDict()
     for name, var in variables.items():
         layers.setdefault(name.rsplit("/", 1)[0], []).append((name, var))
-    return layers
+    kernels = collections.OrderedDict((k, g) for k, g in layers.items()
+                                      if any(v.shape.rank >= 2 for _, v in g))
+    if not kernels:
+        raise TypeError(NO_WEIGHTS_ERROR.format(actual=model))
+    return kernels
 
 
 def build_method(method, sess, model):
@@ -200,17 +210,18 @@ def fan_in(name, shape):
 
 class Randomised:
     """A context in which layers' weights may be replaced (:meth:`randomise`,
-    :meth:`restore`); on exit, whatever happened, every weight is put back exactly as it
+    :meth:`restore`); on exit, whatever happened, every variable is put back exactly as it
     was. The assign ops (a placeholder and an assign per variable) are built once per
-    graph."""
+    graph; a frozen weight (a tensor) is replaced by feeding it: :attr:`feed`, to merge
+    into the runs that should see the new weights."""
 
     def __init__(self, sess, layers):
         self.sess, self.layers = sess, layers
-        variables = [v for group in layers.values() for _, v in group]
+        weights = [v for group in layers.values() for _, v in group]
         self.assign = {v: cached_ops(sess.graph, ("assign", v.op.name), lambda v=v: _assign(v))
-                       for v in variables}
-        self.saved = dict(zip(variables, sess.run(variables)))
-        self.changed = set()
+                       for v in weights if isinstance(v, tf.Variable)}
+        self.saved = dict(zip(weights, sess.run(weights)))
+        self.changed, self.feed = set(), {}
 
     def __enter__(self):
         return self
@@ -233,14 +244,20 @@ class Randomised:
 
     def restore(self):
         """Every changed weight back to its saved value (one ``sess.run``)."""
+        self.feed = {}
         if self.changed:
-            self._set({v: self.saved[v] for v in self.changed})
+            values = {v: self.saved[v] for v in self.changed}
+            self.sess.run([self.assign[v][1] for v in values],
+                          {self.assign[v][0]: x for v, x in values.items()})
             self.changed.clear()
 
     def _set(self, values):
-        ops = [self.assign[v][1] for v in values]
-        self.sess.run(ops, {self.assign[v][0]: x for v, x in values.items()})
-        self.changed.update(values)
+        assigned = {v: x for v, x in values.items() if v in self.assign}
+        if assigned:
+            self.sess.run([self.assign[v][1] for v in assigned],
+                          {self.assign[v][0]: x for v, x in assigned.items()})
+            self.changed.update(assigned)
+        self.feed.update({v: x for v, x in values.items() if v not in self.assign})
 
 
 def _assign(var):

@@ -114,6 +114,11 @@ class ImportedModel:
       activation: the final activation peeled off (``'softmax'``, ``'sigmoid'``,
         ``'none'``). meta: the converter's record (``meta['check']``, ``seconds``,
         ``graph_bytes``, ``rewrites``). notes: things worth knowing about the import.
+      variables: the weights, bottom-up: OrderedDict ``'layer/weight'`` -> tensor. The
+        graph is frozen, so each is the constant its variable became (the converter
+        keeps the name ``.../ReadVariableOp/resource``), not a ``tf.Variable``: a weight
+        is changed for a run by feeding that tensor (``feed_dict``; TF1 lets any tensor
+        be fed), without re-importing the model (the randomisation test does so).
     """
 
     def __init__(self, sess, meta, graph_def, spec, class_names):
@@ -143,6 +148,32 @@ class ImportedModel:
                                if v in self.layers}
         self.num_classes = int(self.logits.shape[-1])
         self.class_names = class_names
+        self.variables = frozen_weights(sess.graph, _scope_name(self.name) + "/",
+                                        self.layers)
+
+
+FROZEN_READ = "/ReadVariableOp/resource"
+
+
+def frozen_weights(graph, scope, layers=()):
+    """The frozen variables of the model imported under ``scope``, in graph order:
+    ``'layer/weight'`` -> the constant's tensor, named relative to the variables' common
+    prefix, the layer by its Keras name where the graph's is that name plus Keras' call
+    suffix (``conv1_1/convolution`` -> ``conv1/convolution``; the weight keeps the name of
+    the op that read it)."""
+    ops = [op for op in graph.get_operations()
+           if op.type == "Const" and op.name.startswith(scope) and op.name.endswith(FROZEN_READ)]
+    names = [op.name[:-len(FROZEN_READ)] for op in ops]
+    prefix = os.path.commonpath(names) + "/" if len(names) > 1 else scope
+    out = collections.OrderedDict()
+    for name, op in zip(names, ops):
+        rel = name[len(prefix):] if name.startswith(prefix) else name
+        layer, _, weight = rel.partition("/")
+        bare = re.sub(r"_\d+$", "", layer)
+        if bare in layers and layer not in layers:
+            layer = bare
+        out[f"{layer}/{weight}" if weight else rel] = op.outputs[0]
+    return out
 
 
 def _scope_name(name):
