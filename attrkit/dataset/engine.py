@@ -533,7 +533,8 @@ class ShardExplainer:
             px, mk = ({int(k): v for k, v in from_bytes(bytes(b)).items()} if len(b) else {}
                       for b in (pixels, masks))
             try:
-                arrays, maps = self.explainer.explain(spec, px, mk)
+                arrays, maps = (self.explainer.explain(spec, px, mk) if mk
+                                else self.explainer.explain(spec, px))
                 empty = not json.loads(str(arrays["meta"]))["images"]
                 message = EMPTY_SHARD_ERROR.format(reasons="; ".join(
                     str(r) for r in arrays["skipped_reason"])) if empty else ""
