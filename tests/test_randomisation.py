@@ -233,3 +233,13 @@ def test_blocks_randomise_consecutive_layers_in_one_step(trained):
     assert np.abs(maps["original"]).max() == pytest.approx(1.0)
     assert [R.block_of(n) for n in ("conv5_3", "block6a/expand", "fc1", "layer4/1/conv2",
                                     "stem")] == ["conv5", "block6", "fc1", "layer4", "stem"]
+
+
+def test_cached_spearman_equals_scipys():
+    import scipy.stats
+    rng = np.random.default_rng(0)
+    a = np.round(rng.normal(size=(3, 50)), 1)                  # ties, as |maps| have
+    b = np.round(rng.normal(size=(3, 50)), 1)
+    got = R.similarity_to(a, "spearman")(b)
+    np.testing.assert_allclose(got, [scipy.stats.spearmanr(x, y)[0] for x, y in zip(a, b)],
+                               rtol=1e-12)

@@ -115,7 +115,8 @@ def ModelParameterRandomisation(sess, model, method, input, target_class=None, *
         return maps[step].reshape(len(X), -1)
 
     original = explain("original")
-    scores = {"original": similarities(similarity, original, explain("again"))}
+    compare = similarity_to(original, similarity)
+    scores = {"original": compare(explain("again"))}
     del maps["again"]
     order = list(layers)[::-1] if layer_order == "top_down" else list(layers)
     with Randomised(sess, layers) as weights:
@@ -124,11 +125,26 @@ def ModelParameterRandomisation(sess, model, method, input, target_class=None, *
                 weights.restore()
             for name in group:
                 weights.randomise(name, np.random.default_rng(seed + 1))
-            scores[step] = similarities(similarity, original, explain(step, weights.feed))
+            scores[step] = compare(explain(step, weights.feed))
     if single:
         scores = {k: v[0].item() for k, v in scores.items()}
         maps = {k: v[0] for k, v in maps.items()}
     return (scores, maps) if return_maps else scores
+
+
+def similarity_to(original, kind):
+    """``b -> [N]``: each row of ``b`` compared with the same row of ``original`` ``[N, D]``
+    (:func:`attrkit.metrics.robustness.similarities`); for Spearman the original's ranks are
+    computed once (Spearman's rho is Pearson's r of the average ranks, what scipy's
+    ``spearmanr`` computes)."""
+    if kind != "spearman":
+        return lambda b: similarities(kind, original, b)
+    from scipy.stats import rankdata
+    ranks = rankdata(original, axis=1)
+
+    def spearman(b):
+        return np.array([np.corrcoef(r, q)[0, 1] for r, q in zip(ranks, rankdata(b, axis=1))])
+    return spearman
 
 
 def steps(order, blocks):
