@@ -127,7 +127,7 @@ QUICK = Settings(n_right=2, n_wrong=2, ig_steps=(5, 10), ig_main_steps=10, ig_ot
                  smooth_samples=10, nord_M=5000, metric_superpixel=28, curve_step=4,
                  occlusion_sizes=(16, 28, 56), blur_sigmas=(2.0, 8.0), blur_superpixel=28,
                  path_points=21, path_images=1, adaptive_budget=16, lime_samples=100,
-                 shap_samples=128, rise_masks=300, partition_evals=100, sanity_images=2)
+                 shap_samples=128, rise_masks=300, partition_evals=100, sanity_images=1)
 
 
 # ------------------------------------------------------------------------ small helpers
