@@ -177,7 +177,7 @@ def FaithfulnessCorrelation(sess, attr_map, input, input_tensor, output_tensor,
                                   stops=np.ones(runs, int), fill=fill.ravel(), kind="score",
                                   desc="Faithfulness Correlation", per_row_maps=True)
     deltas = scores[:, None] - perturbed.reshape(n, runs)
-    sums = np.take_along_axis(np.repeat(a, runs, 0), subsets, 1).sum(1).reshape(n, runs)
+    sums = a[np.repeat(np.arange(n), runs)[:, None], subsets].sum(1).reshape(n, runs)
     return run.result(correlations("pearson", sums, deltas, "Faithfulness Correlation"))
 
 
