@@ -140,3 +140,25 @@ def test_bad_input_names_the_argument(net):
         with pytest.raises(TypeError, match=r"^nr_samples: "):
             R.MaxSensitivity(sess, saliency, X, model.imgs, model.logits, nr_samples=1.5)
     other.close()
+
+
+def test_feed_dict_reaches_the_methods_runs():
+    """A graph with another placeholder (a temperature with no default): the call's
+    ``feed_dict`` is fed to the targets' run and to every run of the method."""
+    import tensorflow as tf
+    sess = new_session()
+    with sess.graph.as_default():
+        model = tiny_convnet(size=H, width=W, classes=5, seed=3)
+        temperature = tf.compat.v1.placeholder(tf.float32, [], name="temperature")
+        logits = model.logits / temperature
+        saliency = SaliencyMap(sess, model.imgs, logits, None, progress=False)
+        X = np.random.default_rng(0).uniform(0, 255, (2, H, W, C)).astype(np.float32)
+        feed = {temperature: 2.0}
+        got = R.MaxSensitivity(sess, saliency, X, model.imgs, logits, None, nr_samples=3,
+                               lower_bound=2.0, seed=1, feed_dict=feed)
+        targets = sess.run(logits, {model.imgs: X, **feed}).argmax(1)
+        ratios = sensitivity_loop(lambda x, target_class: saliency(
+            x, target_class=target_class, feed_dict=feed), X, targets, 3, 2.0, 1)
+        np.testing.assert_allclose(got, ratios.max(1), rtol=1e-6)
+        logit = R.RandomLogit(sess, saliency, X, model.imgs, logits, None, feed_dict=feed)
+        assert np.isfinite(logit).all()

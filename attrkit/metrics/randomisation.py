@@ -23,10 +23,9 @@ import collections
 import numpy as np
 import tensorflow as tf
 
-from hw3_attribution import (AttributionMethod, as_batch, cached_ops, check_seed,
-                             check_target_spec)
+from hw3_attribution import AttributionMethod, DEFAULT_BATCH_SIZE, cached_ops, check_seed
 from attrkit.metrics.maps import normalise_by_max
-from attrkit.metrics.robustness import MAPS_ERROR, SIMILARITY_ERROR, similarities
+from attrkit.metrics.robustness import SIMILARITY_ERROR, _MethodCall, similarities
 
 tf1 = tf.compat.v1
 
@@ -94,25 +93,17 @@ def ModelParameterRandomisation(sess, model, method, input, target_class=None, *
     if similarity not in ("ssim", "spearman"):
         raise ValueError(SIMILARITY_ERROR.format(actual=similarity))
     layers = weight_layers(model)
-    explainer = build_method(method, sess, model)
-    X, single = as_batch(input, model.imgs, "input")
+    call = _MethodCall(sess, build_method(method, sess, model), input, model.imgs,
+                       logits_of(model), target_class, method_kwargs, DEFAULT_BATCH_SIZE,
+                       None)
     seed = check_seed(seed)
-    kwargs = dict(method_kwargs or {})
-    spec = check_target_spec(target_class, getattr(explainer, "num_classes", None))
-    targets = (sess.run(logits_of(model), {model.imgs: X}).argmax(1) if spec is None
-               else np.broadcast_to(spec, (len(X),))).astype(np.int32)
-
     maps = {}
 
     def explain(step, feed=None):
-        extra = dict(kwargs, feed_dict=feed) if feed else kwargs
-        a = np.asarray(explainer(X, target_class=targets, **extra), np.float64)
-        if a.shape[:3] != X.shape[:3] or a.ndim not in (3, 4):
-            raise ValueError(MAPS_ERROR.format(n=len(X), shape=list(X.shape[1:]),
-                                               actual=list(a.shape)))
+        a = call.maps(call.X, call.targets, feed)
         a = normalise_by_max(a) if normalise else a
         maps[step] = np.abs(a) if abs else a
-        return maps[step].reshape(len(X), -1)
+        return maps[step].reshape(len(a), -1)
 
     original = explain("original")
     compare = similarity_to(original, similarity)
@@ -126,7 +117,7 @@ def ModelParameterRandomisation(sess, model, method, input, target_class=None, *
             for name in group:
                 weights.randomise(name, np.random.default_rng(seed + 1))
             scores[step] = compare(explain(step, weights.feed))
-    if single:
+    if call.single:
         scores = {k: v[0].item() for k, v in scores.items()}
         maps = {k: v[0] for k, v in maps.items()}
     return (scores, maps) if return_maps else scores
@@ -206,7 +197,7 @@ def build_method(method, sess, model):
             extra = (model.layers[model.default_layers["gradcam"]],)
         with sess.graph.as_default():
             return method(sess, model.imgs, logits_of(model), None, *extra, progress=False)
-    if callable(method) and getattr(method, "input_tensor", model.imgs) is model.imgs:
+    if callable(method):        # built on model.imgs: robustness._MethodCall checks it
         return method
     raise TypeError(METHOD_NAME_ERROR.format(names=sorted(METHOD_NAMES), actual=method))
 

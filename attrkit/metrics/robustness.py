@@ -9,7 +9,8 @@ them::
 classes, or any callable ``method(X, target_class=...)`` returning maps ``[N, H, W]`` or
 ``[N, H, W, C]``); ``target_class`` an int, one per image, or None (the prediction), and
 the method is called with each image's class as ``target_class=``. Extra keywords of its
-call go in ``method_kwargs``. One image without the batch axis gives a float.
+call go in ``method_kwargs``; ``feed_dict`` (the graph's other placeholders) goes into every
+run, the method's included. One image without the batch axis gives a float.
 
 * Sensitivity (Yeh et al., NeurIPS 2019): ``nr_samples`` times, uniform noise
   ``U(-lower_bound, lower_bound)`` on every input value; the map of the noisy image is
@@ -29,6 +30,7 @@ import numpy as np
 from hw3_attribution import (DEFAULT_BATCH_SIZE, ModelRunner, as_batch, check_number,
                              check_positive_int, check_seed, check_target_spec, is_int)
 from hw3_evaluation import UNDEFINED_WARNING
+from attrkit.metrics.faithfulness import image_generators
 from attrkit.metrics.maps import normalise_by_max
 
 # Error messages, kept as data so that tests match the same templates.
@@ -112,7 +114,8 @@ def RandomLogit(sess, method, input, input_tensor, output_tensor, target_class=N
 
 class _MethodCall:
     """One call's checked images ``X``, their classes ``targets`` and the method, called
-    on any images for any classes (:meth:`explain`)."""
+    on any images for any classes (:meth:`maps`, :meth:`explain`), with the call's
+    ``feed_dict`` in every run (the targets' and the method's)."""
 
     def __init__(self, sess, method, input, input_tensor, output_tensor, target_class,
                  method_kwargs, batch_size, feed_dict):
@@ -121,20 +124,28 @@ class _MethodCall:
         if not callable(method) or built_on is not input_tensor:
             raise TypeError(METHOD_ERROR.format(tensor=input_tensor.name, actual=method))
         self.method, self.kwargs = method, dict(method_kwargs or {})
+        self.feed_dict = dict(feed_dict or {})
         self.num_classes = runner.num_classes
         spec = check_target_spec(target_class, self.num_classes)
         self.X, self.single = as_batch(input, input_tensor, "input")
         self.targets = runner.targets(self.X, spec,
                                       check_positive_int(batch_size, "batch_size"))
 
-    def explain(self, X, targets):
-        """The method's maps of ``X`` for ``targets``, float64 ``[n, H·W(·C)]``."""
+    def maps(self, X, targets, feed=None):
+        """The method's maps of ``X`` for ``targets``, float64 ``[n, H, W(, C)]``, checked;
+        ``feed``: more values for its runs (the call's ``feed_dict`` comes too)."""
+        feed = {**self.feed_dict, **(feed or {})}
+        kwargs = dict(self.kwargs, feed_dict=feed) if feed else self.kwargs
         maps = np.asarray(self.method(X, target_class=np.asarray(targets, np.int32),
-                                      **self.kwargs), np.float64)
+                                      **kwargs), np.float64)
         if maps.shape[:3] != X.shape[:3] or maps.ndim not in (3, 4):
             raise ValueError(MAPS_ERROR.format(n=len(X), shape=list(X.shape[1:]),
                                                actual=list(maps.shape)))
-        return maps.reshape(len(X), -1)
+        return maps
+
+    def explain(self, X, targets):
+        """:meth:`maps` flattened, ``[n, H·W(·C)]``."""
+        return self.maps(X, targets).reshape(len(X), -1)
 
     def result(self, values):
         return values[0].item() if self.single else values
@@ -146,12 +157,10 @@ def _sensitivity(reduce, sess, method, input, input_tensor, output_tensor, targe
     bound = check_number(lower_bound, "lower_bound")
     call = _MethodCall(sess, method, input, input_tensor, output_tensor, target_class,
                        method_kwargs, batch_size, feed_dict)
-    seed = int(np.random.default_rng().integers(2 ** 63)) if seed is None else check_seed(seed)
     a = call.explain(call.X, call.targets)                                  # [N, D]
     norms = np.linalg.norm(a, axis=1)
     out = np.full(len(a), np.nan)
-    for i, x in enumerate(call.X):
-        rng = np.random.default_rng(seed)
+    for i, (x, rng) in enumerate(zip(call.X, image_generators(seed, len(a)))):
         ratios = []
         for start in range(0, samples, NOISE_CHUNK):
             m = min(NOISE_CHUNK, samples - start)
