@@ -487,7 +487,7 @@ class Job:
             try:
                 self.written, self.errors = run_shards(self.args, self.settings, self.todo,
                                                        self.inputs.pixels, self.address, log,
-                                                       getattr(self, "masks", None))
+                                                       self.masks)
             except UsageError:
                 raise
             except Exception as e:   # the run broke off: what is on disk is kept, tabled

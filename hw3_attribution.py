@@ -1511,8 +1511,9 @@ class Rows:
     constant image). A row selects the pixels inside its ``patch`` (top, left, height,
     width) and whose rank lies in ``[rank_start, rank_stop)`` in the rank map of input
     ``ranked_by``; every pixel when it has neither. A rank map ``[H, W, C]`` ranks each
-    channel value on its own, and the row then selects values rather than pixels. An image row may be blurred by a Gaussian of ``sigma`` pixels (before
-    the selection and the noise). An image row may also weigh each pixel: ``back + m ⊙
+    channel value on its own, and the row then selects values rather than pixels. An
+    image row may be blurred by a Gaussian of ``sigma`` pixels (before the selection and
+    the noise). An image row may also weigh each pixel: ``back + m ⊙
     (row - back)`` (after the selection, before the noise; ``m = 1`` keeps the row exactly,
     ``m = 0`` gives ``back`` exactly), with ``m`` ``[H, W]`` built in the graph from a few
     numbers per row: its ``segment_on`` ``[S]`` read through the label map of input

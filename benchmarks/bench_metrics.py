@@ -140,8 +140,8 @@ def main(argv=None):
     text = report(args.model, X, ratios, rows, randomisation)
     print(text)
     if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
+        from run import write_atomic
+        write_atomic(args.out, text)
 
 
 if __name__ == "__main__":

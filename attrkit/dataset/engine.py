@@ -352,9 +352,9 @@ class Explainer:
 
         Budgets (Quantus' defaults where a data set can afford them): the complexity
         metrics on the pixel map, one image at a time (Quantus normalises by the largest
-        ``|a|`` of a call: per image, a shard's other images change nothing); Pixel Flipping in steps of one image row (``W·C`` values,
-        ``H`` points, the curve's ``np.trapezoid`` over them); Region Perturbation with the
-        curves' superpixels, 100 regions, AOPC = the mean of its curve; Faithfulness
+        ``|a|`` of a call: per image, a shard's other images change nothing); Pixel
+        Flipping in steps of one image row (``W·C`` values, ``H`` points, the curve's
+        ``np.trapezoid`` over them); Region Perturbation with the curves' superpixels, 100 regions, AOPC = the mean of its curve; Faithfulness
         Correlation with 100 runs of 224 values; Monotonicity Correlation in 16 steps of
         10 samples. The seed is the run's ``--seed``."""
         from attrkit.metrics import complexity, faithfulness as F

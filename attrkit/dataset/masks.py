@@ -18,6 +18,7 @@ one without a single object pixel is an error naming the file, before any work.
 """
 import hashlib
 import os
+import warnings
 
 import numpy as np
 
@@ -158,7 +159,6 @@ def localisation_scores(metric, maps, masks):
     """Column values ``[N]`` of one :data:`LOCALISATION_METRICS` entry on the pixel maps
     ``[N, H, W]``: each image alone (Quantus normalises per call), NaN where it has no mask
     (None) or where the metric is undefined. Top-K uses ``k = min(1000, H·W - 1)``."""
-    import warnings
     from attrkit.metrics import localisation
     fn = getattr(localisation, LOCALISATION_METRICS[metric][1])
     out = np.full(len(maps), np.nan)
