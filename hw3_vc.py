@@ -1239,7 +1239,8 @@ def part_sanity(run):
     X, c = run.X[rows], run.targets(rows)
     results = {}
     for title, name, kw in sanity_methods(run):
-        with run.graph():
+        with run.graph(), warnings.catch_warnings():   # undefined: the table says so
+            warnings.simplefilter("ignore", RuntimeWarning)
             results[title] = ModelParameterRandomisation(
                 run.sess, run.model, name, X, c, method_kwargs=kw, blocks=block_of,
                 return_maps=True, progress=run.progress)
@@ -1263,7 +1264,9 @@ def part_sanity(run):
     run.table("sanity", "6_randomisation", ["method"] + steps,
               [[t] + [float(np.mean(sc[k])) for k in steps] for t, (sc, _) in results.items()],
               "Mean Spearman similarity to the trained model's map, per step of the "
-              "cascade (Quantus' MPRT: |.| of each map normalised by its largest value).")
+              "cascade (Quantus' MPRT: |.| of each map normalised by its largest value); "
+              "undefined where a map is constant (Grad-CAM's maps turn all zero once "
+              "its layer's inputs are random).")
 
 
 def _pixel(a):

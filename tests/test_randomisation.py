@@ -243,3 +243,12 @@ def test_cached_spearman_equals_scipys():
     got = R.similarity_to(a, "spearman")(b)
     np.testing.assert_allclose(got, [scipy.stats.spearmanr(x, y)[0] for x, y in zip(a, b)],
                                rtol=1e-12)
+
+
+def test_a_constant_map_is_undefined_with_the_toolkits_warning():
+    a = np.random.default_rng(0).normal(size=(2, 30))
+    b = a.copy()
+    b[1] = 0.0                                                 # an all-zero map
+    with pytest.warns(RuntimeWarning, match=r"image\(s\) \[1\] \(a map is constant\)"):
+        got = R.similarity_to(a, "spearman")(b)
+    assert got[0] == pytest.approx(1.0) and np.isnan(got[1])

@@ -19,11 +19,13 @@ the model is never re-imported. Layers without a kernel (a batch norm's scale an
 statistics) are kept as trained.
 """
 import collections
+import warnings
 
 import numpy as np
 import tensorflow as tf
 
 from hw3_attribution import AttributionMethod, DEFAULT_BATCH_SIZE, cached_ops, check_seed
+from hw3_evaluation import UNDEFINED_WARNING
 from attrkit.metrics.maps import normalise_by_max
 from attrkit.metrics.robustness import SIMILARITY_ERROR, _MethodCall, similarities
 
@@ -127,14 +129,24 @@ def similarity_to(original, kind):
     """``b -> [N]``: each row of ``b`` compared with the same row of ``original`` ``[N, D]``
     (:func:`attrkit.metrics.robustness.similarities`); for Spearman the original's ranks are
     computed once (Spearman's rho is Pearson's r of the average ranks, what scipy's
-    ``spearmanr`` computes)."""
+    ``spearmanr`` computes). Where a map is constant (an all-zero Grad-CAM, say) the
+    correlation is undefined: NaN, with the toolkit's ``RuntimeWarning`` naming the
+    images."""
     if kind != "spearman":
         return lambda b: similarities(kind, original, b)
     from scipy.stats import rankdata
     ranks = rankdata(original, axis=1)
 
     def spearman(b):
-        return np.array([np.corrcoef(r, q)[0, 1] for r, q in zip(ranks, rankdata(b, axis=1))])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = np.array([np.corrcoef(r, q)[0, 1]
+                            for r, q in zip(ranks, rankdata(b, axis=1))])
+        if np.isnan(out).any():
+            warnings.warn(UNDEFINED_WARNING.format(
+                metric="Model Parameter Randomisation", indices=np.flatnonzero(
+                    np.isnan(out)).tolist(), why="a map is constant"), RuntimeWarning,
+                stacklevel=3)
+        return out
     return spearman
 
 
