@@ -485,7 +485,8 @@ class GradCAM(AttributionMethod):
             raise ValueError(LAYER_RANK_ERROR.format(
                 actual=f"{internal_layer.name!r} of shape {internal_layer.shape}"))
         if check_input(input_tensor, sess).shape.rank != 4:
-            raise ValueError(NOT_IMAGE_ERROR.format(arg="input_tensor", method="GradCAM",
+            raise ValueError(NOT_IMAGE_ERROR.format(arg="input_tensor",
+                                                    method=type(self).__name__,
                                                     name=input_tensor.name,
                                                     actual=input_tensor.shape))
         self.internal_layer = internal_layer
