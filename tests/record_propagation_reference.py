@@ -11,6 +11,11 @@ are importable, e.g. in a side environment::
     /tmp/ref_env/bin/pip install captum==0.9.0 zennit==0.5.1 grad-cam==1.5.7 "numpy<2.4"
     /tmp/ref_env/bin/python tests/record_propagation_reference.py
 
+Captum 0.9.0's DeepLift breaks summation to delta where a ReLU module feeds a MaxPool
+module directly (its backward hooks on adjacent modules, Captum issue #1104): the PyTorch
+network has a module computing ``x · 1`` between them, the same function, on which Captum
+sums to delta.
+
 The network is built in PyTorch from the same numpy weights (:func:`propagation_net.
 weights`) in float64, so the fixture holds the references' values without float32
 rounding; the test builds it in TensorFlow and compares. Keys: ``images``, ``targets``,
@@ -55,11 +60,15 @@ def torch_net(preprocessing=True):
         def forward(self, x):
             return x.permute(0, 2, 3, 1).reshape(len(x), -1)
 
+    class Copy(nn.Module):             # x · 1: a node between ReLU and MaxPool (see above)
+        def forward(self, x):
+            return x * 1.0
+
     class Pre(nn.Module):
         def forward(self, x):
             return (x - 127.5) / 127.5 if preprocessing else x
 
-    return nn.Sequential(Pre(), conv("conv1", 3, 4), nn.ReLU(), nn.MaxPool2d(2),
+    return nn.Sequential(Pre(), conv("conv1", 3, 4), nn.ReLU(), Copy(), nn.MaxPool2d(2),
                          conv("conv2", 4, 6), nn.ReLU(), nn.AvgPool2d(2), Flatten(),
                          dense("fc1", 54, 8), nn.ReLU(), dense("fc2", 8, 5)).eval()
 
@@ -123,7 +132,7 @@ def grad_cam_values(model, X):
     from pytorch_grad_cam import (AblationCAM, EigenCAM, GradCAM, GradCAMPlusPlus,
                                   HiResCAM, LayerCAM, ScoreCAM, XGradCAM)
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-    layer = model[5]                                 # conv2's ReLU
+    layer = model[6]                                 # conv2's ReLU
     x = nchw(X)
     targets = [ClassifierOutputTarget(int(c)) for c in TARGETS]
     out = {}

@@ -1,0 +1,328 @@
+"""Methods that propagate relevance backwards with their own rules, in the homework's form.
+
+Each is constructed as ``(sess, input_tensor, output_tensor, target_class)`` and called with
+``X`` (and ``batch_size``, ``target_class``, ``feed_dict``); each returns float32 of
+``X``'s shape:
+
+- ``DeepLIFT(X, baseline='black')``: the rescale rule times ``x - baseline`` (Captum's
+  ``DeepLift``, ``multiply_by_inputs=True``); ``DeepLiftSHAP(X, baselines)``: its mean over
+  a set of baselines (Captum's ``DeepLiftShap``).
+- ``DeconvNet(X)``: the gradient with each ReLU's backward pass ``ReLU(grad_out)``
+  (Captum's ``Deconvolution``).
+- ``GradientSHAP(X, baselines, num_samples=50, stdev=0.0, seed=0)``: expected gradients
+  (Captum's ``GradientShap``).
+- ``LRP(X, rule='epsilon', ...)``: layer-wise relevance propagation with Zennit's rules
+  and composites.
+
+The rules are gradients overridden on a copy of the model's ops (between ``input_tensor``
+and ``output_tensor``, reading the same weights, built once per graph, as
+``GuidedBackprop``'s), so every other method on the graph keeps true gradients.
+"""
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.framework import ops as tf_ops
+from tensorflow.python.ops import gen_nn_ops
+
+from hw3_attribution import (DEFAULT_BATCH_SIZE, _UNSET, AttributionMethod, as_array,
+                             cached_ops, check_number, check_positive_int, check_seed,
+                             clone_subgraph, finite_float32, is_numeric, parse_baseline,
+                             unbatch)
+
+tf1 = tf.compat.v1
+
+COPY_ERROR = ("output_tensor: {method} overrides gradients on a copy of the model's ops "
+              "between input_tensor and output_tensor, which could not be made ({reason})")
+BASELINES_ERROR = ("baselines: expected an array of baseline images [B, {shape}] (B >= 1) or "
+                   "one image [{shape}], got {actual}")
+
+DEEPLIFT_EPS = 1e-10     # Captum's eps: below it a unit's input did not move (plain gradient)
+# Captum's nonlinearities (nn.ReLU, ELU, LeakyReLU, Sigmoid, Tanh, Softplus) and ours of the
+# same kind (ReLU6: MobileNet, EfficientNet-Lite) take the rescale rule; MaxPool its own.
+RESCALED_OPS = ("Relu", "Relu6", "Elu", "Selu", "LeakyRelu", "Sigmoid", "Tanh", "Softplus")
+
+
+# ============================================================================= DeepLIFT
+
+class DeepLIFT(AttributionMethod):
+    """DeepLIFT with the rescale rule (Shrikumar, Greenside and Kundaje, ICML 2017), as
+    Captum's ``DeepLift``: each nonlinearity's gradient is replaced by the multiplier
+    ``Δy / Δx`` between the input and the baseline (its plain gradient where ``|Δx| <
+    1e-10``), a max pool's by Captum's rule (``Δy`` split between the input's and the
+    baseline's winners), and every linear op keeps its gradient; the multipliers times ``x
+    - baseline`` sum to ``f_c(x) - f_c(baseline)`` (summation to delta).
+
+    ``DeepLIFT(sess, input_tensor, output_tensor, target_class)(X, baseline='black',
+    batch_size=16)``: ``baseline`` is ``'black'`` (0), ``'white'`` (255) or an array of one
+    input's shape or of ``X``'s shape. Each run feeds ``batch_size`` inputs and their
+    baselines, which go through the model together (``2·batch_size`` rows), as Captum
+    concatenates them. Where ours differs: ReLU6, SELU and leaky ReLU take the rescale
+    rule too (Captum's ``nn.ReLU6`` keeps its gradient); a ``Softmax`` inside the model
+    keeps its gradient (Captum rescales ``nn.Softmax``), and so does a product of two
+    tensors that both depend on the input (swish: the sigmoid is rescaled, the product is
+    differentiated). Session calls: ``ceil(N / batch_size)`` (+ forwards when the target
+    is None).
+    """
+
+    api = "DeepLIFT(sess, input_tensor, output_tensor, target_class)"
+
+    def _define_ops(self):
+        super()._define_ops()
+        self._deeplift = deeplift_ops(self.input_tensor, self.output_tensor)
+
+    def __call__(self, X, baseline="black", batch_size=DEFAULT_BATCH_SIZE, *,
+                 target_class=_UNSET, feed_dict=None):
+        X, single, run = self._begin(X, feed_dict)
+        base = parse_baseline(baseline, X)
+        base = np.zeros_like(X) if base is None else np.broadcast_to(base, X.shape)
+        bs = check_positive_int(batch_size, "batch_size")
+        targets = self._targets(run, X, target_class, bs)
+        return unbatch(self._deeplift.attribute(run, X, base, targets, bs, "deeplift"),
+                       single)
+
+
+class DeepLiftSHAP(AttributionMethod):
+    """DeepLIFT averaged over a set of baselines (Lundberg and Lee 2017), as Captum's
+    ``DeepLiftShap``: ``mean_j DeepLIFT(x, b_j)``.
+
+    ``DeepLiftSHAP(sess, input_tensor, output_tensor, target_class)(X, baselines,
+    batch_size=16)``: ``baselines`` ``[B, ...]`` images (or one), shared by every input.
+    The map sums to ``f_c(x) - mean_j f_c(b_j)``. ``N·B`` (input, baseline) pairs, run
+    ``batch_size`` pairs at a time. Session calls: ``ceil(N·B / batch_size)``.
+    """
+
+    api = "DeepLiftSHAP(sess, input_tensor, output_tensor, target_class)"
+
+    def _define_ops(self):
+        super()._define_ops()
+        self._deeplift = deeplift_ops(self.input_tensor, self.output_tensor)
+
+    def __call__(self, X, baselines, batch_size=DEFAULT_BATCH_SIZE, *, target_class=_UNSET,
+                 feed_dict=None):
+        X, single, run = self._begin(X, feed_dict)
+        refs = parse_baseline_set(baselines, X)
+        bs = check_positive_int(batch_size, "batch_size")
+        targets = self._targets(run, X, target_class, bs)
+        n, b = len(X), len(refs)
+        inputs, which = np.repeat(np.arange(n), b), np.tile(np.arange(b), n)
+        pairs = self._deeplift.attribute(run, Lazy(X, inputs), Lazy(refs, which),
+                                         targets[inputs], bs, "deeplift shap")
+        return unbatch(pairs.reshape((n, b) + X.shape[1:]).mean(axis=1), single)
+
+
+class Lazy:
+    """``array[index]`` taken a slice at a time (pairs are not built all at once)."""
+
+    def __init__(self, array, index):
+        self.array, self.index = array, index
+
+    def __len__(self):
+        return len(self.index)
+
+    def __getitem__(self, sl):
+        return self.array[self.index[sl]]
+
+
+def parse_baseline_set(baselines, X):
+    """``baselines`` as float32 ``[B, ...]`` (one image ``[...]`` is ``B = 1``)."""
+    arr = as_array(baselines, "baselines")
+    one = arr.shape == X.shape[1:]
+    many = arr.ndim == X.ndim and arr.shape[1:] == X.shape[1:] and len(arr) > 0
+    if not (is_numeric(arr) and (one or many)):
+        raise ValueError(BASELINES_ERROR.format(
+            shape=", ".join(map(str, X.shape[1:])),
+            actual=f"{arr.dtype} array of shape {list(arr.shape)}"))
+    return finite_float32(arr[None] if one else arr, "baselines")
+
+
+class DeepLiftOps:
+    """A copy of the model run on ``[inputs; baselines]`` whose nonlinearities carry
+    DeepLIFT's gradients, the summed target scores of both halves (Captum's), and the
+    attribution ``(x - baseline) · ∂/∂x``."""
+
+    def __init__(self, x, out):
+        with tf1.name_scope("attrkit_deeplift"):
+            self.x = x
+            self.baseline = tf1.placeholder(x.dtype, x.shape, name="baseline")
+            self.target = tf1.placeholder(tf.int32, [None], name="target")
+            both = tf.concat([x, self.baseline], 0)
+            logits = copy_model(x, out, both, "DeepLIFT", DEEPLIFT_GRADIENTS)
+            score = tf.gather(logits, tf.concat([self.target, self.target], 0), axis=1,
+                              batch_dims=1)
+            self.grad = tf.gradients(score, x)[0]
+            self.attr = (x - self.baseline) * self.grad
+            self.input_grads = (self.grad,)
+
+    def attribute(self, run, X, base, targets, bs, desc):
+        return run.collect(self.attr, len(X), lambda s: {
+            self.x: X[s], self.baseline: base[s], self.target: targets[s]}, desc, bs)
+
+
+def deeplift_ops(x, out):
+    return cached_ops(x.graph, ("deeplift", x.name, out.name), lambda: DeepLiftOps(x, out))
+
+
+def copy_model(x, out, new_x, method, gradients):
+    """``out`` recomputed from ``new_x`` by a copy of the model's ops whose ops of the types
+    in ``gradients`` carry those registered gradients."""
+    try:
+        (logits,) = clone_subgraph(x, [out], new_x, name="model",
+                                   gradient_override=gradients)
+    except Exception as err:   # an op that cannot be copied
+        raise ValueError(COPY_ERROR.format(method=method,
+                                           reason=f"{type(err).__name__}: {err}")) from None
+    return logits
+
+
+def halves(t):
+    """``(t[:n], t[n:])`` of a tensor of ``2n`` rows."""
+    n = tf.shape(t)[0] // 2
+    return t[:n], t[n:]
+
+
+def both_halves(t):
+    """``[t; t]``."""
+    return tf.concat([t, t], 0)
+
+
+def rescaled(plain, grad, delta_in, delta_out):
+    """``grad · Δy / Δx``, the plain gradient where ``|Δx| < eps``."""
+    small = tf.abs(delta_in) < DEEPLIFT_EPS
+    safe = tf.where(small, tf.ones_like(delta_in), delta_in)
+    return tf.where(small, plain, grad * delta_out / safe)
+
+
+def _deeplift_rescale(op, grad):
+    """Rescale rule of a unary nonlinearity (Captum's ``nonlinear``)."""
+    x, y = op.inputs[0], op.outputs[0]
+    plain = tf_ops.gradient_registry.lookup(op.type)(op, grad)
+    plain = plain[0] if isinstance(plain, (list, tuple)) else plain
+    (xa, xb), (ya, yb) = halves(x), halves(y)
+    return rescaled(plain, grad, both_halves(xa - xb), both_halves(ya - yb))
+
+
+def _deeplift_maxpool(op, grad):
+    """Captum's ``maxpool``: ``max(y, y_ref) - y_ref`` back to the input's winners and ``y -
+    max(y, y_ref)`` to the baseline's, both halves' sum divided by ``Δx``."""
+    x, y = op.inputs[0], op.outputs[0]
+    attrs = {k: op.get_attr(k) for k in ("ksize", "strides", "padding", "data_format")}
+    ya, yb = halves(y)
+    top = tf.maximum(ya, yb)
+    unpooled = gen_nn_ops.max_pool_grad(x, y, grad * tf.concat([top - yb, ya - top], 0),
+                                        **attrs)
+    ua, ub = halves(unpooled)
+    plain = gen_nn_ops.max_pool_grad(x, y, grad, **attrs)
+    xa, xb = halves(x)
+    return rescaled(plain, tf.ones_like(plain), both_halves(xa - xb), both_halves(ua + ub))
+
+
+DEEPLIFT_GRADIENTS = {**{t: "AttrkitDeepLiftRescale" for t in RESCALED_OPS},
+                      "MaxPool": "AttrkitDeepLiftMaxPool"}
+
+
+# ============================================================================ DeconvNet
+
+class DeconvNet(AttributionMethod):
+    """DeconvNet (Zeiler and Fergus, ECCV 2014), as Captum's ``Deconvolution``: the
+    gradient of the target score with each ReLU's backward pass replaced by ``ReLU`` of the
+    gradient that reaches it, whatever the unit's activation (max pools keep their
+    switches). ReLU6 likewise (Captum's overrides ``nn.ReLU`` only). Not multiplied by the
+    input. ``DeconvNet(sess, input_tensor, output_tensor, target_class)(X, batch_size=16)``.
+    Session calls: ``ceil(N / batch_size)`` (+ forwards when the target is None).
+    """
+
+    api = "DeconvNet(sess, input_tensor, output_tensor, target_class)"
+
+    def _define_ops(self):
+        super()._define_ops()
+        self._deconv = deconv_ops(self.input_tensor, self.output_tensor)
+
+    def __call__(self, X, batch_size=DEFAULT_BATCH_SIZE, *, target_class=_UNSET,
+                 feed_dict=None):
+        X, single, run = self._begin(X, feed_dict)
+        bs = check_positive_int(batch_size, "batch_size")
+        targets = self._targets(run, X, target_class, bs)
+        ops = self._deconv
+        out = run.collect(ops.grad, len(X), lambda s: {self.input_tensor: X[s],
+                                                       ops.target: targets[s]},
+                          "deconvnet", bs)
+        return unbatch(out, single)
+
+
+class DeconvOps:
+    """A copy of the model whose ReLUs pass ``ReLU(grad)`` back, and that gradient."""
+
+    def __init__(self, x, out):
+        with tf1.name_scope("attrkit_deconvnet"):
+            logits = copy_model(x, out, x, "DeconvNet", DECONV_GRADIENTS)
+            self.target = tf1.placeholder(tf.int32, [None], name="target")
+            score = tf.gather(logits, self.target, axis=1, batch_dims=1)
+            self.grad = tf.gradients(score, x)[0]
+            self.input_grads = (self.grad,)
+
+
+def deconv_ops(x, out):
+    return cached_ops(x.graph, ("deconvnet", x.name, out.name), lambda: DeconvOps(x, out))
+
+
+def _deconv_relu(op, grad):
+    return tf.nn.relu(grad)
+
+
+DECONV_GRADIENTS = {"Relu": "AttrkitDeconvRelu", "Relu6": "AttrkitDeconvRelu"}
+
+
+# ========================================================================= GradientSHAP
+
+class GradientSHAP(AttributionMethod):
+    """Expected gradients (Erion et al. 2021; Lundberg and Lee 2017), as Captum's
+    ``GradientShap``: the mean over ``num_samples`` draws of ``(x̃ - b) ⊙ ∇f_c(b + α(x̃ -
+    b))``, with ``b`` drawn uniformly from ``baselines``, ``x̃ = x + ε``, ``ε ~ N(0,
+    stdev²)`` (in the input's units) and ``α ~ U(0, 1)``. In expectation the map sums to
+    ``f_c(x) - mean_j f_c(b_j)`` for a linear model, and equals ``(x - mean b) ⊙ w``.
+
+    ``GradientSHAP(sess, input_tensor, output_tensor, target_class)(X, baselines,
+    num_samples=50, stdev=0.0, batch_size=16, seed=0)``: each input's draws come from
+    ``numpy.random.default_rng([seed, i])`` for the input's index ``i`` in the call, in the
+    order baseline, α, noise (Captum draws from torch's global generator). Session calls:
+    ``ceil(N·num_samples / batch_size)``.
+    """
+
+    api = "GradientSHAP(sess, input_tensor, output_tensor, target_class)"
+
+    def __call__(self, X, baselines, num_samples=50, stdev=0.0, batch_size=DEFAULT_BATCH_SIZE,
+                 seed=0, *, target_class=_UNSET, feed_dict=None):
+        X, single, run = self._begin(X, feed_dict)
+        refs = parse_baseline_set(baselines, X)
+        samples = check_positive_int(num_samples, "num_samples")
+        stdev = check_number(stdev, "stdev")
+        bs = check_positive_int(batch_size, "batch_size")
+        seed = check_seed(seed)
+        targets = self._targets(run, X, target_class, bs)
+        out = np.empty(X.shape, np.float64)
+        for i, x in enumerate(X):
+            moved, points = expected_gradient_points(x, refs, samples, stdev, [seed, i])
+            grads = run.gradients(self._ops.grad, points, np.full(samples, targets[i]),
+                                  "gradient shap", bs)
+            out[i] = (moved * grads).mean(axis=0)
+        return unbatch(out.astype(np.float32), single)
+
+
+def expected_gradient_points(x, refs, samples, stdev, seed):
+    """``(x̃ - b, b + α(x̃ - b))`` float32 ``[samples, ...]`` for one input."""
+    rng = np.random.default_rng(seed)
+    b = refs[rng.integers(0, len(refs), samples)]
+    alpha = rng.uniform(0.0, 1.0, samples).reshape((samples,) + (1,) * x.ndim)
+    noisy = x + (rng.normal(0.0, stdev, (samples,) + x.shape) if stdev else 0.0)
+    moved = noisy - b
+    return moved.astype(np.float32), (b + alpha * moved).astype(np.float32)
+
+
+# ================================================================= registered gradients
+
+for _name, _fn in (("AttrkitDeepLiftRescale", _deeplift_rescale),
+                   ("AttrkitDeepLiftMaxPool", _deeplift_maxpool),
+                   ("AttrkitDeconvRelu", _deconv_relu)):
+    try:
+        tf.RegisterGradient(_name)(_fn)
+    except KeyError:   # registered already (the module was loaded twice)
+        pass
