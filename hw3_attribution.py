@@ -2328,8 +2328,9 @@ def clone_subgraph(x, outputs, new_x, name, gradient_override=None):
     Everything the copied ops read that does not depend on ``x`` (weights, variable reads,
     constants) is shared with the original, not copied, so the copy computes exactly what
     the model computes. ``gradient_override`` ``{op type: registered gradient name}``
-    gives the copies of those ops another gradient (the originals keep theirs). Returns
-    the copied ``outputs``.
+    (or a function of the original op giving that name, or None) gives the copies of
+    those ops another gradient (the originals keep theirs). Returns the copied
+    ``outputs``.
     """
     graph = x.graph
     ops = _ops_between(x, outputs)
@@ -2347,8 +2348,10 @@ def clone_subgraph(x, outputs, new_x, name, gradient_override=None):
         copy.CopyFrom(op.node_def)
         if "_class" in copy.attr:          # colocation with nodes that are not copied
             del copy.attr["_class"]
-        if gradient_override and copy.op in gradient_override:
-            copy.attr["_gradient_op_type"].s = gradient_override[copy.op].encode()
+        override = (gradient_override(op) if callable(gradient_override)
+                    else (gradient_override or {}).get(copy.op))
+        if override:
+            copy.attr["_gradient_op_type"].s = override.encode()
         inputs = []
         for inp in copy.input:
             src = inp.lstrip("^").split(":")[0]
