@@ -21,7 +21,10 @@ weights`) in float64, so the fixture holds the references' values without float3
 rounding; the test builds it in TensorFlow and compares. Keys: ``images``, ``targets``,
 ``baseline`` (one image), ``baselines`` (DeepLiftShap's set), ``logits``, then one array per
 method: ``deeplift``, ``deeplift_shap``, ``deconvnet``, ``lrp_<rule>`` and ``cam_<name>``
-(pytorch-grad-cam's map at the layer before ReLU and scaling, ``[N, 6, 6]``).
+(pytorch-grad-cam's map at the layer before ReLU and scaling, ``[N, 6, 6]``); and Zennit
+on the second network (:func:`propagation_net.tf_blocks_model`: a depthwise convolution,
+batch norms merged by Zennit's ``SequentialMergeBatchNorm``, ReLU6, a residual sum and a
+global average pool): ``blocks_logits`` and ``blocks_lrp_<rule>``.
 """
 import os
 import sys
@@ -82,6 +85,49 @@ def nhwc(a):
     return np.transpose(a.detach().numpy(), (0, 2, 3, 1))
 
 
+def torch_blocks_net():
+    """:func:`propagation_net.tf_blocks_model` in PyTorch (NCHW, preprocessed input), its
+    residual sum a ``zennit.layer.Sum`` (relevance split by Zennit's Norm rule)."""
+    import torch
+    from torch import nn
+    from zennit.layer import Sum
+    w = {k: torch.tensor(v, dtype=torch.float64) for k, v in net.block_weights().items()}
+    c = net.BLOCK_CHANNELS
+
+    def conv(name, cin, cout, k, groups=1, bias=False):
+        layer = nn.Conv2d(cin, cout, k, padding=k // 2, groups=groups, bias=bias).double()
+        layer.weight.data = w[name + "/w"].permute(3, 2, 0, 1).contiguous()
+        if groups > 1:          # TF's depthwise [kh, kw, C, 1] -> torch's [C, 1, kh, kw]
+            layer.weight.data = w[name + "/w"].permute(2, 3, 0, 1).contiguous()
+        if bias:
+            layer.bias.data = w[name + "/b"]
+        return layer
+
+    def bn(name):
+        layer = nn.BatchNorm2d(c, eps=net.BN_EPSILON).double().eval()
+        layer.weight.data, layer.bias.data = w[name + "/gamma"], w[name + "/beta"]
+        layer.running_mean.data, layer.running_var.data = w[name + "/mean"], w[name + "/var"]
+        return layer
+
+    class Blocks(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(conv("stem", 3, c, 3), bn("stem_bn"), nn.ReLU6())
+            self.branch = nn.Sequential(conv("dw", c, c, 3, groups=c), bn("dw_bn"), nn.ReLU(),
+                                        conv("pw", c, c, 1, bias=True))
+            self.sum, self.relu = Sum(), nn.ReLU()
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(c, net.CLASSES).double()
+            self.fc.weight.data, self.fc.bias.data = w["fc/w"].t().contiguous(), w["fc/b"]
+
+        def forward(self, x):
+            h = self.stem(x)
+            h = self.relu(self.sum(torch.stack([h, self.branch(h)], dim=-1)))
+            return self.fc(self.pool(h).flatten(1))
+
+    return Blocks().eval()
+
+
 def captum_values(model, X, baseline, baselines):
     import torch
     from captum.attr import Deconvolution, DeepLift, DeepLiftShap
@@ -94,7 +140,7 @@ def captum_values(model, X, baseline, baselines):
         "deconvnet": nhwc(Deconvolution(model).attribute(x, target=t))}
 
 
-def zennit_values(X):
+def zennit_values(X, model=None, canonizers=None, prefix="lrp_"):
     """LRP of the network without preprocessing, on the preprocessed images (so that
     every rule sees conv1 as the first layer); relevance starts from the target logit."""
     import torch
@@ -103,27 +149,29 @@ def zennit_values(X):
                                    layer_map_base)
     from zennit.rules import AlphaBeta, Epsilon, ZPlus
     from zennit.types import Convolution
-    model = torch_net(preprocessing=False)
+    model = torch_net(preprocessing=False) if model is None else model
     x = nchw(net.preprocess(X))
     onehot = torch.nn.functional.one_hot(torch.tensor(TARGETS), net.CLASSES).double()
 
     def every_layer(rule):
         return LayerMapComposite(layer_map_base() + [(Convolution, rule),
-                                                     (torch.nn.Linear, rule)])
+                                                     (torch.nn.Linear, rule)],
+                                 canonizers=canonizers)
 
     low = torch.full_like(x, net.preprocess(0.0))
     high = torch.full_like(x, net.preprocess(255.0))
     composites = {"epsilon": every_layer(Epsilon(epsilon=1e-6)),
                   "zplus": every_layer(ZPlus()),
                   "alpha_beta": every_layer(AlphaBeta(alpha=2.0, beta=1.0)),
-                  "epsilon_plus_flat": EpsilonPlusFlat(),
-                  "epsilon_gamma_box": EpsilonGammaBox(low=low, high=high)}
+                  "epsilon_plus_flat": EpsilonPlusFlat(canonizers=canonizers),
+                  "epsilon_gamma_box": EpsilonGammaBox(low=low, high=high,
+                                                       canonizers=canonizers)}
     out = {}
     for name, composite in composites.items():
         with Gradient(model, composite) as attributor:
             _, relevance = attributor(x.clone().requires_grad_(True),
                                       lambda logits: logits * onehot)
-        out["lrp_" + name] = nhwc(relevance)
+        out[prefix + name] = nhwc(relevance)
     return out
 
 
@@ -163,8 +211,11 @@ def main():
     values = {"images": X, "targets": TARGETS, "baseline": baseline,
               "baselines": baselines,
               "logits": model(nchw(X)).detach().numpy()}
+    from zennit.canonizers import SequentialMergeBatchNorm
+    blocks = zennit_values(X, torch_blocks_net(), [SequentialMergeBatchNorm()], "blocks_lrp_")
+    values["blocks_logits"] = torch_blocks_net()(nchw(net.preprocess(X))).detach().numpy()
     for part in (captum_values(model, X, baseline, baselines), zennit_values(X),
-                 grad_cam_values(model, X)):
+                 grad_cam_values(model, X), blocks):
         for k, v in part.items():
             values[k] = v.detach().numpy() if hasattr(v, "detach") else np.asarray(v)
     np.savez_compressed(FIXTURE, **values)

@@ -71,7 +71,8 @@ AFFINE = ("BiasAdd", "Add", "AddV2", "Sub", "Mul", "RealDiv") + BATCH_NORMS
 ACTIVATIONS = ("Relu", "Relu6", "Elu", "Selu", "LeakyRelu", "Sigmoid", "Tanh", "Softplus",
                "Softsign")
 NORM = ("AvgPool", "Mean", "Sum", "AddN")
-GRADIENT = ("MaxPool", "Reshape", "Squeeze", "ExpandDims", "Transpose", "Pad", "PadV2",
+GRADIENT = ("MaxPool", "Reshape", "Squeeze", "ExpandDims", "Transpose", "Pad", "PadV2", "ReverseV2",
+            "Split", "SplitV", "Unpack",
             "ConcatV2", "Slice", "StridedSlice", "Identity", "IdentityN", "Pack",
             "Placeholder")
 
@@ -255,7 +256,7 @@ class LRPOps:
         roles = lrp_plan(x, out)
         first_conv = assign_rules(roles, x.graph.get_operations(), rule)
         with tf1.name_scope(f"attrkit_lrp_{rule}"):
-            self.params = {k: tf1.placeholder_with_default(np.float32(v), [], name=k)
+            self.params = {k: tf1.placeholder_with_default(np.asarray(v, x.dtype.as_numpy_dtype), [], name=k)
                            for k, v in (("epsilon", 1e-6), ("alpha", 2.0), ("beta", 1.0),
                                         ("gamma", 0.25), ("low", 0.0), ("high", 255.0))}
             self.bounds = (box_bounds(x, first_conv, self.params)

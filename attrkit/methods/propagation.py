@@ -204,7 +204,8 @@ def _deeplift_maxpool(op, grad):
     """Captum's ``maxpool``: ``max(y, y_ref) - y_ref`` back to the input's winners and ``y -
     max(y, y_ref)`` to the baseline's, both halves' sum divided by ``Δx``."""
     x, y = op.inputs[0], op.outputs[0]
-    attrs = {k: op.get_attr(k) for k in ("ksize", "strides", "padding", "data_format")}
+    attrs = {k: op.get_attr(k) for k in ("ksize", "strides", "padding", "explicit_paddings",
+                                         "data_format")}
     ya, yb = halves(y)
     top = tf.maximum(ya, yb)
     unpooled = gen_nn_ops.max_pool_grad(x, y, grad * tf.concat([top - yb, ya - top], 0),
