@@ -22,6 +22,8 @@ Where ours differs from pytorch-grad-cam: ``ScoreCAM`` multiplies the model's in
 multiplies the already normalised tensor it is given; the upsampling to the image is
 TensorFlow's bilinear resize, where pytorch-grad-cam uses OpenCV's (both half-pixel).
 """
+import warnings
+
 import numpy as np
 import tensorflow as tf
 
@@ -33,6 +35,9 @@ tf1 = tf.compat.v1
 
 CAM_COPY_ERROR = ("internal_layer: {method} runs a copy of the model's ops between "
                   "{start} and output_tensor, which could not be made ({reason})")
+ABLATION_ZERO_WARNING = ("AblationCAM: the target score is exactly 0 for the images at {images} "
+                         "of the call, so their weights (f_c - f_c ablated) / f_c are undefined "
+                         "and their maps are NaN")
 ABLATION_SIDE_INPUT_ERROR = (
     "internal_layer: AblationCAM runs the model from internal_layer to output_tensor, so "
     "everything the output reads from the input must pass through it; {name!r} ({type}) "
@@ -168,9 +173,13 @@ class ScoreCAM(CAMMethod):
     api = "ScoreCAM(sess, input_tensor, output_tensor, target_class, internal_layer)"
     uses_gradients = False
 
+    def _define_ops(self):
+        super()._define_ops()
+        self._channel_rows = self._layer_ops.score_rows()
+
     def low_res(self, run, X, targets, bs):
         acts, _ = self._layer_ops.activations(run, X, targets, bs, False, "score-cam")
-        ops = self._layer_ops.score_rows()
+        ops = self._channel_rows
         scores = channel_rows(run, ops, {ops.images: X, ops.acts: acts}, targets, bs,
                               "score-cam")                                  # [N, K]
         scores = scores - scores.max(axis=1, keepdims=True)
@@ -189,16 +198,24 @@ class AblationCAM(CAMMethod):
     api = "AblationCAM(sess, input_tensor, output_tensor, target_class, internal_layer)"
     uses_gradients = False
 
+    def _define_ops(self):
+        super()._define_ops()
+        self._channel_rows = self._layer_ops.ablation_rows()
+
     def low_res(self, run, X, targets, bs):
         acts, _ = self._layer_ops.activations(run, X, targets, bs, False, "ablation-cam")
         lows = acts.reshape(len(acts), -1).min(axis=1)
         value = np.where(lows == 0, 0.0, lows - ABLATION_VALUE).astype(np.float32)
-        ops = self._layer_ops.ablation_rows()
+        ops = self._channel_rows
         ablated = channel_rows(run, ops, {ops.acts: acts, ops.value: value}, targets, bs,
                                "ablation-cam")                              # [N, K]
         original = run.logits(X, bs)[np.arange(len(X)), targets].astype(np.float64)
-        weights = (original[:, None] - ablated) / original[:, None]
-        return weighted_sum(weights, acts)
+        if (original == 0).any():
+            warnings.warn(ABLATION_ZERO_WARNING.format(
+                images=np.flatnonzero(original == 0).tolist()), RuntimeWarning, stacklevel=4)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            weights = (original[:, None] - ablated) / original[:, None]
+            return weighted_sum(weights, acts)
 
 
 def channel_rows(run, ops, per_image, targets, bs, desc):
