@@ -176,7 +176,6 @@ def zennit_values(X, model=None, canonizers=None, prefix="lrp_"):
 
 
 def grad_cam_values(model, X):
-    import torch
     from pytorch_grad_cam import (AblationCAM, EigenCAM, GradCAM, GradCAMPlusPlus,
                                   HiResCAM, LayerCAM, ScoreCAM, XGradCAM)
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget

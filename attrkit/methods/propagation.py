@@ -284,8 +284,9 @@ class GradientSHAP(AttributionMethod):
     ``GradientSHAP(sess, input_tensor, output_tensor, target_class)(X, baselines,
     num_samples=50, stdev=0.0, batch_size=16, seed=0)``: each input's draws come from
     ``numpy.random.default_rng([seed, i])`` for the input's index ``i`` in the call, in the
-    order baseline, α, noise (Captum draws from torch's global generator). Session calls:
-    ``ceil(N·num_samples / batch_size)``.
+    order baseline, α, noise (Captum draws from torch's global generator). The ``N ·
+    num_samples`` points run ``batch_size`` at a time. Session calls: ``ceil(N ·
+    num_samples / batch_size)`` (+ forwards when the target is None).
     """
 
     api = "GradientSHAP(sess, input_tensor, output_tensor, target_class)"
@@ -299,13 +300,34 @@ class GradientSHAP(AttributionMethod):
         bs = check_positive_int(batch_size, "batch_size")
         seed = check_seed(seed)
         targets = self._targets(run, X, target_class, bs)
-        out = np.empty(X.shape, np.float64)
-        for i, x in enumerate(X):
-            moved, points = expected_gradient_points(x, refs, samples, stdev, [seed, i])
-            grads = run.gradients(self._ops.grad, points, np.full(samples, targets[i]),
-                                  "gradient shap", bs)
-            out[i] = (moved * grads).mean(axis=0)
-        return unbatch(out.astype(np.float32), single)
+        return unbatch(expected_gradients(run, self._ops, X, refs, targets, samples, stdev,
+                                          seed, bs), single)
+
+
+def expected_gradients(run, ops, X, refs, targets, samples, stdev, seed, bs):
+    """The mean of ``(x̃ - b) ⊙ ∇f_c(point)`` over each input's draws ``[N, ...]``: rows
+    (input, draw) run ``bs`` at a time, each input's draws made when its first row is
+    fed."""
+    n = len(X)
+    out = np.zeros(X.shape, np.float64)
+    drawn, moved = {}, []
+
+    def feed(sl):
+        inputs = np.arange(sl.start, sl.stop) // samples
+        for i in [i for i in drawn if i < inputs[0]]:       # done with: rows run in order
+            del drawn[i]
+        for i in np.unique(inputs):
+            if i not in drawn:
+                drawn[i] = expected_gradient_points(X[i], refs, samples, stdev, [seed, int(i)])
+        draw = np.arange(sl.start, sl.stop) % samples
+        moved[:] = [inputs, np.stack([drawn[i][0][k] for i, k in zip(inputs, draw)])]
+        return {run.x: np.stack([drawn[i][1][k] for i, k in zip(inputs, draw)]),
+                ops.target: targets[inputs]}
+
+    for _, grads in run.chunks(ops.grad, n * samples, feed, "gradient shap", bs):
+        inputs, d = moved
+        np.add.at(out, inputs, d * grads)
+    return (out / samples).astype(np.float32)
 
 
 def expected_gradient_points(x, refs, samples, stdev, seed):
