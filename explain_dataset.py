@@ -57,9 +57,8 @@ import traceback
 
 import numpy as np
 
-from attrkit.dataset.engine import (ADDRESS_ERROR, EXTRA_METRICS, MASK_METRICS, METHODS,
-                                    METRICS, PERTURBATION_METHODS,
-                                    SEGMENT_KINDS, Explainer, is_done, make_qoi, model_spec,
+from attrkit.dataset.engine import (ADDRESS_ERROR, EXTRA_METRICS, LRP_RULES, MASK_METRICS,
+                                    METHODS, METRICS, PERTURBATION_METHODS, SEGMENT_KINDS, Explainer, is_done, make_qoi, model_spec,
                                     pixel_map, run_shards, shard_path, skimage_methods,
                                     start_ray)
 from attrkit.dataset.plan import (BUNDLED, Inputs, UsageError, default_shard_size,
@@ -188,7 +187,14 @@ def add_method_options(p):
                    help="Occlusion's square patch in pixels (default: 8 at 224 x 224, "
                         "scaled with the model's input)")
     m.add_argument("--gradcam-layer", default=None,
-                   help="Grad-CAM's conv layer (default: the model's, e.g. 'head')")
+                   help="Grad-CAM's conv layer, also the CAM family's (default: the model's, "
+                        "e.g. 'head')")
+    m.add_argument("--lrp-rule", default="epsilon", choices=LRP_RULES,
+                   help="LRP's rule or Zennit composite (epsilon_plus_flat is Zennit's "
+                        "recommendation for image classifiers). DeepLIFT's baseline is "
+                        "--ig-baseline when black or white (else black); DeepLiftSHAP and "
+                        "GradientSHAP use black, mid-grey and white baselines, GradientSHAP "
+                        "--sg-samples draws")
     m.add_argument("--segments", choices=SEGMENT_KINDS, default="quickshift",
                    help="the segments of " + ", ".join(
                        k for k, p in PERTURBATION_METHODS.items() if p.segments)

@@ -288,6 +288,46 @@ def test_perturbation_methods_are_mapped_and_scored_without_ray(sess):
     assert counts["feature_ablation"][0] == 2 + 2 * 256     # f(x) + one row per 1-px cell
 
 
+PROPAGATION_AND_CAM = list(de.PROPAGATION_METHODS) + list(de.CAM_METHODS)
+
+
+def test_propagation_and_cam_methods_are_mapped_and_scored_without_ray(sess):
+    """Every propagation and CAM name runs its class with the run's settings (DeepLIFT:
+    IG's white baseline; the SHAP methods: black, grey and white; GradientSHAP:
+    SmoothGrad's samples and the seed; LRP: --lrp-rule; the CAMs: the Grad-CAM layer),
+    the map equals the API's call, and every metric scores it."""
+    from attrkit.methods import cam, lrp, propagation as pg
+    argv = ["--methods", ",".join(PROPAGATION_AND_CAM), "--ig-baseline", "white",
+            "--sg-samples", "6", "--seed", "4", "--lrp-rule", "zplus", "--batch-size", "8"]
+    ex, settings = tiny_explainer(sess, argv)
+    assert settings["lrp"] == {"rule": "zplus"} and de.LRP_RULES == lrp.RULES
+    X = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype(np.float32)
+    items = [{"index": i, "input": "bundled", "item": f"x{i}", "image_id": i,
+              "true_class": 1, "digest": f"{i:024x}"} for i in range(2)]
+    arrays, maps = ex.explain({"name": "s", "items": items}, {i: X[i] for i in range(2)})
+    rows = {k[4:]: v for k, v in arrays.items() if k.startswith("row_")}
+    assert list(rows["method"]) == [m for m in PROPAGATION_AND_CAM for _ in range(2)]
+    for col in ("average_drop", "n_ord", "insertion_auc", "deletion_auc"):
+        assert np.isfinite(rows[col]).all(), col
+    m, t = ex.model, sess.run(ex.model.logits, {ex.model.imgs: X}).argmax(1)
+    greys = np.stack([np.full(X.shape[1:], v, np.float32) for v in (0, 127.5, 255)])
+    api = {"deeplift": pg.DeepLIFT(sess, m.imgs, m.logits, t)(X, "white"),
+           "deeplift_shap": pg.DeepLiftSHAP(sess, m.imgs, m.logits, t)(X, greys),
+           "gradient_shap": pg.GradientSHAP(sess, m.imgs, m.logits, t)(
+               X, greys, num_samples=6, seed=4),
+           "deconvnet": pg.DeconvNet(sess, m.imgs, m.logits, t)(X),
+           "lrp": lrp.LRP(sess, m.imgs, m.logits, t, rules=("zplus",))(X, "zplus")}
+    for name, (cls, _) in de.CAM_METHODS.items():
+        api[name] = getattr(cam, cls)(sess, m.imgs, m.logits, t, m.layers["conv2"],
+                                      progress=False)(X)
+    for name, A in api.items():                 # maps are kept per pixel (channel mean)
+        np.testing.assert_allclose(maps[f"map_{name}"], de.pixel_map(A), rtol=1e-5,
+                                   atol=1e-6, err_msg=name)
+    assert de.METHOD_TITLES["gradcam_plus_plus"] == "Grad-CAM++"
+    r = run_cli("--help", timeout=60)
+    assert "--lrp-rule" in r.stdout and "score_cam" in r.stdout
+
+
 # ------------------------------------------------------------------ fast: pieces
 
 def test_mean_ci_is_the_student_t_interval():

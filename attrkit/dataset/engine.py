@@ -1,7 +1,8 @@
 """The work of ``explain_dataset.py``: the Ray actor that explains a shard, and the driver
 that runs the shards on an actor pool and writes each one as it arrives. The names of
-``--methods`` map to classes here: :data:`METHODS`, and the perturbation methods' table
-:data:`PERTURBATION_METHODS` (one entry per method).
+``--methods`` map to classes here: :data:`METHODS`, the perturbation methods' table
+:data:`PERTURBATION_METHODS` (one entry per method), and the propagation and CAM methods'
+class names (:data:`PROPAGATION_METHODS`, :data:`CAM_METHODS`).
 
 :class:`Explainer` builds one model in one TF1 graph and session with every method's ops,
 once; ``explain(spec, pixels)`` does a shard: the images' classes, each method's maps, each
@@ -52,8 +53,23 @@ PERTURBATION_METHODS = {
     "partition_shap": Perturbation("PartitionSHAP", "PartitionSHAP",
                                    (("max_evals", "samples"),), segments=False),
 }
+# attrkit.methods.lrp.RULES, --lrp-rule's choices (named here so that the command line's
+# checks need no TensorFlow; tests/test_explain_dataset.py compares them)
+LRP_RULES = ("epsilon", "zplus", "alpha_beta", "epsilon_plus_flat", "epsilon_gamma_box")
+# The propagation methods (attrkit.methods.propagation, .lrp) and the CAM family
+# (attrkit.methods.cam, on --gradcam-layer): name -> (class, title)
+PROPAGATION_METHODS = {"deeplift": ("DeepLIFT", "DeepLIFT"),
+                       "deeplift_shap": ("DeepLiftSHAP", "DeepLiftSHAP"),
+                       "gradient_shap": ("GradientSHAP", "GradientSHAP"),
+                       "deconvnet": ("DeconvNet", "DeconvNet"), "lrp": ("LRP", "LRP")}
+CAM_METHODS = {"gradcam_plus_plus": ("GradCAMPlusPlus", "Grad-CAM++"),
+               "xgrad_cam": ("XGradCAM", "XGrad-CAM"), "layer_cam": ("LayerCAM", "LayerCAM"),
+               "hires_cam": ("HiResCAM", "HiResCAM"), "eigen_cam": ("EigenCAM", "Eigen-CAM"),
+               "score_cam": ("ScoreCAM", "Score-CAM"),
+               "ablation_cam": ("AblationCAM", "Ablation-CAM")}
 METHODS = ("saliency", "ig", "smoothgrad", "gradient", "gradcam", "occlusion", "random",
-           "xrai", "guided_ig", "blur_ig", "guided_backprop") + tuple(PERTURBATION_METHODS)
+           "xrai", "guided_ig", "blur_ig", "guided_backprop") + tuple(PROPAGATION_METHODS) \
+    + tuple(CAM_METHODS) + tuple(PERTURBATION_METHODS)
 METRICS = ("average_drop", "n_ord", "insertion", "deletion")       # --metrics all
 # Quantus' metrics (attrkit.metrics), by name only: each column's definition, budget and
 # which way is better (``extra_metric`` runs them)
@@ -68,6 +84,8 @@ METHOD_TITLES = {"saliency": "Saliency", "ig": "Integrated Gradients",
                  "gradcam": "Grad-CAM", "occlusion": "Occlusion", "random": "Random",
                  "xrai": "XRAI", "guided_ig": "Guided IG", "blur_ig": "Blur IG",
                  "guided_backprop": "Guided Backprop",
+                 **{k: title for k, (_, title) in PROPAGATION_METHODS.items()},
+                 **{k: title for k, (_, title) in CAM_METHODS.items()},
                  **{k: p.title for k, p in PERTURBATION_METHODS.items()}}
 
 # metric columns of the table, their titles, and which --metrics entry makes them
@@ -119,6 +137,30 @@ CAPACITY_ERROR = ("workers: {workers} actors with {gpus} GPU each need {need} GP
 
 
 PAIR_PATH_METHODS = ("xrai", "guided_ig", "blur_ig")
+SHAP_GREYS = (0.0, 127.5, 255.0)     # DeepLiftSHAP's and GradientSHAP's baselines
+
+
+def shap_baselines(shape):
+    """DeepLiftSHAP's and GradientSHAP's baselines: black, mid-grey and white images of
+    one input's ``shape`` (fixed, so an image's maps do not depend on its shard)."""
+    return np.stack([np.full(shape, v, np.float32) for v in SHAP_GREYS])
+
+
+def propagation_call(name, s, shape):
+    """The keywords of a propagation method's call from the run's settings: DeepLIFT's
+    baseline is IG's when black or white (else black); GradientSHAP draws SmoothGrad's
+    number of samples; LRP runs --lrp-rule."""
+    if name == "deeplift":
+        return {"baseline": s["ig"]["baseline"] if s["ig"]["baseline"] in ("black", "white")
+                else "black"}
+    if name == "deeplift_shap":
+        return {"baselines": shap_baselines(shape)}
+    if name == "gradient_shap":
+        return {"baselines": shap_baselines(shape), "num_samples": s["smoothgrad"]["samples"],
+                "seed": s["seed"]}
+    if name == "lrp":
+        return {"rule": s["lrp"]["rule"]}
+    return {}
 
 
 def pair_path_settings(name, ig):
@@ -235,7 +277,7 @@ class Explainer:
 
     def configure(self, settings):
         """Build the ops of the methods and of the influence that ``settings`` ask for."""
-        from attrkit.methods import perturbation
+        from attrkit.methods import cam, lrp, perturbation, propagation
         from attrkit.methods.pair import XRAI, BlurIG, GuidedBackprop, GuidedIG
         from hw3_attribution import (GradCAM, IntegratedGrad, Occlusion, SaliencyMap,
                                      SmoothGrad, VanillaGradient)
@@ -249,6 +291,16 @@ class Explainer:
             if name == "gradcam":
                 self.methods[name] = GradCAM(self.sess, x, out, None,
                                              m.layers[s["gradcam_layer"]], **kw)
+            elif name in CAM_METHODS:
+                cls = getattr(cam, CAM_METHODS[name][0])
+                self.methods[name] = cls(self.sess, x, out, None,
+                                         m.layers[s["gradcam_layer"]], **kw)
+            elif name == "lrp":
+                self.methods[name] = lrp.LRP(self.sess, x, out, None,
+                                             rules=(s["lrp"]["rule"],), **kw)
+            elif name in PROPAGATION_METHODS:
+                cls = getattr(propagation, PROPAGATION_METHODS[name][0])
+                self.methods[name] = cls(self.sess, x, out, None, **kw)
             elif name in PERTURBATION_METHODS:
                 cls = getattr(perturbation, PERTURBATION_METHODS[name].cls)
                 self.methods[name] = cls(self.sess, x, out, None, **kw)
@@ -280,8 +332,11 @@ class Explainer:
             A = self.methods[name](X, batch_size=bs, samples=s["smoothgrad"]["samples"],
                                    sigma=s["smoothgrad"]["sigma"], seed=s["seed"],
                                    target_class=targets)
-        elif name in ("gradient", "gradcam", "guided_backprop"):
+        elif name in ("gradient", "gradcam", "guided_backprop") or name in CAM_METHODS:
             A = self.methods[name](X, batch_size=bs, target_class=targets)
+        elif name in PROPAGATION_METHODS:
+            A = self.methods[name](X, batch_size=bs, target_class=targets,
+                                   **propagation_call(name, s, X.shape[1:]))
         elif name in PAIR_PATH_METHODS:
             A = self.methods[name](X, batch_size=bs, target_class=targets,
                                    **pair_path_settings(name, s["ig"]))

@@ -319,8 +319,7 @@ class ScoreRows(ChannelRows):
         def rows(r):
             low = tf.gather(tf.gather(self.acts, r.row_image), r.row_channel[:, None],
                             axis=3, batch_dims=1)                           # [r, h, w, 1]
-            up = tf1.image.resize_bilinear(low, tf.shape(self.images)[1:3],
-                                           align_corners=True)
+            up = tf1.image.resize(low, tf.shape(self.images)[1:3], align_corners=True)
             lo = tf.reduce_min(up, axis=[1, 2, 3], keepdims=True)
             hi = tf.reduce_max(up, axis=[1, 2, 3], keepdims=True)
             mask = (up - lo) / (hi - lo + SCORECAM_EPS)
