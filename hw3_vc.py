@@ -102,6 +102,8 @@ class Settings:
     partition_evals: int = 500       # PartitionSHAP's max_evals (shap's default)
     segments: str = "quickshift"     # LIME's, KernelSHAP's, feature ablation's (lime's)
     sanity_images: int = 5           # the randomisation test's images (the figure: the first)
+    cam_images: int = 3              # 5_cam_methods.png's images (Score-CAM: a forward pass
+                                     # per channel of the layer and image)
 
     def scaled(self, height, width):
         """These budgets for images of ``height`` x ``width``: the lengths (superpixels,
@@ -127,7 +129,8 @@ QUICK = Settings(n_right=2, n_wrong=2, ig_steps=(5, 10), ig_main_steps=10, ig_ot
                  smooth_samples=10, nord_M=5000, metric_superpixel=28, curve_step=4,
                  occlusion_sizes=(16, 28, 56), blur_sigmas=(2.0, 8.0), blur_superpixel=28,
                  path_points=21, path_images=1, adaptive_budget=16, lime_samples=100,
-                 shap_samples=128, rise_masks=300, partition_evals=100, sanity_images=1)
+                 shap_samples=128, rise_masks=300, partition_evals=100, sanity_images=1,
+                 cam_images=1)
 
 
 # ------------------------------------------------------------------------ small helpers
@@ -1047,6 +1050,8 @@ def part_gradients(run):
                "Occlusion with blurred baselines of several strengths (top: the baselines).")
     pair_methods_figure(run, first)
     perturbation_methods_figure(run, first)
+    propagation_methods_figure(run, first)
+    cam_methods_figure(run, first[:run.settings.cam_images])
 
 
 def pair_maps(run, X, c, pair):
@@ -1092,6 +1097,95 @@ def pair_methods_figure(run, first):
                "shows its mean), Guided IG (an adaptive path that moves the features of "
                "smallest gradient first), Blur IG (a path through Gaussian blurs, up to 50 "
                "px) and Guided Backprop (only positive gradients through the ReLUs)." + note)
+
+
+SHAP_GREYS = (0.0, 127.5, 255.0)     # the SHAP methods' baselines: black, grey, white
+
+
+def propagation_panels(run, X):
+    """The methods of 5_propagation_methods.png: ``(title, class name, constructor
+    keywords, call keywords, mode)``."""
+    s = run.settings
+    greys = np.stack([np.full(X.shape[1:], v, np.float32) for v in SHAP_GREYS])
+    lrp = dict(rules=("epsilon", "epsilon_plus_flat"))
+    return (("DeepLIFT (black)", "DeepLIFT", {}, dict(baseline="black"), "signed"),
+            ("DeepLiftSHAP (black, grey, white)", "DeepLiftSHAP", {}, dict(baselines=greys),
+             "signed"),
+            (f"GradientSHAP ({s.smooth_samples} samples)", "GradientSHAP", {},
+             dict(baselines=greys, num_samples=s.smooth_samples, seed=0), "signed"),
+            ("DeconvNet |.| summed", "DeconvNet", {}, {}, "abs"),
+            ("LRP epsilon", "LRP", lrp, dict(rule="epsilon"), "signed"),
+            ("LRP epsilon-plus-flat", "LRP", lrp, dict(rule="epsilon_plus_flat"), "signed"))
+
+
+def propagation_methods_figure(run, first):
+    """DeepLIFT, DeepLiftSHAP, GradientSHAP, DeconvNet and LRP (two rules) beside the
+    image for the first three images, where the project's package is here."""
+    try:
+        from attrkit.methods import lrp, propagation
+    except ImportError:
+        print("skipped 5_propagation_methods.png: " + NO_PACKAGE.format(
+            what="The propagation methods (DeepLIFT, LRP, ...)"), file=sys.stderr)
+        return
+    X, c = run.X[first], run.targets(first)
+    modules = {"LRP": lrp}
+    maps = {}
+    for title, name, build, call, mode in propagation_panels(run, X):
+        method = run.method(getattr(modules.get(name, propagation), name), None, **build)
+        a = run.cached(("propagation", title), lambda: method(X, target_class=c, **call))
+        maps[title] = (np.abs(a).sum(-1) if mode == "abs" else a.sum(-1), mode)
+    grid = [[X[j]] + [m[j] for m, _ in maps.values()] for j in range(len(first))]
+    titles = [[run.label(i)] + list(maps) for i in first]
+    modes = [["image"] + [mode for _, mode in maps.values()] for _ in first]
+    run.figure("gradients", "5_propagation_methods.png", plot_grid(grid, titles, modes),
+               "Propagation methods on the first three images (channel sums): DeepLIFT's "
+               "rescale rule from a black baseline and its mean over black, grey and white "
+               "baselines (DeepLiftSHAP; each map sums to the score's change from its "
+               "baseline), GradientSHAP (expected gradients over the same baselines), "
+               "DeconvNet (ReLUs pass the positive part of the gradient back) and LRP with "
+               "Zennit's epsilon rule and its epsilon-plus-flat composite (relevance from "
+               "the target's score, passed back layer by layer); red raises the score, "
+               "blue lowers it.", images=first)
+
+
+CAM_PANELS = {"Grad-CAM++": "GradCAMPlusPlus", "XGrad-CAM": "XGradCAM", "LayerCAM": "LayerCAM",
+              "HiResCAM": "HiResCAM", "Eigen-CAM": "EigenCAM", "Score-CAM": "ScoreCAM",
+              "Ablation-CAM": "AblationCAM"}      # title -> class of attrkit.methods.cam
+
+
+def cam_methods_figure(run, first):
+    """Grad-CAM and the CAM family of pytorch-grad-cam on the model's Grad-CAM layer,
+    beside the image, where the project's package is here."""
+    try:
+        from attrkit.methods import cam
+    except ImportError:
+        print("skipped 5_cam_methods.png: " + NO_PACKAGE.format(
+            what="The CAM family (Grad-CAM++, Score-CAM, ...)"), file=sys.stderr)
+        return
+    from hw3_attribution import GradCAM
+    name = getattr(run.model, "default_layers", {}).get("gradcam")
+    layer = run.model.layers[name] if name else getattr(run.model, "conv5_3", None)
+    if layer is None:
+        print("skipped 5_cam_methods.png: the model names no Grad-CAM layer "
+              "(default_layers['gradcam'])", file=sys.stderr)
+        return
+    X, c = run.X[first], run.targets(first)
+    maps = {"Grad-CAM": run.method(GradCAM, None, layer)(X, target_class=c)}
+    for title, cls in CAM_PANELS.items():
+        method = run.method(getattr(cam, cls), None, layer)
+        maps[title] = run.cached(("cam", cls), lambda: method(X, target_class=c))
+    grid = [[X[j]] + [m[j] for m in maps.values()] for j in range(len(first))]
+    titles = [[run.label(i)] + list(maps) for i in first]
+    modes = [["image"] + ["abs"] * len(maps) for _ in first]
+    run.figure("gradients", "5_cam_methods.png", plot_grid(grid, titles, modes),
+               f"Class activation maps at the layer {layer.name.split(':')[0]!r} of the "
+               f"first {len(first)} image(s), as pytorch-grad-cam defines each one's "
+               "weights: Grad-CAM (mean gradient), Grad-CAM++ (positive gradients weighted "
+               "by second and third derivatives), XGrad-CAM (gradients weighted by the "
+               "activations), LayerCAM and HiResCAM (a weight per position), Eigen-CAM (the "
+               "activations' first principal component: the same for every class), "
+               "Score-CAM (the score of the image masked by each channel) and Ablation-CAM "
+               "(the score lost when a channel is zeroed).", images=first)
 
 
 def segment_count(details, j):

@@ -268,7 +268,7 @@ def tiny_run(sess, out, settings):
     from models import tiny_convnet
     model = tiny_convnet()
     run = hw3_vc.Run.__new__(hw3_vc.Run)
-    run._raw_sess, run.x, run.logits = sess, model.imgs, model.logits
+    run._raw_sess, run.x, run.logits, run.model = sess, model.imgs, model.logits, model
     run.sess = hw3_vc.CountingSession(sess, model.imgs)
     run.X = np.random.default_rng(0).uniform(0, 255, (3, 16, 16, 3)).astype(np.float32)
     run.y_pred = sess.run(model.logits, {model.imgs: run.X}).argmax(1)
@@ -328,6 +328,51 @@ def test_perturbation_figure_is_skipped_with_the_reason_without_the_package(
     assert err.startswith("skipped 5_perturbation_methods.png: The perturbation methods "
                           "(LIME, KernelSHAP, RISE, feature ablation) live in the project's "
                           "package attrkit, which this folder")
+
+
+def test_propagation_and_cam_figures(sess, tmp_path, monkeypatch):
+    """5_propagation_methods.png (six methods) on the first three images and
+    5_cam_methods.png (Grad-CAM and the family's seven, on the model's Grad-CAM layer) on
+    the first ``cam_images``: each panel is the method's own map with the run's budgets
+    and the image's class."""
+    drawn = []
+    plot_grid = hw3_vc.plot_grid
+    monkeypatch.setattr(hw3_vc, "plot_grid", lambda *a, **k: drawn.append(a) or plot_grid(*a, **k))
+    run = tiny_run(sess, tmp_path, dataclasses.replace(hw3_vc.QUICK, cam_images=2))
+    hw3_vc.propagation_methods_figure(run, run.sel[:3])
+    hw3_vc.cam_methods_figure(run, run.sel[:run.settings.cam_images])
+    run.finish_figures()
+    for name in ("5_propagation_methods.png", "5_cam_methods.png"):
+        assert (tmp_path / name).is_file()
+    assert [e["file"] for e in run.entries["gradients"]] == ["5_propagation_methods.png",
+                                                             "5_cam_methods.png"]
+    (grid, titles, modes), (cams, cam_titles, _) = drawn
+    assert len(grid) == 3 and titles[0][1:] == [t for t, *_ in hw3_vc.propagation_panels(
+        run, run.X)]
+    assert titles[0][3] == "GradientSHAP (10 samples)" and modes[0][4] == "abs"
+    assert len(cams) == 2 and cam_titles[0][1:] == ["Grad-CAM"] + list(hw3_vc.CAM_PANELS)
+    from attrkit.methods.cam import ScoreCAM
+    from attrkit.methods.lrp import LRP
+    x, out, c = run.x, run.logits, run.y_pred
+    lrp = LRP(sess, x, out, None, progress=False)(run.X, "epsilon_plus_flat", target_class=c)
+    np.testing.assert_allclose(grid[2][6], lrp[2].sum(-1), rtol=1e-5, atol=1e-7)
+    score = ScoreCAM(sess, x, out, None, run.model.layers["conv2"], progress=False)(
+        run.X[:2], target_class=c[:2])
+    np.testing.assert_allclose(cams[1][7], score[1], rtol=1e-5, atol=1e-7)
+
+
+def test_propagation_and_cam_figures_are_skipped_without_the_package(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "attrkit", None)     # import raises ImportError
+    monkeypatch.setitem(sys.modules, "attrkit.methods", None)
+
+    class NoRun:
+        pass
+
+    hw3_vc.propagation_methods_figure(NoRun(), [0, 1, 2])
+    hw3_vc.cam_methods_figure(NoRun(), [0, 1, 2])
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("skipped 5_propagation_methods.png: The propagation methods")
+    assert err[1].startswith("skipped 5_cam_methods.png: The CAM family")
 
 
 def test_perturbation_figure_leaves_out_what_needs_scikit_image(sess, tmp_path, monkeypatch):
