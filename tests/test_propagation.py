@@ -263,7 +263,8 @@ def test_bad_arguments(nets, reference):
 
 def test_batches_seeds_calls_and_graph(reference):
     """A batch equals one by one; GradientSHAP is seeded; one run per batch_size inputs
-    (DeepLiftSHAP: per batch_size pairs); a second call adds no op."""
+    (DeepLiftSHAP: per baseline and batch_size inputs; GradientSHAP: per batch_size
+    points); a second call adds no op."""
     graph = tf.Graph()
     with graph.as_default():
         sess = tf1.Session(graph=graph)
@@ -271,7 +272,7 @@ def test_batches_seeds_calls_and_graph(reference):
         counting = CountingSession(sess)
         X, t = reference["images"], list(reference["targets"])
         cases = [(DeepLIFT, {}, 2), (DeconvNet, {}, 2), (LRP, {"rule": "zplus"}, 2),
-                 (DeepLiftSHAP, {"baselines": reference["baselines"]}, 6),
+                 (DeepLiftSHAP, {"baselines": reference["baselines"]}, 8),
                  (GradientSHAP, {"baselines": reference["baselines"], "num_samples": 4,
                                  "seed": 3}, 6)]
         for cls, kw, calls in cases:

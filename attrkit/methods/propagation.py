@@ -18,6 +18,8 @@ The rules are gradients overridden on a copy of the model's ops (between ``input
 and ``output_tensor``, reading the same weights, built once per graph, as
 ``GuidedBackprop``'s), so every other method on the graph keeps true gradients.
 """
+import weakref
+
 import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework import ops as tf_ops
@@ -53,9 +55,11 @@ class DeepLIFT(AttributionMethod):
 
     ``DeepLIFT(sess, input_tensor, output_tensor, target_class)(X, baseline='black',
     batch_size=16)``: ``baseline`` is ``'black'`` (0), ``'white'`` (255) or an array of one
-    input's shape or of ``X``'s shape. Each run feeds ``batch_size`` inputs and their
-    baselines, which go through the model together (``2·batch_size`` rows), as Captum
-    concatenates them. Where ours differs: ReLU6, SELU and leaky ReLU take the rescale
+    input's shape or of ``X``'s shape. Each run feeds ``batch_size`` inputs and the
+    baseline, which go through the model together as Captum concatenates them, but a
+    baseline shared by the inputs is one row, not a copy per input (``batch_size + 1``
+    rows; per-input baselines: ``2·batch_size``): each rule compares every input's
+    activations with the baseline's row. Where ours differs: ReLU6, SELU and leaky ReLU take the rescale
     rule too (Captum's ``nn.ReLU6`` keeps its gradient); a ``Softmax`` inside the model
     keeps its gradient (Captum rescales ``nn.Softmax``), and so does a product of two
     tensors that both depend on the input (swish: the sigmoid is rescaled, the product is
@@ -73,7 +77,7 @@ class DeepLIFT(AttributionMethod):
                  target_class=_UNSET, feed_dict=None):
         X, single, run = self._begin(X, feed_dict)
         base = parse_baseline(baseline, X)
-        base = np.zeros_like(X) if base is None else np.broadcast_to(base, X.shape)
+        base = np.zeros((1,) + X.shape[1:], np.float32) if base is None else base
         bs = check_positive_int(batch_size, "batch_size")
         targets = self._targets(run, X, target_class, bs)
         return unbatch(self._deeplift.attribute(run, X, base, targets, bs, "deeplift"),
@@ -86,8 +90,9 @@ class DeepLiftSHAP(AttributionMethod):
 
     ``DeepLiftSHAP(sess, input_tensor, output_tensor, target_class)(X, baselines,
     batch_size=16)``: ``baselines`` ``[B, ...]`` images (or one), shared by every input.
-    The map sums to ``f_c(x) - mean_j f_c(b_j)``. ``N·B`` (input, baseline) pairs, run
-    ``batch_size`` pairs at a time. Session calls: ``ceil(N·B / batch_size)``.
+    The map sums to ``f_c(x) - mean_j f_c(b_j)``. Each baseline is one row shared by
+    ``batch_size`` inputs (:class:`DeepLIFT`). Session calls: ``B·ceil(N / batch_size)``
+    (+ forwards when the target is None).
     """
 
     api = "DeepLiftSHAP(sess, input_tensor, output_tensor, target_class)"
@@ -102,24 +107,11 @@ class DeepLiftSHAP(AttributionMethod):
         refs = parse_baseline_set(baselines, X)
         bs = check_positive_int(batch_size, "batch_size")
         targets = self._targets(run, X, target_class, bs)
-        n, b = len(X), len(refs)
-        inputs, which = np.repeat(np.arange(n), b), np.tile(np.arange(b), n)
-        pairs = self._deeplift.attribute(run, Lazy(X, inputs), Lazy(refs, which),
-                                         targets[inputs], bs, "deeplift shap")
-        return unbatch(pairs.reshape((n, b) + X.shape[1:]).mean(axis=1), single)
-
-
-class Lazy:
-    """``array[index]`` taken a slice at a time (pairs are not built all at once)."""
-
-    def __init__(self, array, index):
-        self.array, self.index = array, index
-
-    def __len__(self):
-        return len(self.index)
-
-    def __getitem__(self, sl):
-        return self.array[self.index[sl]]
+        total = np.zeros(X.shape, np.float64)
+        for j in range(len(refs)):
+            total += self._deeplift.attribute(run, X, refs[j:j + 1], targets, bs,
+                                              f"deeplift shap {j + 1}/{len(refs)}")
+        return unbatch((total / len(refs)).astype(np.float32), single)
 
 
 def parse_baseline_set(baselines, X):
@@ -135,26 +127,34 @@ def parse_baseline_set(baselines, X):
 
 
 class DeepLiftOps:
-    """A copy of the model run on ``[inputs; baselines]`` whose nonlinearities carry
-    DeepLIFT's gradients, the summed target scores of both halves (Captum's), and the
-    attribution ``(x - baseline) · ∂/∂x``."""
+    """A copy of the model run on ``[inputs; baselines]`` (one baseline row shared by the
+    inputs, or one per input) whose nonlinearities carry DeepLIFT's gradients, and the
+    attribution ``(x - baseline) · ∂f_c/∂x``. The gradients find how many rows are inputs
+    through :data:`_SPLITS` (the copy's name prefix -> the input rows' count)."""
 
     def __init__(self, x, out):
         with tf1.name_scope("attrkit_deeplift"):
             self.x = x
             self.baseline = tf1.placeholder(x.dtype, x.shape, name="baseline")
             self.target = tf1.placeholder(tf.int32, [None], name="target")
-            both = tf.concat([x, self.baseline], 0)
-            logits = copy_model(x, out, both, "DeepLIFT", DEEPLIFT_GRADIENTS)
-            score = tf.gather(logits, tf.concat([self.target, self.target], 0), axis=1,
-                              batch_dims=1)
+            n = tf.shape(x)[0]
+            logits = copy_model(x, out, tf.concat([x, self.baseline], 0), "DeepLIFT",
+                                DEEPLIFT_GRADIENTS)
+            _SPLITS.setdefault(x.graph, {})[logits.name[:-len(out.name)]] = n
+            score = tf.gather(logits[:n], self.target, axis=1, batch_dims=1)
             self.grad = tf.gradients(score, x)[0]
             self.attr = (x - self.baseline) * self.grad
             self.input_grads = (self.grad,)
 
     def attribute(self, run, X, base, targets, bs, desc):
+        """``base``: one baseline ``[1, ...]`` or one per input ``[N, ...]``."""
+        shared = len(base) == 1 and len(X) != 1
         return run.collect(self.attr, len(X), lambda s: {
-            self.x: X[s], self.baseline: base[s], self.target: targets[s]}, desc, bs)
+            self.x: X[s], self.baseline: base if shared else base[s],
+            self.target: targets[s]}, desc, bs)
+
+
+_SPLITS = weakref.WeakKeyDictionary()    # graph -> {copy's prefix: count of input rows}
 
 
 def deeplift_ops(x, out):
@@ -173,15 +173,18 @@ def copy_model(x, out, new_x, method, gradients):
     return logits
 
 
-def halves(t):
-    """``(t[:n], t[n:])`` of a tensor of ``2n`` rows."""
-    n = tf.shape(t)[0] // 2
+def split(op, t):
+    """``(t[:n], t[n:])``: the inputs' rows and the baselines' (one, or one per input) of
+    a tensor of the copy that ``op`` belongs to."""
+    prefix = next(p for p in _SPLITS[op.graph] if op.name.startswith(p))
+    n = _SPLITS[op.graph][prefix]
     return t[:n], t[n:]
 
 
-def both_halves(t):
-    """``[t; t]``."""
-    return tf.concat([t, t], 0)
+def inputs_only(op, grad_inputs, like):
+    """The gradient of all rows: the inputs' rows ``grad_inputs``, zeros for the
+    baselines' (their attribution is not asked for)."""
+    return tf.concat([grad_inputs, tf.zeros_like(split(op, like)[1])], 0)
 
 
 def rescaled(plain, grad, delta_in, delta_out):
@@ -196,24 +199,28 @@ def _deeplift_rescale(op, grad):
     x, y = op.inputs[0], op.outputs[0]
     plain = tf_ops.gradient_registry.lookup(op.type)(op, grad)
     plain = plain[0] if isinstance(plain, (list, tuple)) else plain
-    (xa, xb), (ya, yb) = halves(x), halves(y)
-    return rescaled(plain, grad, both_halves(xa - xb), both_halves(ya - yb))
+    (xa, xb), (ya, yb), g = split(op, x), split(op, y), split(op, grad)[0]
+    return inputs_only(op, rescaled(split(op, plain)[0], g, xa - xb, ya - yb), x)
 
 
 def _deeplift_maxpool(op, grad):
     """Captum's ``maxpool``: ``max(y, y_ref) - y_ref`` back to the input's winners and ``y -
-    max(y, y_ref)`` to the baseline's, both halves' sum divided by ``Δx``."""
+    max(y, y_ref)`` to the baseline's, their sum divided by ``Δx``. Captum sends the second
+    part with the baseline rows' own gradient, which equals the inputs' (every rule gives
+    both the same multipliers), so the inputs' is used and a shared baseline row is
+    broadcast to the inputs."""
     x, y = op.inputs[0], op.outputs[0]
     attrs = {k: op.get_attr(k) for k in ("ksize", "strides", "padding", "explicit_paddings",
                                          "data_format")}
-    ya, yb = halves(y)
+    (xa, xb), (ya, yb), g = split(op, x), split(op, y), split(op, grad)[0]
     top = tf.maximum(ya, yb)
-    unpooled = gen_nn_ops.max_pool_grad(x, y, grad * tf.concat([top - yb, ya - top], 0),
-                                        **attrs)
-    ua, ub = halves(unpooled)
-    plain = gen_nn_ops.max_pool_grad(x, y, grad, **attrs)
-    xa, xb = halves(x)
-    return rescaled(plain, tf.ones_like(plain), both_halves(xa - xb), both_halves(ua + ub))
+    to_input = gen_nn_ops.max_pool_grad(xa, ya, g * (top - yb), **attrs)
+    to_base = gen_nn_ops.max_pool_grad(tf.broadcast_to(xb, tf.shape(xa)),
+                                       tf.broadcast_to(yb, tf.shape(ya)), g * (ya - top),
+                                       **attrs)
+    plain = gen_nn_ops.max_pool_grad(xa, ya, g, **attrs)
+    return inputs_only(op, rescaled(plain, tf.ones_like(plain), xa - xb, to_input + to_base),
+                       x)
 
 
 DEEPLIFT_GRADIENTS = {**{t: "AttrkitDeepLiftRescale" for t in RESCALED_OPS},
