@@ -130,11 +130,13 @@ class LRP(AttributionMethod):
 
 class Role:
     """What LRP does at one op: ``kind`` 'layer' (a head and its ``chain`` of affine ops,
-    ``rule`` its rule), 'chain' and 'pass' (relevance through input ``index``), 'norm',
-    'gradient' or 'none' (not float)."""
+    ``rule`` its rule, ``nonneg`` whether its input cannot be negative), 'chain' and
+    'pass' (relevance through input ``index``), 'norm', 'gradient' or 'none' (not
+    float)."""
 
-    def __init__(self, kind, index=0, chain=(), rule=None):
+    def __init__(self, kind, index=0, chain=(), rule=None, nonneg=False):
         self.kind, self.index, self.chain, self.rule = kind, index, tuple(chain), rule
+        self.nonneg = nonneg
 
 
 def lrp_plan(x, out):
@@ -152,7 +154,8 @@ def lrp_plan(x, out):
         elif op.type in HEADS:
             check_head(op, dep)
             chain = affine_chain(op, on_path, from_x, out)
-            roles[op.name] = Role("layer", chain=[c.name for c, _ in chain])
+            roles[op.name] = Role("layer", chain=[c.name for c, _ in chain],
+                                  nonneg=nonnegative(op.inputs[0]))
             roles.update({c.name: Role("chain", index=i) for c, i in chain})
         elif op.type in ACTIVATIONS or (op.type in AFFINE and len(dep) == 1
                                         and same_shape(op, dep[0])):
@@ -178,6 +181,24 @@ def check_head(op, dep):
     if op.type == "MatMul" and op.get_attr("transpose_a"):
         raise ValueError(NO_RULE_ERROR.format(name=op.name, type=op.type,
                                               why="transposed input"))
+
+
+NONNEG_SOURCES = ("Relu", "Relu6")
+NONNEG_KEEPING = ("MaxPool", "AvgPool", "Pad", "Reshape", "Squeeze", "ExpandDims",
+                  "Transpose", "Identity", "Mean")
+
+
+def nonnegative(t):
+    """Whether ``t`` comes from a ReLU through ops that keep the sign (then the rules'
+    terms of the input's negative part are zero, and left out)."""
+    op = t.op
+    if op.type in NONNEG_SOURCES:
+        return True
+    if op.type in NONNEG_KEEPING:
+        return nonnegative(op.inputs[0])
+    if op.type == "ConcatV2":
+        return all(nonnegative(i) for i in op.inputs[:-1])
+    return False
 
 
 def same_shape(op, index):
@@ -303,8 +324,8 @@ def box_bounds(x, conv, params):
 
 def stabilize(z, eps):
     """Zennit's ``stabilize``: ``z + eps · sign(z)``, with ``sign(0) = 1``."""
-    sign = tf.cast(tf.equal(z, 0), z.dtype) + tf.sign(z)
-    return z + sign * tf.cast(eps, z.dtype)
+    eps = tf.cast(eps, z.dtype)
+    return z + tf.where(z >= 0, eps, -eps)
 
 
 def pos(t):
@@ -323,6 +344,9 @@ class Layer:
         self.head, self.x = head, head.inputs[0]
         s, c = chain_affine(head, chain)
         self.W, self.b = scaled_weights(head, head.inputs[1], s), c
+        self.nonneg = False
+        tail = head.graph.get_operation_by_name(chain[-1]) if chain else head
+        self.z = tail.outputs[0]                  # the layer's output, as the model has it
 
     def f(self, inp, w, b=None):
         """The head's op on ``inp`` with weights ``w`` (plus ``b``)."""
@@ -336,11 +360,13 @@ class Layer:
 
 
 def epsilon_rule(L, R, p):
-    z = L.f(L.x, L.W, L.b)
-    return L.x * L.back(L.W, R / stabilize(z, p["epsilon"]))
+    return L.x * L.back(L.W, R / stabilize(L.z, p["epsilon"]))
 
 
 def zplus_rule(L, R, p):
+    if L.nonneg:                                      # x⁻ = 0: its terms vanish
+        g = R / stabilize(L.f(L.x, pos(L.W), pos(L.b)), STABILIZER)
+        return L.x * L.back(pos(L.W), g)
     xp, xn = pos(L.x), neg(L.x)
     z = L.f(xp, pos(L.W), pos(L.b)) + L.f(xn, neg(L.W))
     g = R / stabilize(z, STABILIZER)
@@ -348,7 +374,12 @@ def zplus_rule(L, R, p):
 
 
 def alpha_beta_rule(L, R, p):
-    xp, xn, Wp, Wn = pos(L.x), neg(L.x), pos(L.W), neg(L.W)
+    Wp, Wn = pos(L.W), neg(L.W)
+    if L.nonneg:
+        gp = R / stabilize(L.f(L.x, Wp, pos(L.b)), STABILIZER)
+        gn = R / stabilize(L.f(L.x, Wn, neg(L.b)), STABILIZER)
+        return L.x * (p["alpha"] * L.back(Wp, gp) - p["beta"] * L.back(Wn, gn))
+    xp, xn = pos(L.x), neg(L.x)
     gp = R / stabilize(L.f(xp, Wp, pos(L.b)) + L.f(xn, Wn), STABILIZER)
     gn = R / stabilize(L.f(xp, Wn, neg(L.b)) + L.f(xn, Wp), STABILIZER)
     return (p["alpha"] * (xp * L.back(Wp, gp) + xn * L.back(Wn, gp))
@@ -356,13 +387,18 @@ def alpha_beta_rule(L, R, p):
 
 
 def gamma_rule(L, R, p):
-    xp, xn, gamma = pos(L.x), neg(L.x), p["gamma"]
+    gamma = p["gamma"]
     Wp, bp = L.W + gamma * pos(L.W), L.b + gamma * pos(L.b)
     Wn, bn = L.W + gamma * neg(L.W), L.b + gamma * neg(L.b)
-    z = L.f(L.x, L.W, L.b)
-    up = tf.cast(z > 0, z.dtype) * R / stabilize(L.f(xp, Wp, bp) + L.f(xn, Wn), STABILIZER)
-    down = tf.cast(z < 0, z.dtype) * R / stabilize(L.f(xp, Wn, bn) + L.f(xn, Wp),
-                                                   STABILIZER)
+    z = L.z
+    up, down = tf.cast(z > 0, z.dtype) * R, tf.cast(z < 0, z.dtype) * R
+    if L.nonneg:
+        up = up / stabilize(L.f(L.x, Wp, bp), STABILIZER)
+        down = down / stabilize(L.f(L.x, Wn, bn), STABILIZER)
+        return L.x * (L.back(Wp, up) + L.back(Wn, down))
+    xp, xn = pos(L.x), neg(L.x)
+    up = up / stabilize(L.f(xp, Wp, bp) + L.f(xn, Wn), STABILIZER)
+    down = down / stabilize(L.f(xp, Wn, bn) + L.f(xn, Wp), STABILIZER)
     return (xp * L.back(Wp, up) + xn * L.back(Wn, up) + xp * L.back(Wn, down)
             + xn * L.back(Wp, down))
 
@@ -442,6 +478,7 @@ def head_op(head, inp, w):
 def _layer_gradient(op, *grads):
     role, ops = _SPECS[op.graph][op.name]
     layer = Layer(op, [ops.prefix + n for n in role.chain])
+    layer.nonneg = role.nonneg
     if role.rule == "zbox":
         relevance = zbox_rule(layer, grads[0], ops.params, ops.bounds)
     else:

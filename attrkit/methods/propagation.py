@@ -56,10 +56,9 @@ class DeepLIFT(AttributionMethod):
     ``DeepLIFT(sess, input_tensor, output_tensor, target_class)(X, baseline='black',
     batch_size=16)``: ``baseline`` is ``'black'`` (0), ``'white'`` (255) or an array of one
     input's shape or of ``X``'s shape. Each run feeds ``batch_size`` inputs and the
-    baseline, which go through the model together as Captum concatenates them, but a
-    baseline shared by the inputs is one row, not a copy per input (``batch_size + 1``
-    rows; per-input baselines: ``2·batch_size``): each rule compares every input's
-    activations with the baseline's row. Where ours differs: ReLU6, SELU and leaky ReLU take the rescale
+    baseline, which go through the model in the same run (Captum concatenates them), but
+    a baseline shared by the inputs is one row, not a copy per input: each rule compares
+    every input's activations with the baseline's. Where ours differs: ReLU6, SELU and leaky ReLU take the rescale
     rule too (Captum's ``nn.ReLU6`` keeps its gradient); a ``Softmax`` inside the model
     keeps its gradient (Captum rescales ``nn.Softmax``), and so does a product of two
     tensors that both depend on the input (swish: the sigmoid is rescaled, the product is
@@ -127,21 +126,22 @@ def parse_baseline_set(baselines, X):
 
 
 class DeepLiftOps:
-    """A copy of the model run on ``[inputs; baselines]`` (one baseline row shared by the
-    inputs, or one per input) whose nonlinearities carry DeepLIFT's gradients, and the
-    attribution ``(x - baseline) · ∂f_c/∂x``. The gradients find how many rows are inputs
-    through :data:`_SPLITS` (the copy's name prefix -> the input rows' count)."""
+    """Two copies of the model: one on the baselines (one row shared by the inputs, or one
+    per input), plain, and one on the inputs whose nonlinearities carry DeepLIFT's
+    gradients, each comparing its op's values with the same op's in the baselines' copy;
+    and the attribution ``(x - baseline) · ∂f_c/∂x``. A rule finds its op's twin through
+    :data:`_TWINS` (the inputs' copy's name prefix -> the baselines')."""
 
     def __init__(self, x, out):
         with tf1.name_scope("attrkit_deeplift"):
             self.x = x
             self.baseline = tf1.placeholder(x.dtype, x.shape, name="baseline")
             self.target = tf1.placeholder(tf.int32, [None], name="target")
-            n = tf.shape(x)[0]
-            logits = copy_model(x, out, tf.concat([x, self.baseline], 0), "DeepLIFT",
-                                DEEPLIFT_GRADIENTS)
-            _SPLITS.setdefault(x.graph, {})[logits.name[:-len(out.name)]] = n
-            score = tf.gather(logits[:n], self.target, axis=1, batch_dims=1)
+            (base,) = clone_subgraph(x, [out], self.baseline, name="baseline_model")
+            logits = copy_model(x, out, x, "DeepLIFT", DEEPLIFT_GRADIENTS)
+            _TWINS.setdefault(x.graph, {})[logits.name[:-len(out.name)]] = \
+                base.name[:-len(out.name)]
+            score = tf.gather(logits, self.target, axis=1, batch_dims=1)
             self.grad = tf.gradients(score, x)[0]
             self.attr = (x - self.baseline) * self.grad
             self.input_grads = (self.grad,)
@@ -154,7 +154,7 @@ class DeepLiftOps:
             self.target: targets[s]}, desc, bs)
 
 
-_SPLITS = weakref.WeakKeyDictionary()    # graph -> {copy's prefix: count of input rows}
+_TWINS = weakref.WeakKeyDictionary()    # graph -> {inputs' copy's prefix: baselines'}
 
 
 def deeplift_ops(x, out):
@@ -173,54 +173,47 @@ def copy_model(x, out, new_x, method, gradients):
     return logits
 
 
-def split(op, t):
-    """``(t[:n], t[n:])``: the inputs' rows and the baselines' (one, or one per input) of
-    a tensor of the copy that ``op`` belongs to."""
-    prefix = next(p for p in _SPLITS[op.graph] if op.name.startswith(p))
-    n = _SPLITS[op.graph][prefix]
-    return t[:n], t[n:]
-
-
-def inputs_only(op, grad_inputs, like):
-    """The gradient of all rows: the inputs' rows ``grad_inputs``, zeros for the
-    baselines' (their attribution is not asked for)."""
-    return tf.concat([grad_inputs, tf.zeros_like(split(op, like)[1])], 0)
+def twin(op):
+    """The op of the baselines' copy that computes what ``op`` computes for the inputs."""
+    for prefix, base in _TWINS[op.graph].items():
+        if op.name.startswith(prefix):
+            return op.graph.get_operation_by_name(base + op.name[len(prefix):])
+    raise KeyError(op.name)
 
 
 def rescaled(plain, grad, delta_in, delta_out):
     """``grad · Δy / Δx``, the plain gradient where ``|Δx| < eps``."""
     small = tf.abs(delta_in) < DEEPLIFT_EPS
-    safe = tf.where(small, tf.ones_like(delta_in), delta_in)
-    return tf.where(small, plain, grad * delta_out / safe)
+    safe = tf.where(small, tf.constant(1, delta_in.dtype), delta_in)
+    return tf.where(small, plain, grad * (delta_out / safe))
 
 
 def _deeplift_rescale(op, grad):
     """Rescale rule of a unary nonlinearity (Captum's ``nonlinear``)."""
-    x, y = op.inputs[0], op.outputs[0]
+    base = twin(op)
     plain = tf_ops.gradient_registry.lookup(op.type)(op, grad)
     plain = plain[0] if isinstance(plain, (list, tuple)) else plain
-    (xa, xb), (ya, yb), g = split(op, x), split(op, y), split(op, grad)[0]
-    return inputs_only(op, rescaled(split(op, plain)[0], g, xa - xb, ya - yb), x)
+    return rescaled(plain, grad, op.inputs[0] - base.inputs[0],
+                    op.outputs[0] - base.outputs[0])
 
 
 def _deeplift_maxpool(op, grad):
     """Captum's ``maxpool``: ``max(y, y_ref) - y_ref`` back to the input's winners and ``y -
     max(y, y_ref)`` to the baseline's, their sum divided by ``Δx``. Captum sends the second
     part with the baseline rows' own gradient, which equals the inputs' (every rule gives
-    both the same multipliers), so the inputs' is used and a shared baseline row is
+    both the same multipliers), so the inputs' is used, and a shared baseline row is
     broadcast to the inputs."""
-    x, y = op.inputs[0], op.outputs[0]
+    base = twin(op)
     attrs = {k: op.get_attr(k) for k in ("ksize", "strides", "padding", "explicit_paddings",
                                          "data_format")}
-    (xa, xb), (ya, yb), g = split(op, x), split(op, y), split(op, grad)[0]
+    (xa, ya), (xb, yb) = (op.inputs[0], op.outputs[0]), (base.inputs[0], base.outputs[0])
     top = tf.maximum(ya, yb)
-    to_input = gen_nn_ops.max_pool_grad(xa, ya, g * (top - yb), **attrs)
+    to_input = gen_nn_ops.max_pool_grad(xa, ya, grad * (top - yb), **attrs)
     to_base = gen_nn_ops.max_pool_grad(tf.broadcast_to(xb, tf.shape(xa)),
-                                       tf.broadcast_to(yb, tf.shape(ya)), g * (ya - top),
+                                       tf.broadcast_to(yb, tf.shape(ya)), grad * (ya - top),
                                        **attrs)
-    plain = gen_nn_ops.max_pool_grad(xa, ya, g, **attrs)
-    return inputs_only(op, rescaled(plain, tf.ones_like(plain), xa - xb, to_input + to_base),
-                       x)
+    plain = gen_nn_ops.max_pool_grad(xa, ya, grad, **attrs)
+    return rescaled(plain, tf.ones_like(plain), xa - xb, to_input + to_base)
 
 
 DEEPLIFT_GRADIENTS = {**{t: "AttrkitDeepLiftRescale" for t in RESCALED_OPS},
