@@ -172,3 +172,32 @@ def run_children(script, out, groups):
         _, err = proc.communicate()
         assert proc.returncode == 0, err[-3000:]
     return out
+
+
+def check_propagation_methods(sess, model, X, layer, cams=("GradCAMPlusPlus", "ScoreCAM",
+                                                          "AblationCAM")):
+    """Every propagation method and some CAMs run on a real architecture: LRP's five
+    rules give finite, non-zero maps; DeepLIFT sums to delta from a black baseline (float32
+    through the whole network: 1e-3 of the delta's size); DeconvNet is finite; each CAM is
+    a finite map [N, H, W] >= 0."""
+    from attrkit.methods import cam
+    from attrkit.methods.lrp import LRP, RULES
+    from attrkit.methods.propagation import DeconvNet, DeepLIFT
+    x, out = model.imgs, model.logits
+    with sess.graph.as_default():
+        logits = sess.run(out, {x: X})
+        t = logits.argmax(1)
+        lrp = LRP(sess, x, out, None, progress=False)
+        for rule in RULES:
+            R = lrp(X, rule, target_class=t)
+            assert np.isfinite(R).all() and (np.abs(R).sum(axis=(1, 2, 3)) > 0).all(), rule
+        delta = logits[np.arange(len(X)), t] - sess.run(out, {x: np.zeros_like(X)})[0, t]
+        D = DeepLIFT(sess, x, out, None, progress=False)(X, target_class=t)
+        np.testing.assert_allclose(D.sum(axis=(1, 2, 3)), delta,
+                                   atol=1e-3 * max(1.0, np.abs(delta).max()))
+        assert np.isfinite(DeconvNet(sess, x, out, None, progress=False)(
+            X, target_class=t)).all()
+        for name in cams:
+            m = getattr(cam, name)(sess, x, out, None, layer, progress=False)(
+                X[:1], batch_size=64, target_class=t[:1])
+            assert m.shape == (1,) + X.shape[1:3] and np.isfinite(m).all() and m.min() >= 0

@@ -240,6 +240,19 @@ def test_works_with_eager_execution_on(own, cache_dir):
     np.testing.assert_allclose(np.load(out), expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["ResNet50", "MobileNetV2"])
+def test_propagation_methods_on_imported_keras_models(families, family):
+    """The propagation methods and the CAMs on imported Keras models: caffe's BGR flip
+    and mean (ReverseV2, Sub), frozen batch norms, residual adds, ReLU6 and depthwise
+    convolutions."""
+    from helpers import check_propagation_methods
+    model, sess = _load(families / FORMATS["keras"].format(family))
+    X = np.load(families / "{}_ref.npz".format(family))["images"][:2]
+    check_propagation_methods(sess, model, X,
+                              model.layers[model.default_layers["gradcam"]])
+
+
 # ------------------------------------------------------------------ no child needed
 
 @pytest.fixture(scope="module")
@@ -259,6 +272,15 @@ def test_resnet_through_get_model(sess, resnet18_pth):
     np.testing.assert_allclose(sess.run(model.logits, {model.imgs: images}), expected,
                                atol=1e-4)
     assert model.preprocess.name == "torch"
+
+
+def test_propagation_methods_on_a_torchvision_resnet(sess, resnet18_pth):
+    """LRP (batch norms folded, residual sums split by the Norm rule, the explicit-padding
+    max pool), DeepLIFT, DeconvNet and the CAMs on layer4 run on torchvision's ResNet-18."""
+    from helpers import check_propagation_methods
+    model = u.get_model(sess, "resnet18", resnet18_pth, input_size=64)
+    check_propagation_methods(sess, model, resnet_ref.reference_images()[:2],
+                              model.layers["layer4"])
 
 
 def test_resnet_bad_options_build_nothing(sess, resnet18_pth, tmp_path):

@@ -290,3 +290,31 @@ def test_batches_seeds_calls_and_graph(reference):
             else:
                 assert_close(first, one)
     sess.close()
+
+
+# ----------------------------------------------------------------- the real architectures
+
+@pytest.mark.slow
+def test_on_the_bundled_default_model(default_model, sample_data):
+    """EfficientNet-Lite0 (ReLU6, depthwise convolutions, batch norms folded at load)."""
+    from helpers import check_propagation_methods
+    model, sess = default_model
+    X = sample_data[0][:2].astype(np.float32)
+    check_propagation_methods(sess, model, X, model.layers["head"])
+
+
+@pytest.mark.slow
+def test_on_vgg16(sess):
+    """VGG16 with seeded He-initialised weights (no weights file): max pools and dense
+    layers; Score-CAM's 512 full forward passes per image are left to the small models."""
+    from collections import OrderedDict
+    from helpers import check_propagation_methods
+    from vgg16 import VGG16, WEIGHT_SHAPES
+    rng = np.random.default_rng(0)
+    model = VGG16()
+    model.assign_weights(OrderedDict(
+        (layer, (rng.normal(0, np.sqrt(2.0 / np.prod(w[:-1])), w).astype(np.float32),
+                 np.zeros(b, np.float32))) for layer, (w, b) in WEIGHT_SHAPES.items()), sess)
+    X = rng.uniform(0, 255, (1, 224, 224, 3)).astype(np.float32)
+    check_propagation_methods(sess, model, X, model.conv5_3,
+                              cams=("GradCAMPlusPlus", "AblationCAM"))

@@ -9,6 +9,15 @@ with ``X`` and keywords, on the engine of ``hw3_attribution``:
   (Captum) over segments, and ``RISE`` (Petsiuk et al.; Xplique): maps ``[N, H, W]``
   from the scores of masked copies built in the graph; ``PartitionSHAP`` (shap's image
   explainer): Owen values of ``X``'s shape over a hierarchical partition of the image.
+- ``propagation``: ``DeepLIFT``, ``DeepLiftSHAP`` (Captum's), ``GradientSHAP`` (Captum's
+  expected gradients), ``DeconvNet`` (Captum's Deconvolution): float32 of ``X``'s shape,
+  from gradients overridden on a copy of the model.
+- ``lrp``: ``LRP`` with Zennit's rules and composites, the graph read into layers (batch
+  norms folded), pass, norm and gradient ops; an op without a rule is an error naming it.
+- ``cam``: the CAM family of pytorch-grad-cam on a conv layer (``GradCAMPlusPlus``,
+  ``XGradCAM``, ``LayerCAM``, ``HiResCAM``, ``EigenCAM``, ``ScoreCAM``, ``AblationCAM``):
+  maps ``[N, H, W]``; Score-CAM's masked copies and Ablation-CAM's ablated activations are
+  rows built in the graph.
 - ``segmentation``: the one place that turns images into segments (the perturbation
   methods' ``segments`` argument as label maps; XRAI's Felzenszwalb segments, a
   ``segments`` argument parsed into masks).

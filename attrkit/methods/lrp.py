@@ -340,11 +340,10 @@ class Layer:
     """One affine layer ``z = f(x; W) + b`` of a head op in the copy, with the chain's
     per-channel scale folded into ``W`` and its shift as ``b``."""
 
-    def __init__(self, head, chain):
-        self.head, self.x = head, head.inputs[0]
+    def __init__(self, head, chain, nonneg=False):
+        self.head, self.x, self.nonneg = head, head.inputs[0], nonneg
         s, c = chain_affine(head, chain)
         self.W, self.b = scaled_weights(head, head.inputs[1], s), c
-        self.nonneg = False
         tail = head.graph.get_operation_by_name(chain[-1]) if chain else head
         self.z = tail.outputs[0]                  # the layer's output, as the model has it
 
@@ -438,7 +437,7 @@ def affine_step(op, s, c):
         scale, offset, mean, var = op.inputs[1:5]
         m = scale * tf.math.rsqrt(var + op.get_attr("epsilon"))
         return s * m, (c - mean) * m + offset
-    index = _SPEC_INDEX(op)
+    index = through_index(op)
     k = op.inputs[1 - index]
     if op.type in ("BiasAdd", "Add", "AddV2"):
         return s, c + k
@@ -449,7 +448,8 @@ def affine_step(op, s, c):
     return s / k, c / k                                                 # RealDiv
 
 
-def _SPEC_INDEX(op):
+def through_index(op):
+    """The input of a chain or pass op that relevance goes through (its plan's index)."""
     return _SPECS[op.graph][op.name][0].index
 
 
@@ -477,8 +477,7 @@ def head_op(head, inp, w):
 
 def _layer_gradient(op, *grads):
     role, ops = _SPECS[op.graph][op.name]
-    layer = Layer(op, [ops.prefix + n for n in role.chain])
-    layer.nonneg = role.nonneg
+    layer = Layer(op, [ops.prefix + n for n in role.chain], role.nonneg)
     if role.rule == "zbox":
         relevance = zbox_rule(layer, grads[0], ops.params, ops.bounds)
     else:
@@ -487,7 +486,7 @@ def _layer_gradient(op, *grads):
 
 
 def _through_gradient(op, *grads):
-    index = _SPEC_INDEX(op)
+    index = through_index(op)
     return [grads[0] if i == index else None for i in range(len(op.inputs))]
 
 
