@@ -36,7 +36,17 @@ graph's preprocessing, the other convolutions ``Gamma(gamma)``, dense layers
 
 Each rule is a gradient registered with TensorFlow and given, by name, to the ops of a
 copy of the model (built once per graph and rule, reading the same weights), so the
-relevance is one backward pass of that copy.
+relevance is one backward pass of that copy. Where a layer's input comes from a ReLU (through
+pooling, padding, reshapes), the rules' terms of the input's negative part are zero and are
+not computed.
+
+Where ours differs from Zennit: a batch norm is folded into the layer before it exactly
+(Zennit's canonizer leaves the folded batch norm computing ``x / sqrt(1 + eps)``, so the
+network it explains is off by about ``eps / 2``; the tests use a tiny eps to compare); a
+batch norm that follows no layer passes relevance through (Zennit's ``Pass`` on an unfolded
+batch norm); the graph's own preprocessing passes relevance through, so the map is in the
+placeholder's pixels; the "first layer" of a composite is the first in the graph's order
+(Zennit: the first module in ``named_modules()``, the same for sequential models).
 """
 import weakref
 
