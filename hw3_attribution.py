@@ -2369,6 +2369,16 @@ def clone_subgraph(x, outputs, new_x, name, gradient_override=None):
                                 return_elements=[t.name for t in outputs], name=name)
 
 
+def register_gradients(functions):
+    """Register ``{name: gradient function}`` with TensorFlow, for ``gradient_override``;
+    a name registered already (its module loaded twice) is left as it is."""
+    for name, fn in functions.items():
+        try:
+            tf.RegisterGradient(name)(fn)
+        except KeyError:
+            pass
+
+
 def _ops_between(x, outputs):
     """The ops that depend on ``x`` and that ``outputs`` depend on, in graph order."""
     down, up = descendants(x.op), ancestors(t.op for t in outputs)

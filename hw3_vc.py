@@ -1088,10 +1088,7 @@ def pair_methods_figure(run, first):
         return
     X, c = run.X[first], run.targets(first)
     maps, note = pair_maps(run, X, c, pair)
-    grid = [[X[j]] + [m[j] for m, _ in maps.values()] for j in range(len(first))]
-    titles = [[run.label(i)] + list(maps) for i in first]
-    modes = [["image"] + [mode for _, mode in maps.values()] for _ in first]
-    run.figure("gradients", "5_pair_methods.png", plot_grid(grid, titles, modes),
+    run.figure("gradients", "5_pair_methods.png", method_grid(run, first, maps),
                "PAIR saliency's methods on the first three images: XRAI (regions ranked by "
                "their Integrated Gradients density, black and white baselines; each region "
                "shows its mean), Guided IG (an adaptive path that moves the features of "
@@ -1129,15 +1126,16 @@ def propagation_methods_figure(run, first):
         return
     X, c = run.X[first], run.targets(first)
     modules = {"LRP": lrp}
-    maps = {}
+    maps, left = {}, []
     for title, name, build, call, mode in propagation_panels(run, X):
-        method = run.method(getattr(modules.get(name, propagation), name), None, **build)
+        try:        # a model with an op the method has no rule for: said in the caption
+            method = run.method(getattr(modules.get(name, propagation), name), None, **build)
+        except ValueError as err:
+            left.append(f"{title} ({err})")
+            continue
         a = run.cached(("propagation", title), lambda: method(X, target_class=c, **call))
         maps[title] = (np.abs(a).sum(-1) if mode == "abs" else a.sum(-1), mode)
-    grid = [[X[j]] + [m[j] for m, _ in maps.values()] for j in range(len(first))]
-    titles = [[run.label(i)] + list(maps) for i in first]
-    modes = [["image"] + [mode for _, mode in maps.values()] for _ in first]
-    run.figure("gradients", "5_propagation_methods.png", plot_grid(grid, titles, modes),
+    run.figure("gradients", "5_propagation_methods.png", method_grid(run, first, maps),
                "Propagation methods on the first three images (channel sums): DeepLIFT's "
                "rescale rule from a black baseline and its mean over black, grey and white "
                "baselines (DeepLiftSHAP; each map sums to the score's change from its "
@@ -1145,7 +1143,7 @@ def propagation_methods_figure(run, first):
                "DeconvNet (ReLUs pass the positive part of the gradient back) and LRP with "
                "Zennit's epsilon rule and its epsilon-plus-flat composite (relevance from "
                "the target's score, passed back layer by layer); red raises the score, "
-               "blue lowers it.", images=first)
+               "blue lowers it." + left_out(left), images=first)
 
 
 CAM_PANELS = {"Grad-CAM++": "GradCAMPlusPlus", "XGrad-CAM": "XGradCAM", "LayerCAM": "LayerCAM",
@@ -1170,14 +1168,15 @@ def cam_methods_figure(run, first):
               "(default_layers['gradcam'])", file=sys.stderr)
         return
     X, c = run.X[first], run.targets(first)
-    maps = {"Grad-CAM": run.method(GradCAM, None, layer)(X, target_class=c)}
+    maps, left = {"Grad-CAM": (run.method(GradCAM, None, layer)(X, target_class=c), "abs")}, []
     for title, cls in CAM_PANELS.items():
-        method = run.method(getattr(cam, cls), None, layer)
-        maps[title] = run.cached(("cam", cls), lambda: method(X, target_class=c))
-    grid = [[X[j]] + [m[j] for m in maps.values()] for j in range(len(first))]
-    titles = [[run.label(i)] + list(maps) for i in first]
-    modes = [["image"] + ["abs"] * len(maps) for _ in first]
-    run.figure("gradients", "5_cam_methods.png", plot_grid(grid, titles, modes),
+        try:        # Ablation-CAM on a layer that a skip connection goes around
+            method = run.method(getattr(cam, cls), None, layer)
+        except ValueError as err:
+            left.append(f"{title} ({err})")
+            continue
+        maps[title] = (run.cached(("cam", cls), lambda: method(X, target_class=c)), "abs")
+    run.figure("gradients", "5_cam_methods.png", method_grid(run, first, maps),
                f"Class activation maps at the layer {layer.name.split(':')[0]!r} of the "
                f"first {len(first)} image(s), as pytorch-grad-cam defines each one's "
                "weights: Grad-CAM (mean gradient), Grad-CAM++ (positive gradients weighted "
@@ -1185,7 +1184,22 @@ def cam_methods_figure(run, first):
                "activations), LayerCAM and HiResCAM (a weight per position), Eigen-CAM (the "
                "activations' first principal component: the same for every class), "
                "Score-CAM (the score of the image masked by each channel) and Ablation-CAM "
-               "(the score lost when a channel is zeroed).", images=first)
+               "(the score lost when a channel is zeroed)." + left_out(left), images=first)
+
+
+def method_grid(run, first, maps):
+    """A figure of the images ``first`` (rows), each beside its map of every method:
+    ``maps`` ``{title: (maps [N, H, W], mode)}``."""
+    X = run.X[first]
+    grid = [[X[j]] + [m[j] for m, _ in maps.values()] for j in range(len(first))]
+    titles = [[run.label(i)] + list(maps) for i in first]
+    modes = [["image"] + [mode for _, mode in maps.values()] for _ in first]
+    return plot_grid(grid, titles, modes)
+
+
+def left_out(reasons):
+    """A caption's note on the methods left out, with why (or nothing)."""
+    return " Left out: " + "; ".join(reasons) + "." if reasons else ""
 
 
 def segment_count(details, j):
@@ -1257,7 +1271,7 @@ def perturbation_maps(run, X, c, perturbation):
             maps = maps - maps.reshape(len(maps), -1).min(axis=1)[:, None, None]
         titles = [f"{panel.title}\n{panel.budget(s, details, j)}" for j in range(len(X))]
         out[panel.title] = (maps, titles, "abs" if panel.mode == "relative" else "signed")
-    return out, (" Left out: " + "; ".join(left) + "." if left else "")
+    return out, left_out(left)
 
 
 def perturbation_methods_figure(run, first):

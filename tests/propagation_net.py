@@ -10,9 +10,19 @@ the current TF1 graph (tests), ``tests/record_propagation_reference.py`` the sam
 in PyTorch (where Captum, Zennit and pytorch-grad-cam run). This file imports no framework
 at the top, so both can use it.
 """
+import os
+
 import numpy as np
 
 SIZE, CLASSES = 12, 5
+REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
+                         "propagation_reference.npz")
+
+
+def recorded():
+    """The references' values (tests/record_propagation_reference.py): ``{key: array}``."""
+    with np.load(REFERENCE) as f:
+        return {k: f[k] for k in f.files}
 IMAGES_SEED, WEIGHTS_SEED = 3, 7
 
 

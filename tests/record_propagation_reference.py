@@ -32,10 +32,11 @@ import sys
 import numpy as np
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
-FIXTURE = os.path.join(TESTS_DIR, "data", "propagation_reference.npz")
 sys.path.insert(0, TESTS_DIR)
 
 import propagation_net as net   # noqa: E402
+
+FIXTURE = net.REFERENCE
 
 TARGETS = np.array([1, 3, 0])
 

@@ -8,8 +8,6 @@ pytorch-grad-cam's to float32 rounding. Then what holds by hand: on a network th
 in global average pooling and a dense layer, Grad-CAM, XGrad-CAM and HiResCAM are one map;
 Score-CAM's and Ablation-CAM's rows, session calls, batches and graph.
 """
-import os
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -21,15 +19,13 @@ from helpers import CountingSession, assert_close, images, n_ops, prefix, tensor
 from models import Model, tiny_convnet
 
 tf1 = tf.compat.v1
-DATA = os.path.join(os.path.dirname(__file__), "data", "propagation_reference.npz")
 FAMILY = ("GradCAMPlusPlus", "XGradCAM", "LayerCAM", "HiResCAM", "EigenCAM", "ScoreCAM",
           "AblationCAM")
 
 
 @pytest.fixture(scope="module")
 def reference():
-    with np.load(DATA) as f:
-        return {k: f[k] for k in f.files}
+    return net.recorded()
 
 
 @pytest.fixture(scope="module")

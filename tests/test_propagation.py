@@ -9,8 +9,6 @@ answers known by hand: summation to delta, conservation, signs, linear and two-l
 models, the closed forms of SmoothGrad's variants, and the errors, batches, seeds and
 graph.
 """
-import os
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -25,13 +23,11 @@ from helpers import CountingSession, assert_close, n_ops, prefix, tensors
 from models import Model, linear, two_layer
 
 tf1 = tf.compat.v1
-DATA = os.path.join(os.path.dirname(__file__), "data", "propagation_reference.npz")
 
 
 @pytest.fixture(scope="module")
 def reference():
-    with np.load(DATA) as f:
-        return {k: f[k] for k in f.files}
+    return net.recorded()
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,8 @@ the output gets a role, or the constructor raises an error naming the op and its
 - **Norm** (relevance split in proportion to the contributions, ``x_i · ∂z/∂x_i · R /
   z``, whatever the rule): average pooling, means and sums over axes, and an ``Add`` or
   ``AddN`` of two or more branches (a residual connection), as Zennit's ``Norm``.
-- **Gradient**: max pooling (relevance to the winner), reshapes, transposes, padding,
-  concatenation, slicing, identities.
+- **Gradient**: max pooling and maxima over axes (relevance to the winner), reshapes,
+  transposes, padding, concatenation, slicing, identities.
 
 The rules (Zennit's, ``x⁺ = max(x, 0)``, ``W⁺`` likewise, ``stab(z) = z + ε·sign(z)``
 with ``sign(0) = 1``, ε = 1e-6 where not given): ``'epsilon'`` ``R_in = x ⊙ Wᵀ(R /
@@ -57,7 +57,7 @@ from tensorflow.python.ops import gen_math_ops, gen_nn_ops
 
 from hw3_attribution import (DEFAULT_BATCH_SIZE, _UNSET, AttributionMethod, cached_ops,
                              check_choice, check_number, check_positive_int, clone_subgraph,
-                             descendants, ancestors, unbatch)
+                             descendants, ancestors, register_gradients, unbatch)
 
 tf1 = tf.compat.v1
 
@@ -81,7 +81,7 @@ AFFINE = ("BiasAdd", "Add", "AddV2", "Sub", "Mul", "RealDiv") + BATCH_NORMS
 ACTIVATIONS = ("Relu", "Relu6", "Elu", "Selu", "LeakyRelu", "Sigmoid", "Tanh", "Softplus",
                "Softsign")
 NORM = ("AvgPool", "Mean", "Sum", "AddN")
-GRADIENT = ("MaxPool", "Reshape", "Squeeze", "ExpandDims", "Transpose", "Pad", "PadV2", "ReverseV2",
+GRADIENT = ("MaxPool", "Max", "Reshape", "Squeeze", "ExpandDims", "Transpose", "Pad", "PadV2", "ReverseV2",
             "Split", "SplitV", "Unpack",
             "ConcatV2", "Slice", "StridedSlice", "Identity", "IdentityN", "Pack",
             "Placeholder")
@@ -510,10 +510,5 @@ def _norm_gradient(op, *grads):
 
 GRADIENT_NAMES = {"layer": "AttrkitLRPLayer", "chain": "AttrkitLRPThrough",
                   "pass": "AttrkitLRPThrough", "norm": "AttrkitLRPNorm"}
-for _name, _fn in (("AttrkitLRPLayer", _layer_gradient),
-                   ("AttrkitLRPThrough", _through_gradient),
-                   ("AttrkitLRPNorm", _norm_gradient)):
-    try:
-        tf.RegisterGradient(_name)(_fn)
-    except KeyError:   # registered already (the module was loaded twice)
-        pass
+register_gradients({"AttrkitLRPLayer": _layer_gradient, "AttrkitLRPThrough": _through_gradient,
+                    "AttrkitLRPNorm": _norm_gradient})

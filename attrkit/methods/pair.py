@@ -19,7 +19,8 @@ from hw3_attribution import (DEFAULT_BATCH_SIZE, IG_METHODS, INPUT_FINITE_ERROR,
                              check_flag, check_fraction, check_number, check_positive_int,
                              check_rows_per_input, check_targets, clone_subgraph,
                              input_groups, is_image_batch, is_numeric, is_symbolic,
-                             parse_baseline, quadrature, relative_error, unbatch)
+                             parse_baseline, quadrature, register_gradients,
+                             relative_error, unbatch)
 from attrkit.methods.segmentation import parse_segments
 
 tf1 = tf.compat.v1
@@ -452,12 +453,7 @@ def _guided_relu6_grad(op, grad):
 
 
 GUIDED_GRADIENTS = {"Relu": "Hw3GuidedRelu", "Relu6": "Hw3GuidedRelu6"}
-for _name, _fn in (("Hw3GuidedRelu", _guided_relu_grad),
-                   ("Hw3GuidedRelu6", _guided_relu6_grad)):
-    try:
-        tf.RegisterGradient(_name)(_fn)
-    except KeyError:   # registered already (the module was loaded twice)
-        pass
+register_gradients({"Hw3GuidedRelu": _guided_relu_grad, "Hw3GuidedRelu6": _guided_relu6_grad})
 
 
 class GuidedOps:

@@ -28,7 +28,7 @@ from tensorflow.python.ops import gen_nn_ops
 from hw3_attribution import (DEFAULT_BATCH_SIZE, _UNSET, AttributionMethod, as_array,
                              cached_ops, check_number, check_positive_int, check_seed,
                              clone_subgraph, finite_float32, is_numeric, parse_baseline,
-                             unbatch)
+                             register_gradients, unbatch)
 
 tf1 = tf.compat.v1
 
@@ -342,10 +342,6 @@ def expected_gradient_points(x, refs, samples, stdev, seed):
 
 # ================================================================= registered gradients
 
-for _name, _fn in (("AttrkitDeepLiftRescale", _deeplift_rescale),
-                   ("AttrkitDeepLiftMaxPool", _deeplift_maxpool),
-                   ("AttrkitDeconvRelu", _deconv_relu)):
-    try:
-        tf.RegisterGradient(_name)(_fn)
-    except KeyError:   # registered already (the module was loaded twice)
-        pass
+register_gradients({"AttrkitDeepLiftRescale": _deeplift_rescale,
+                    "AttrkitDeepLiftMaxPool": _deeplift_maxpool,
+                    "AttrkitDeconvRelu": _deconv_relu})
