@@ -175,9 +175,10 @@ def run_children(script, out, groups):
 
 
 def check_propagation_methods(sess, model, X, layer, cams=("GradCAMPlusPlus", "ScoreCAM",
-                                                          "AblationCAM")):
-    """Every propagation method and some CAMs run on a real architecture: LRP's five
-    rules give finite, non-zero maps; DeepLIFT sums to delta from a black baseline (float32
+                                                          "AblationCAM"), rules=None):
+    """Every propagation method and some CAMs run on a real architecture: LRP's rules
+    (``rules``, default all five; each is a copy of the model to build) give finite,
+    non-zero maps; DeepLIFT sums to delta from a black baseline (float32
     through the whole network: 1e-3 of the delta's size); DeconvNet is finite; each CAM is
     a finite map [N, H, W] >= 0."""
     from attrkit.methods import cam
@@ -187,8 +188,9 @@ def check_propagation_methods(sess, model, X, layer, cams=("GradCAMPlusPlus", "S
     with sess.graph.as_default():
         logits = sess.run(out, {x: X})
         t = logits.argmax(1)
-        lrp = LRP(sess, x, out, None, progress=False)
-        for rule in RULES:
+        rules = RULES if rules is None else rules
+        lrp = LRP(sess, x, out, None, rules=rules, progress=False)
+        for rule in rules:
             R = lrp(X, rule, target_class=t)
             assert np.isfinite(R).all() and (np.abs(R).sum(axis=(1, 2, 3)) > 0).all(), rule
         delta = logits[np.arange(len(X)), t] - sess.run(out, {x: np.zeros_like(X)})[0, t]

@@ -250,7 +250,8 @@ def test_propagation_methods_on_imported_keras_models(families, family):
     model, sess = _load(families / FORMATS["keras"].format(family))
     X = np.load(families / "{}_ref.npz".format(family))["images"][:2]
     check_propagation_methods(sess, model, X,
-                              model.layers[model.default_layers["gradcam"]])
+                              model.layers[model.default_layers["gradcam"]],
+                              rules=("zplus", "epsilon_gamma_box"))
 
 
 # ------------------------------------------------------------------ no child needed

@@ -298,7 +298,8 @@ def test_on_the_bundled_default_model(default_model, sample_data):
     model, sess = default_model
     X = sample_data[0][:2].astype(np.float32)
     check_propagation_methods(sess, model, X, model.layers["head"],
-                              cams=("GradCAMPlusPlus", "AblationCAM"))
+                              cams=("GradCAMPlusPlus", "AblationCAM"),
+                              rules=("epsilon_plus_flat", "epsilon_gamma_box"))
 
 
 @pytest.mark.slow
@@ -315,4 +316,5 @@ def test_on_vgg16(sess):
                  np.zeros(b, np.float32))) for layer, (w, b) in WEIGHT_SHAPES.items()), sess)
     X = rng.uniform(0, 255, (1, 224, 224, 3)).astype(np.float32)
     check_propagation_methods(sess, model, X, model.conv5_3,
-                              cams=("GradCAMPlusPlus", "AblationCAM"))
+                              cams=("GradCAMPlusPlus", "AblationCAM"),
+                              rules=("epsilon_plus_flat", "epsilon_gamma_box"))
