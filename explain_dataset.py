@@ -160,7 +160,10 @@ def add_compute_options(p):
                    help="comma list of " + ", ".join(METRICS) + " ('all': these four; "
                         "'none') and of Quantus' " + ", ".join(EXTRA_METRICS) + " (named "
                         "only; the faithfulness ones run the model on about 100-200 "
-                        "perturbed copies per image and method)")
+                        "perturbed copies per image and method; max_sensitivity and "
+                        "avg_sensitivity call the method again on --robustness-samples "
+                        "noisy copies, random_logit once for another class, "
+                        "model_parameter_randomisation once per layer block)")
     add_model_options(g)
     g.add_argument("--target", choices=("predicted", "true"), default="predicted",
                    help="the class each image is explained and scored for")
@@ -189,6 +192,9 @@ def add_method_options(p):
     m.add_argument("--gradcam-layer", default=None,
                    help="Grad-CAM's conv layer, also the CAM family's (default: the model's, "
                         "e.g. 'head')")
+    m.add_argument("--robustness-samples", type=int, default=20,
+                   help="noisy copies per image of Max- and Avg-Sensitivity (Quantus: 200; "
+                        "each is a call of the method)")
     m.add_argument("--lrp-rule", default="epsilon", choices=LRP_RULES,
                    help="LRP's rule or Zennit composite (epsilon_plus_flat is Zennit's "
                         "recommendation for image classifiers). DeepLIFT's baseline is "
@@ -283,7 +289,8 @@ def check_args(args):
                    ("limit", args.limit), ("shard-size", args.shard_size),
                    ("nord-m", args.nord_m), ("occlusion-size", args.occlusion_size),
                    ("curve-superpixel", args.curve_superpixel),
-                   ("perturbation-samples", args.perturbation_samples)):
+                   ("perturbation-samples", args.perturbation_samples),
+                   ("robustness-samples", args.robustness_samples)):
         if v is not None and v < 1:
             raise UsageError(POSITIVE_ERROR.format(arg="--" + arg, what="a positive int",
                                                    actual=v))

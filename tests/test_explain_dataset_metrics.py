@@ -23,8 +23,9 @@ def test_all_keeps_the_four_and_the_extra_names_are_accepted():
 
 
 def test_extra_metrics_are_scored_as_the_api_scores_them(sess):
+    on_maps = [m for m in de.EXTRA_METRICS if m not in de.METHOD_METRICS]   # below: those
     ex, settings = tiny_explainer(sess, ["--methods", "saliency,random", "--metrics",
-                                         ",".join(de.EXTRA_METRICS), "--seed", "2",
+                                         ",".join(on_maps), "--seed", "2",
                                          "--batch-size", "8"])
     X = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype(np.float32)
     items = [{"index": i, "input": "bundled", "item": f"x{i}", "image_id": i,
@@ -49,7 +50,7 @@ def test_extra_metrics_are_scored_as_the_api_scores_them(sess):
                 progress=False)}
     for col, v in want.items():
         np.testing.assert_allclose(rows[col][sal], v, rtol=1e-5, atol=1e-7, err_msg=col)
-    for col in de.EXTRA_COLUMNS.values():
+    for col in (de.EXTRA_COLUMNS[m] for m in on_maps):
         assert np.isfinite(rows[col]).any(), col
     assert np.isnan(rows["average_drop"]).all()                   # not asked for
 
@@ -146,3 +147,73 @@ def test_localisation_metrics_score_where_a_mask_exists(sess):
         kw = {"k": 255} if metric == "top_k_intersection" else {}
         assert np.isnan(rows[col][0]), col                          # image 0: no mask
         assert rows[col][1] == pytest.approx(getattr(L, fn)(A, mask, **kw)), col
+
+
+# ------------------------------------------------------------- the method-based metrics
+
+def variables_model():
+    """A tiny ReLU conv net whose weights are variables (``model.variables``), so that the
+    randomisation test can randomise them: conv1 (3x3, 4) -> conv2 (3x3, 6) -> mean ->
+    fc (5) on 16 x 16 images."""
+    import collections
+    import tensorflow as tf
+    from models import Model
+    tf1 = tf.compat.v1
+    init = tf1.glorot_uniform_initializer(seed=3)
+    x = tf1.placeholder(tf.float32, [None, 16, 16, 3], name="imgs")
+    variables, h, layers = collections.OrderedDict(), (x - 127.5) / 127.5, {}
+    for name, shape in (("conv1", [3, 3, 3, 4]), ("conv2", [3, 3, 4, 6])):
+        w = tf1.get_variable(name + "/weights", shape, initializer=init)
+        b = tf1.get_variable(name + "/biases", shape[-1:], initializer=tf1.zeros_initializer())
+        variables[name + "/weights"], variables[name + "/biases"] = w, b
+        h = layers[name] = tf.nn.relu(tf.nn.conv2d(h, w, 1, "SAME") + b, name=name)
+    w = tf1.get_variable("fc/weights", [6, 5], initializer=init)
+    variables["fc/weights"] = w
+    logits = tf.matmul(tf.reduce_mean(h, axis=[1, 2]), w)
+    model = Model(x, logits, layers, default_layers={"gradcam": "conv2"})
+    model.variables, model.class_names = variables, [f"class {k}" for k in range(5)]
+    return model
+
+
+def test_method_metrics_are_scored_as_the_api_scores_them(sess, monkeypatch):
+    """max_sensitivity, avg_sensitivity, random_logit and model_parameter_randomisation call
+    each method again with the run's settings (Saliency times the input here): each column
+    is what the API gives for that method and budget; Random's is empty; the weights are
+    put back."""
+    import tensorflow as tf
+    from attrkit.metrics import randomisation, robustness as R
+    from hw3_attribution import SaliencyMap
+    import models
+    model = variables_model()
+    sess.run(tf.compat.v1.global_variables_initializer())
+    monkeypatch.setattr(models, "tiny_convnet", lambda: model)
+    names = ",".join(de.METHOD_METRICS)
+    ex, settings = tiny_explainer(sess, ["--methods", "saliency,random", "--metrics", names,
+                                         "--seed", "2", "--robustness-samples", "3",
+                                         "--batch-size", "8"])
+    assert settings["robustness"] == {"samples": 3}
+    X = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype(np.float32)
+    items = [{"index": i, "input": "bundled", "item": f"x{i}", "image_id": i,
+              "true_class": 1, "digest": f"{i:024x}"} for i in range(2)]
+    before = sess.run(list(model.variables.values()))
+    arrays, _ = ex.explain({"name": "s", "items": items}, {i: X[i] for i in range(2)})
+    for a, b in zip(before, sess.run(list(model.variables.values()))):
+        np.testing.assert_array_equal(a, b)
+    rows = {k[4:]: v for k, v in arrays.items() if k.startswith("row_")}
+    sal = rows["method"] == "saliency"
+    x, out = model.imgs, model.logits
+    t = sess.run(out, {x: X}).argmax(1)
+    method = SaliencyMap(sess, x, out, None, progress=False)
+    kw = dict(method_kwargs=dict(multiply_with_input=True, batch_size=8))
+    want = {"max_sensitivity": R.MaxSensitivity(sess, method, X, x, out, t, nr_samples=3,
+                                                seed=2, **kw),
+            "avg_sensitivity": R.AvgSensitivity(sess, method, X, x, out, t, nr_samples=3,
+                                                seed=2, **kw),
+            "random_logit": R.RandomLogit(sess, method, X, x, out, t, **kw),
+            "randomisation_similarity": list(randomisation.ModelParameterRandomisation(
+                sess, model, method, X, t, blocks=randomisation.block_of, progress=False,
+                **kw).values())[-1]}
+    for col, v in want.items():
+        np.testing.assert_allclose(rows[col][sal], v, rtol=1e-5, atol=1e-7, err_msg=col)
+        assert np.isnan(rows[col][~sal]).all(), col          # Random: not an explanation
+    assert np.isfinite(rows["randomisation_similarity"][sal]).all()

@@ -75,7 +75,12 @@ METRICS = ("average_drop", "n_ord", "insertion", "deletion")       # --metrics a
 # which way is better (``extra_metric`` runs them)
 EXTRA_METRICS = ("sparseness", "complexity", "effective_complexity", "pixel_flipping",
                  "region_perturbation", "faithfulness_correlation",
-                 "monotonicity_correlation")
+                 "monotonicity_correlation", "max_sensitivity", "avg_sensitivity",
+                 "random_logit", "model_parameter_randomisation")
+# those of them that call the method again (on noisy copies, another class, a randomised
+# model): a column per method, as the others
+METHOD_METRICS = ("max_sensitivity", "avg_sensitivity", "random_logit",
+                  "model_parameter_randomisation")
 # and those that score a map against a ground-truth mask (--masks; attrkit.dataset.masks)
 MASK_METRICS = ("pointing_game", "relevance_mass_accuracy", "relevance_rank_accuracy",
                 "top_k_intersection", "attribution_localisation", "auc")
@@ -105,6 +110,11 @@ METRIC_COLUMNS = (("average_drop", "Average Drop %", "average_drop"),
                    "faithfulness_correlation"),
                   ("monotonicity_correlation", "Monotonicity Correlation",
                    "monotonicity_correlation"),
+                  ("max_sensitivity", "Max-Sensitivity", "max_sensitivity"),
+                  ("avg_sensitivity", "Avg-Sensitivity", "avg_sensitivity"),
+                  ("random_logit", "Random Logit (SSIM)", "random_logit"),
+                  ("randomisation_similarity", "Randomisation similarity (all blocks)",
+                   "model_parameter_randomisation"),
                   ("pointing_game", "Pointing Game", "pointing_game"),
                   ("relevance_mass_accuracy", "Relevance Mass Accuracy",
                    "relevance_mass_accuracy"),
@@ -134,6 +144,20 @@ AUTH_HINT = (". The port answers: if the cluster uses token authentication (`ray
              "give the head's token (RAY_AUTH_TOKEN, or a copy in ~/.ray/auth_token)")
 CAPACITY_ERROR = ("workers: {workers} actors with {gpus} GPU each need {need} GPUs; the "
                   "cluster has {have}")
+
+
+class RunMethod:
+    """A method of the run as the robustness and randomisation metrics call one:
+    ``(X, target_class=..., feed_dict=None)`` -> its maps, with the run's settings
+    (:meth:`Explainer.attribute`)."""
+
+    def __init__(self, explainer, name):
+        self.explainer, self.name = explainer, name
+        self.input_tensor = explainer.model.imgs
+
+    def __call__(self, X, target_class=None, feed_dict=None):
+        targets = np.asarray(target_class, np.int32)
+        return self.explainer.attribute(self.name, X, targets, None, feed_dict)[0]
 
 
 PAIR_PATH_METHODS = ("xrai", "guided_ig", "blur_ig")
@@ -316,35 +340,38 @@ class Explainer:
                                      make_qoi(s["influence"]["qoi"]), **kw)
 
     # ---------------------------------------------------------------- one method
-    def attribute(self, name, X, targets, items):
+    def attribute(self, name, X, targets, items, feed_dict=None):
+        """Method ``name``'s maps of ``X`` with the run's settings: ``(A, info)``;
+        ``feed_dict`` reaches every run (the randomisation test feeds frozen weights)."""
         s, bs = self.settings, self.settings["batch_size"]
         info = {}
+        fd = {"feed_dict": feed_dict} if feed_dict else {}
         if name == "saliency":
             A = self.methods[name](X, batch_size=bs, multiply_with_input=True,
-                                   target_class=targets)
+                                   target_class=targets, **fd)
         elif name == "ig":
             A, res = self.methods[name](X, s["ig"]["baseline"], batch_size=bs,
                                         num_steps=s["ig"]["steps"], method=s["ig"]["rule"],
                                         seed=s["seed"], return_error=True,
-                                        target_class=targets)
+                                        target_class=targets, **fd)
             info["ig_completeness_error"] = np.asarray(res["completeness_error"], np.float64)
         elif name == "smoothgrad":
             A = self.methods[name](X, batch_size=bs, samples=s["smoothgrad"]["samples"],
                                    sigma=s["smoothgrad"]["sigma"], seed=s["seed"],
-                                   target_class=targets)
+                                   target_class=targets, **fd)
         elif name in ("gradient", "gradcam", "guided_backprop") or name in CAM_METHODS:
-            A = self.methods[name](X, batch_size=bs, target_class=targets)
+            A = self.methods[name](X, batch_size=bs, target_class=targets, **fd)
         elif name in PROPAGATION_METHODS:
             A = self.methods[name](X, batch_size=bs, target_class=targets,
-                                   **propagation_call(name, s, X.shape[1:]))
+                                   **propagation_call(name, s, X.shape[1:]), **fd)
         elif name in PAIR_PATH_METHODS:
             A = self.methods[name](X, batch_size=bs, target_class=targets,
-                                   **pair_path_settings(name, s["ig"]))
+                                   **pair_path_settings(name, s["ig"]), **fd)
         elif name == "occlusion":
             A = self.methods[name](X, batch_size=bs, superpixel_size=s["occlusion"]["size"],
-                                   target_class=targets)
+                                   target_class=targets, **fd)
         elif name in PERTURBATION_METHODS:   # maps [N, H, W], one value per segment
-            A = self.methods[name](X, target_class=targets, **perturbation_call(name, s))
+            A = self.methods[name](X, target_class=targets, **perturbation_call(name, s), **fd)
         elif name == "random":
             from hw3_attribution import RandomAttribution
             m = self.model
@@ -357,7 +384,7 @@ class Explainer:
         return A, info
 
     # ---------------------------------------------------------------- the metrics
-    def score(self, A, X, targets, scores, masks=None):
+    def score(self, A, X, targets, scores, masks=None, name=None):
         """Each chosen metric on ``A`` for every image: ``{column: [N]}``, NaN where the
         metric is undefined (an all-zero map; Average Drop when f_c(x) <= 0; a
         localisation metric where the image has no mask: ``masks`` ``[N]``, bool
@@ -385,6 +412,8 @@ class Explainer:
                                                 M=s["n_ord"]["M"], batch_size=bs,
                                                 progress=False))
                 cols["n_ord"] = v
+            elif metric in METHOD_METRICS:
+                cols[EXTRA_COLUMNS[metric]] = self.method_metric(metric, name, X, targets)
             elif metric in EXTRA_METRICS:
                 cols.update(self.extra_metric(metric, A, X, targets))
             elif metric in MASK_METRICS:
@@ -445,6 +474,39 @@ class Explainer:
                                                   features_in_step=-(-h * w * c // 16), **kw)
         return {EXTRA_COLUMNS[metric]: v}
 
+    def method_metric(self, metric, name, X, targets):
+        """One of :data:`METHOD_METRICS` of method ``name`` (called with the run's settings,
+        :class:`RunMethod`) on the images: ``[N]``, NaN where undefined, and for the
+        Random method (not an explanation of the model).
+
+        Budgets: Max- and Avg-Sensitivity draw ``--robustness-samples`` noisy copies per
+        image (Quantus: 200), noise U(±0.2) in pixel units, seeded by ``--seed``; Random
+        Logit as Quantus (SSIM, seed 42); the randomisation test cascades from the top by
+        layer block (``randomisation.block_of``) with Spearman similarity and reports the
+        last step, every block randomised (lower: the method depends on the weights); a
+        model that lists no weights gives NaN."""
+        from attrkit.metrics import randomisation, robustness
+        s, n = self.settings, len(X)
+        if name == "random":
+            return np.full(n, np.nan)
+        method, x, out = RunMethod(self, name), self.model.imgs, self.model.logits
+        kw = dict(batch_size=s["batch_size"])
+        if metric in ("max_sensitivity", "avg_sensitivity"):
+            fn = robustness.MaxSensitivity if metric == "max_sensitivity" else \
+                robustness.AvgSensitivity
+            return np.asarray(fn(self.sess, method, X, x, out, targets, seed=s["seed"],
+                                 nr_samples=s["robustness"]["samples"], **kw))
+        if metric == "random_logit":
+            return np.asarray(robustness.RandomLogit(self.sess, method, X, x, out, targets,
+                                                     **kw))
+        try:
+            steps = randomisation.ModelParameterRandomisation(
+                self.sess, self.model, method, X, targets, blocks=randomisation.block_of,
+                progress=False)
+        except TypeError:                   # the model lists no weights to randomise
+            return np.full(n, np.nan)
+        return np.asarray(list(steps.values())[-1], np.float64)
+
     # ---------------------------------------------------------------- one shard
     def load(self, spec, pixels):
         """``(X [n, H, W, C], kept items, skipped entries)`` of a shard, at the model's
@@ -501,7 +563,7 @@ class Explainer:
                     self._account(name, timing, counts, t0, c0)
                     c0, t0 = self.sess.counts(), time.perf_counter()
                     cols = self.score(A, X, targets, scores,
-                                      [(masks or {}).get(it["index"]) for it in items])
+                                      [(masks or {}).get(it["index"]) for it in items], name)
                     cols.update(info)
                     self._account(name + ":metrics", timing, counts, t0, c0)
                     maps[name] = pixel_map(A)

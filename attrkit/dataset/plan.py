@@ -221,6 +221,7 @@ def make_settings(args, methods, metrics, qoi, model, options):
         "perturbation": perturbation_settings(args.segments, args.perturbation_samples),
         "gradcam_layer": args.gradcam_layer or model.default_layers["gradcam"],
         "lrp": {"rule": args.lrp_rule},
+        "robustness": {"samples": args.robustness_samples},
         "n_ord": {"M": args.nord_m or scaled_count(1000, h, w)},
         "curves": {"superpixel": args.curve_superpixel or scaled_size(8, h, w),
                    "step": args.curve_step, "baseline": args.curve_baseline},
