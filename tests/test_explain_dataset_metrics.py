@@ -217,3 +217,17 @@ def test_method_metrics_are_scored_as_the_api_scores_them(sess, monkeypatch):
         np.testing.assert_allclose(rows[col][sal], v, rtol=1e-5, atol=1e-7, err_msg=col)
         assert np.isnan(rows[col][~sal]).all(), col          # Random: not an explanation
     assert np.isfinite(rows["randomisation_similarity"][sal]).all()
+
+
+def test_every_metric_column_has_a_direction_in_the_summary():
+    """summary.md says which way is better for the columns it shows, from the figure's
+    titles, and every metric column has one."""
+    from attrkit.dataset import report
+    titles = dict(report.FIGURE_METRICS)       # (Average Increase: drawn with Average Drop)
+    assert [c for c, _, _ in de.METRIC_COLUMNS if c not in titles] == ["average_increase"]
+    assert report.directions(["average_increase"]) == "Higher is better for Average Increase."
+    assert report.directions(["average_drop", "insertion_auc", "max_sensitivity",
+                              "sparseness"]) == (
+        "Lower is better for Average Drop %, Max-Sensitivity; higher is better for "
+        "Insertion AUC.")
+    assert report.directions(["sparseness"]) == ""

@@ -176,14 +176,28 @@ def summary_head(settings, cols, summary, skipped, inputs):
         + (f" ({int(correct.sum())} predicted right)" if n_img else "")
         + f", {len(skipped)} skipped.", "",
         "Each cell: the mean over images with a 95% confidence interval (Student t). "
-        "Lower is better for Average Drop %, Necessity Ordering, Deletion AUC and IG's "
-        "completeness error; higher for Insertion AUC. Images where a metric is undefined "
+        + directions([c for c, _ in shown]) + " Images where a metric is undefined "
         "(an all-zero map; Average Drop when f_c(x) <= 0) are left out of its n.", "",
         markdown_table(["method", "n"] + [t for _, t in shown], table) if table else "(no rows)\n",
         "Settings: " + ", ".join(f"{k}={json.dumps(settings[k])}" for k in
                                  ("ig", "smoothgrad", "occlusion", "n_ord", "curves", "seed",
                                   "batch_size")), "",
     ]
+
+
+def directions(columns):
+    """Which way is better for the metric ``columns`` shown, from :data:`FIGURE_METRICS`'
+    titles: 'Lower is better for A, B; higher for C.' ('' when none is known)."""
+    titles = dict(FIGURE_METRICS, average_increase="Average Increase (higher is better)")
+    ways = {"lower": [], "higher": []}
+    for c in columns:
+        title = titles.get(c, "")
+        for way in ways:
+            if f"({way} is better)" in title:
+                ways[way].append(title.split(" (")[0])
+    text = "; ".join(f"{way} is better for {', '.join(names)}"
+                     for way, names in ways.items() if names)
+    return text[:1].upper() + text[1:] + "." if text else ""
 
 
 def experts_section(experts):
