@@ -203,3 +203,15 @@ def check_propagation_methods(sess, model, X, layer, cams=("GradCAMPlusPlus", "S
             m = getattr(cam, name)(sess, x, out, None, layer, progress=False)(
                 X[:1], batch_size=64, target_class=t[:1])
             assert m.shape == (1,) + X.shape[1:3] and np.isfinite(m).all() and m.min() >= 0
+
+
+def call_twice(counting, method, X, **kw):
+    """Call ``method`` (built on ``counting``, a :class:`CountingSession`) twice on ``X``:
+    the second call adds no op and gives the same maps. Returns ``(maps, the second call's
+    session calls)``."""
+    first = method(X, **kw)
+    size, counting.calls = n_ops(counting.graph), 0
+    again = method(X, **kw)
+    assert n_ops(counting.graph) == size
+    np.testing.assert_array_equal(first, again)
+    return first, counting.calls

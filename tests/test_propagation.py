@@ -19,7 +19,7 @@ from attrkit.methods import propagation as P
 from attrkit.methods.lrp import LRP, RULES
 from attrkit.methods.propagation import DeconvNet, DeepLIFT, DeepLiftSHAP, GradientSHAP
 from hw3_attribution import SmoothGrad
-from helpers import CountingSession, assert_close, n_ops, prefix, tensors
+from helpers import CountingSession, assert_close, call_twice, prefix, tensors
 from models import Model, linear, two_layer
 
 tf1 = tf.compat.v1
@@ -272,13 +272,9 @@ def test_batches_seeds_calls_and_graph(reference):
                  (GradientSHAP, {"baselines": reference["baselines"], "num_samples": 4,
                                  "seed": 3}, 6)]
         for cls, kw, calls in cases:
-            method = cls(counting, *tensors(model), t)
-            first = method(X, batch_size=2, **kw)
-            size, counting.calls = n_ops(sess), 0
-            again = method(X, batch_size=2, **kw)
-            assert counting.calls == calls, cls.__name__
-            assert n_ops(sess) == size
-            np.testing.assert_array_equal(first, again)
+            first, made = call_twice(counting, cls(counting, *tensors(model), t), X,
+                                     batch_size=2, **kw)
+            assert made == calls, cls.__name__
             one = np.concatenate([cls(sess, *tensors(model), [c])(X[i:i + 1], **kw)
                                   for i, c in enumerate(t)])
             if cls is GradientSHAP:     # seeded per input index: the first input only

@@ -29,12 +29,11 @@ import tensorflow as tf
 
 from hw3_attribution import (DEFAULT_BATCH_SIZE, _UNSET, AttributionMethod, GradCAM,
                              ancestors, cached_ops, check_flag, check_positive_int,
-                             clone_subgraph, descendants, model_ops, unbatch)
+                             descendants, model_ops, unbatch)
+from attrkit.methods.propagation import copy_model
 
 tf1 = tf.compat.v1
 
-CAM_COPY_ERROR = ("internal_layer: {method} runs a copy of the model's ops between "
-                  "{start} and output_tensor, which could not be made ({reason})")
 ABLATION_ZERO_WARNING = ("AblationCAM: the target score is exactly 0 for the images at {images} "
                          "of the call, so their weights (f_c - f_c ablated) / f_c are undefined "
                          "and their maps are NaN")
@@ -56,12 +55,15 @@ class CAMMethod(GradCAM):
     its low-resolution map comes from them (:meth:`low_res`)."""
 
     uses_gradients = True
+    rows = None                 # 'score' or 'ablation': the method runs rows per channel
 
     def _define_ops(self):
         self._runner.check_layer(self.internal_layer)
         AttributionMethod._define_ops(self)
-        self._layer_ops = layer_ops(self.input_tensor, self.output_tensor,
-                                    self.internal_layer)
+        x, out, layer = self.input_tensor, self.output_tensor, self.internal_layer
+        self._layer_ops = layer_ops(x, out, layer)
+        if self.rows:
+            self._channel_rows = channel_row_ops(self.rows, x, out, layer)
 
     def __call__(self, X, batch_size=DEFAULT_BATCH_SIZE, *, upsample=True,
                  target_class=_UNSET, feed_dict=None):
@@ -76,9 +78,13 @@ class CAMMethod(GradCAM):
 
     def low_res(self, run, X, targets, bs):
         """The map before ReLU and upsampling ``[N, h, w]`` (float64)."""
-        acts, grads = self._layer_ops.activations(run, X, targets, bs, self.uses_gradients,
-                                                  type(self).__name__)
+        ops = self._layer_ops
+        acts, grads = self.fetch(run, X, targets, bs, [ops.layer, ops.grads])
         return self.cam(acts, grads)
+
+    def fetch(self, run, X, targets, bs, tensors):
+        """``tensors`` (the layer's, or computed with the target rows) at the inputs."""
+        return self._layer_ops.fetch(run, X, targets, bs, tensors, type(self).__name__)
 
     @staticmethod
     def cam(acts, grads):
@@ -148,7 +154,7 @@ class EigenCAM(CAMMethod):
     uses_gradients = False
 
     def low_res(self, run, X, targets, bs):
-        acts, _ = self._layer_ops.activations(run, X, targets, bs, False, "eigen-cam")
+        (acts,) = self.fetch(run, X, targets, bs, [self._layer_ops.layer])
         return first_component(acts)
 
 
@@ -171,14 +177,10 @@ class ScoreCAM(CAMMethod):
     ``ceil(N·K / batch_size)`` session calls."""
 
     api = "ScoreCAM(sess, input_tensor, output_tensor, target_class, internal_layer)"
-    uses_gradients = False
-
-    def _define_ops(self):
-        super()._define_ops()
-        self._channel_rows = self._layer_ops.score_rows()
+    uses_gradients, rows = False, "score"
 
     def low_res(self, run, X, targets, bs):
-        acts, _ = self._layer_ops.activations(run, X, targets, bs, False, "score-cam")
+        (acts,) = self.fetch(run, X, targets, bs, [self._layer_ops.layer])
         ops = self._channel_rows
         scores = channel_rows(run, ops, {ops.images: X, ops.acts: acts}, targets, bs,
                               "score-cam")                                  # [N, K]
@@ -196,20 +198,17 @@ class AblationCAM(CAMMethod):
     batch_size)`` session calls, each far cheaper than a forward pass."""
 
     api = "AblationCAM(sess, input_tensor, output_tensor, target_class, internal_layer)"
-    uses_gradients = False
-
-    def _define_ops(self):
-        super()._define_ops()
-        self._channel_rows = self._layer_ops.ablation_rows()
+    uses_gradients, rows = False, "ablation"
 
     def low_res(self, run, X, targets, bs):
-        acts, _ = self._layer_ops.activations(run, X, targets, bs, False, "ablation-cam")
+        layer_ops = self._layer_ops       # the activations and f_c(x) in the same runs
+        acts, original = self.fetch(run, X, targets, bs,
+                                    [layer_ops.layer, layer_ops.model.score])
         lows = acts.reshape(len(acts), -1).min(axis=1)
         value = np.where(lows == 0, 0.0, lows - ABLATION_VALUE).astype(np.float32)
         ops = self._channel_rows
         ablated = channel_rows(run, ops, {ops.acts: acts, ops.value: value}, targets, bs,
                                "ablation-cam")                              # [N, K]
-        original = run.logits(X, bs)[np.arange(len(X)), targets].astype(np.float64)
         if (original == 0).any():
             warnings.warn(ABLATION_ZERO_WARNING.format(
                 images=np.flatnonzero(original == 0).tolist()), RuntimeWarning, stacklevel=4)
@@ -241,7 +240,7 @@ def channel_rows(run, ops, per_image, targets, bs, desc):
 class LayerOps:
     """The family's ops for one (input, output, layer), built once per graph: the layer's
     activations and the gradient of the target score there, and one bilinear upsampling
-    (``GradCAM``'s). The row ops of ScoreCAM and AblationCAM are built when first used."""
+    (``GradCAM``'s)."""
 
     def __init__(self, x, out, layer):
         self.x, self.out, self.layer = x, out, layer
@@ -253,40 +252,35 @@ class LayerOps:
             self.size = tf1.placeholder(tf.int32, [2], name="size")
             self.resized = tf.image.resize(self.maps[..., None], self.size,
                                            method="bilinear")[..., 0]
-        self._rows = {}
 
-    def activations(self, run, X, targets, bs, with_grads, desc):
-        """``(A [N, h, w, K], g or None)`` float64 at the inputs."""
-        fetches = [self.layer, self.grads] if with_grads else [self.layer]
-        out = [[] for _ in fetches]
-        for sl, values in run.chunks(fetches, len(X), lambda s: {
+    def fetch(self, run, X, targets, bs, tensors, desc):
+        """``tensors`` (the layer, its gradient, the target score) at the inputs: float64
+        arrays ``[N, ...]``, one per tensor, ``batch_size`` inputs per run."""
+        out = [[] for _ in tensors]
+        for sl, values in run.chunks(tensors, len(X), lambda s: {
                 self.x: X[s], self.model.target: targets[s]}, desc, bs):
             for o, v in zip(out, values):
                 o.append(v)
-        arrays = [np.concatenate(o).astype(np.float64) for o in out]
-        return arrays[0], (arrays[1] if with_grads else None)
+        return [np.concatenate(o).astype(np.float64) for o in out]
 
     def upsampled(self, run, maps, size, bs):
         """Maps ``[N, h, w]`` resized to ``size`` (H, W)."""
         return run.collect(self.resized, len(maps), lambda s: {
             self.maps: maps[s].astype(np.float32), self.size: list(size)}, None, bs)
 
-    def score_rows(self):
-        return self._built("score", lambda: ScoreRows(self))
-
-    def ablation_rows(self):
-        return self._built("ablation", lambda: AblationRows(self))
-
-    def _built(self, key, build):
-        if key not in self._rows:
-            with self.x.graph.as_default():
-                self._rows[key] = build()
-        return self._rows[key]
 
 
 def layer_ops(x, out, layer):
     return cached_ops(x.graph, ("cam", x.name, out.name, layer.name),
                       lambda: LayerOps(x, out, layer))
+
+
+def channel_row_ops(kind, x, out, layer):
+    """Score-CAM's (``kind`` 'score') or Ablation-CAM's ('ablation') row ops, built once
+    per graph."""
+    build = {"score": ScoreRows, "ablation": AblationRows}[kind]
+    return cached_ops(x.graph, ("cam_rows", kind, x.name, out.name, layer.name),
+                      lambda: build(layer_ops(x, out, layer)))
 
 
 class ChannelRows:
@@ -298,12 +292,8 @@ class ChannelRows:
             self.row_image = tf1.placeholder(tf.int32, [None], name="row_image")
             self.row_channel = tf1.placeholder(tf.int32, [None], name="row_channel")
             self.target = tf1.placeholder(tf.int32, [None], name="target")
-            rows = build_rows(self)
-            try:
-                (logits,) = clone_subgraph(start_tensor, [ops.out], rows, name="model")
-            except Exception as err:   # an op that cannot be copied
-                raise ValueError(CAM_COPY_ERROR.format(
-                    method=method, start=start, reason=f"{type(err).__name__}: {err}")) from None
+            logits = copy_model(start_tensor, ops.out, build_rows(self), method,
+                                arg="internal_layer", start=start)
             self.score = tf.gather(logits, self.target, axis=1, batch_dims=1)
 
 

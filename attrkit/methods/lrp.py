@@ -58,6 +58,7 @@ from tensorflow.python.ops import gen_math_ops, gen_nn_ops
 from hw3_attribution import (DEFAULT_BATCH_SIZE, _UNSET, AttributionMethod, cached_ops,
                              check_choice, check_number, check_positive_int, clone_subgraph,
                              descendants, ancestors, register_gradients, unbatch)
+from attrkit.methods.propagation import copy_model, copy_prefix
 
 tf1 = tf.compat.v1
 
@@ -68,8 +69,6 @@ NO_RULE_ERROR = ("output_tensor: LRP has no rule for op {name!r} of type {type} 
 ALPHA_BETA_ERROR = ("alpha, beta: expected alpha - beta = 1 with both >= 0 (Zennit's "
                     "AlphaBeta), got alpha={alpha!r}, beta={beta!r}")
 BOUNDS_ERROR = "low, high: expected low < high, got low={low!r}, high={high!r}"
-COPY_ERROR = ("output_tensor: LRP runs a copy of the model's ops between input_tensor and "
-              "output_tensor, which could not be made ({reason})")
 
 RULES = ("epsilon", "zplus", "alpha_beta", "epsilon_plus_flat", "epsilon_gamma_box")
 STABILIZER = 1e-6      # Zennit's stabilizer of every rule but Epsilon's own epsilon
@@ -81,10 +80,9 @@ AFFINE = ("BiasAdd", "Add", "AddV2", "Sub", "Mul", "RealDiv") + BATCH_NORMS
 ACTIVATIONS = ("Relu", "Relu6", "Elu", "Selu", "LeakyRelu", "Sigmoid", "Tanh", "Softplus",
                "Softsign")
 NORM = ("AvgPool", "Mean", "Sum", "AddN")
-GRADIENT = ("MaxPool", "Max", "Reshape", "Squeeze", "ExpandDims", "Transpose", "Pad", "PadV2", "ReverseV2",
-            "Split", "SplitV", "Unpack",
-            "ConcatV2", "Slice", "StridedSlice", "Identity", "IdentityN", "Pack",
-            "Placeholder")
+GRADIENT = ("MaxPool", "Max", "Reshape", "Squeeze", "ExpandDims", "Transpose", "Pad", "PadV2",
+            "ReverseV2", "Split", "SplitV", "Unpack", "ConcatV2", "Slice", "StridedSlice",
+            "Identity", "IdentityN", "Pack")
 
 
 class LRP(AttributionMethod):
@@ -287,21 +285,16 @@ class LRPOps:
         roles = lrp_plan(x, out)
         first_conv = assign_rules(roles, x.graph.get_operations(), rule)
         with tf1.name_scope(f"attrkit_lrp_{rule}"):
-            self.params = {k: tf1.placeholder_with_default(np.asarray(v, x.dtype.as_numpy_dtype), [], name=k)
+            dtype = x.dtype.as_numpy_dtype
+            self.params = {k: tf1.placeholder_with_default(np.asarray(v, dtype), [], name=k)
                            for k, v in (("epsilon", 1e-6), ("alpha", 2.0), ("beta", 1.0),
                                         ("gamma", 0.25), ("low", 0.0), ("high", 255.0))}
             self.bounds = (box_bounds(x, first_conv, self.params)
                            if rule == "epsilon_gamma_box" else None)
-            try:
-                (logits,) = clone_subgraph(x, [out], x, name="model",
-                                           gradient_override=lambda op: gradient_of(roles, op))
-            except Exception as err:   # an op that cannot be copied
-                raise ValueError(COPY_ERROR.format(reason=f"{type(err).__name__}: {err}")) \
-                    from None
-            prefix = logits.name[:-len(out.name)]
-            self.prefix = prefix
+            logits = copy_model(x, out, x, "LRP", lambda op: gradient_of(roles, op))
+            self.prefix = copy_prefix(logits, out)
             _SPECS.setdefault(x.graph, {}).update(
-                {prefix + name: (role, self) for name, role in roles.items()})
+                {self.prefix + name: (role, self) for name, role in roles.items()})
             self.target = tf1.placeholder(tf.int32, [None], name="target")
             score = tf.gather(logits, self.target, axis=1, batch_dims=1)
             self.relevance = tf.gradients(score, x, grad_ys=tf.stop_gradient(score))[0]

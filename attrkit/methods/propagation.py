@@ -32,8 +32,8 @@ from hw3_attribution import (DEFAULT_BATCH_SIZE, _UNSET, AttributionMethod, as_a
 
 tf1 = tf.compat.v1
 
-COPY_ERROR = ("output_tensor: {method} overrides gradients on a copy of the model's ops "
-              "between input_tensor and output_tensor, which could not be made ({reason})")
+COPY_ERROR = ("{arg}: {method} runs a copy of the model's ops between {start} and "
+              "output_tensor, which could not be made ({reason})")
 BASELINES_ERROR = ("baselines: expected an array of baseline images [B, {shape}] (B >= 1) or "
                    "one image [{shape}], got {actual}")
 
@@ -58,8 +58,9 @@ class DeepLIFT(AttributionMethod):
     input's shape or of ``X``'s shape. Each run feeds ``batch_size`` inputs and the
     baseline, which go through the model in the same run (Captum concatenates them), but
     a baseline shared by the inputs is one row, not a copy per input: each rule compares
-    every input's activations with the baseline's. Where ours differs: ReLU6, SELU and leaky ReLU take the rescale
-    rule too (Captum's ``nn.ReLU6`` keeps its gradient); a ``Softmax`` inside the model
+    every input's activations with the baseline's. Where ours differs: ReLU6, SELU and
+    leaky ReLU take the rescale rule too (Captum's ``nn.ReLU6`` keeps its gradient); a
+    ``Softmax`` inside the model
     keeps its gradient (Captum rescales ``nn.Softmax``), and so does a product of two
     tensors that both depend on the input (swish: the sigmoid is rescaled, the product is
     differentiated). Session calls: ``ceil(N / batch_size)`` (+ forwards when the target
@@ -83,7 +84,7 @@ class DeepLIFT(AttributionMethod):
                        single)
 
 
-class DeepLiftSHAP(AttributionMethod):
+class DeepLiftSHAP(DeepLIFT):
     """DeepLIFT averaged over a set of baselines (Lundberg and Lee 2017), as Captum's
     ``DeepLiftShap``: ``mean_j DeepLIFT(x, b_j)``.
 
@@ -95,10 +96,6 @@ class DeepLiftSHAP(AttributionMethod):
     """
 
     api = "DeepLiftSHAP(sess, input_tensor, output_tensor, target_class)"
-
-    def _define_ops(self):
-        super()._define_ops()
-        self._deeplift = deeplift_ops(self.input_tensor, self.output_tensor)
 
     def __call__(self, X, baselines, batch_size=DEFAULT_BATCH_SIZE, *, target_class=_UNSET,
                  feed_dict=None):
@@ -137,10 +134,9 @@ class DeepLiftOps:
             self.x = x
             self.baseline = tf1.placeholder(x.dtype, x.shape, name="baseline")
             self.target = tf1.placeholder(tf.int32, [None], name="target")
-            (base,) = clone_subgraph(x, [out], self.baseline, name="baseline_model")
+            base = copy_model(x, out, self.baseline, "DeepLIFT")
             logits = copy_model(x, out, x, "DeepLIFT", DEEPLIFT_GRADIENTS)
-            _TWINS.setdefault(x.graph, {})[logits.name[:-len(out.name)]] = \
-                base.name[:-len(out.name)]
+            _TWINS.setdefault(x.graph, {})[copy_prefix(logits, out)] = copy_prefix(base, out)
             score = tf.gather(logits, self.target, axis=1, batch_dims=1)
             self.grad = tf.gradients(score, x)[0]
             self.attr = (x - self.baseline) * self.grad
@@ -161,16 +157,24 @@ def deeplift_ops(x, out):
     return cached_ops(x.graph, ("deeplift", x.name, out.name), lambda: DeepLiftOps(x, out))
 
 
-def copy_model(x, out, new_x, method, gradients):
-    """``out`` recomputed from ``new_x`` by a copy of the model's ops whose ops of the types
-    in ``gradients`` carry those registered gradients."""
+def copy_model(x, out, new_x, method, gradients=None, arg="output_tensor",
+               start="input_tensor"):
+    """``out`` recomputed from ``new_x`` in place of ``x`` by a copy of the model's ops
+    (``clone_subgraph``), ``gradients`` overriding some of their gradients; a graph that
+    cannot be copied is :data:`COPY_ERROR` naming ``method``, ``arg`` and where the copy
+    starts."""
     try:
         (logits,) = clone_subgraph(x, [out], new_x, name="model",
                                    gradient_override=gradients)
     except Exception as err:   # an op that cannot be copied
-        raise ValueError(COPY_ERROR.format(method=method,
+        raise ValueError(COPY_ERROR.format(arg=arg, method=method, start=start,
                                            reason=f"{type(err).__name__}: {err}")) from None
     return logits
+
+
+def copy_prefix(copy, original):
+    """The name prefix of the ops of a copy (``copy`` the copy of tensor ``original``)."""
+    return copy.name[:-len(original.name)]
 
 
 def twin(op):
