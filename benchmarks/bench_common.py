@@ -236,6 +236,24 @@ def build_model(name, sess, n_images=None):
     return model, (X[:n_images] if n_images else X)
 
 
+def graph_model(name, n_images=None):
+    """``(sess, model, X)``: :func:`build_model` in a new graph-mode session."""
+    import tensorflow as tf
+    tf.compat.v1.disable_eager_execution()
+    sess = tf.compat.v1.Session(graph=tf.Graph())
+    with sess.graph.as_default():
+        model, X = build_model(name, sess, n_images)
+    return sess, model, X
+
+
+def emit(text, out=None):
+    """Print a benchmark's table, and write it atomically to ``out`` when given."""
+    print(text)
+    if out:
+        from run import write_atomic
+        write_atomic(out, text)
+
+
 # ---------------------------------------------------------------------------- table
 
 def fmt(v, digits=3):

@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 
-from bench_common import TimedSession, build_model, fmt, log, raw_rate  # noqa: E402
+from bench_common import TimedSession, emit, fmt, graph_model, log, raw_rate  # noqa: E402
 
 GOAL = 0.95
 BATCH = 16
@@ -129,19 +129,11 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=3, help="rounds (default 3)")
     p.add_argument("--out", help="also write the table (Markdown) to this file")
     args = p.parse_args(argv)
-    import tensorflow as tf
-    tf.compat.v1.disable_eager_execution()
-    sess = tf.compat.v1.Session(graph=tf.Graph())
-    with sess.graph.as_default():
-        model, X = build_model(args.model, sess, args.images)
+    sess, model, X = graph_model(args.model, args.images)
     ratios, rows = measure(model, sess, X, args.rounds)
     randomisation = (randomisation_overhead(model, sess, X, args.rounds)
                      if hasattr(model, "variables") else None)
-    text = report(args.model, X, ratios, rows, randomisation)
-    print(text)
-    if args.out:
-        from run import write_atomic
-        write_atomic(args.out, text)
+    emit(report(args.model, X, ratios, rows, randomisation), args.out)
 
 
 if __name__ == "__main__":

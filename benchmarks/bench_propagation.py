@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 
-from bench_common import ROOT, build_model, fmt, log, raw_rate  # noqa: E402
+from bench_common import ROOT, emit, fmt, graph_model, log, raw_rate  # noqa: E402
 
 BATCH = 16
 GRADIENT_GOAL, FORWARD_GOAL = 0.9, 0.95
@@ -223,20 +223,12 @@ def main(argv=None):
     p.add_argument("--torch-python", help="an interpreter with torch and the references")
     p.add_argument("--out", help="also write the table (Markdown) to this file")
     args = p.parse_args(argv)
-    import tensorflow as tf
-    tf.compat.v1.disable_eager_execution()
-    sess = tf.compat.v1.Session(graph=tf.Graph())
-    with sess.graph.as_default():
-        model, X = build_model(args.model, sess)
+    sess, model, X = graph_model(args.model)
     X = X[np.arange(args.images) % len(X)]
     ratios, work = measure(model, sess, X, args.cam_images, args.rounds)
     references = (beside_references(args.torch_python, 4, os.cpu_count())
                   if args.torch_python else None)
-    text = report(args.model, X, ratios, work, references)
-    print(text)
-    if args.out:
-        from run import write_atomic
-        write_atomic(args.out, text)
+    emit(report(args.model, X, ratios, work, references), args.out)
 
 
 if __name__ == "__main__":
