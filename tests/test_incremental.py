@@ -204,3 +204,25 @@ def test_bundled_default_model(default_model, sample_data):
         got = occ(X, superpixel_size=32, baseline="blur")
         plain = occ(X, superpixel_size=32, baseline="blur", incremental=False)
     np.testing.assert_allclose(got, plain, rtol=1e-4, atol=1e-4 * np.abs(plain).max())
+
+
+def test_imported_torchvision_resnet18(sess, tmp_path):
+    """An imported torchvision ResNet-18 (explicit pads, batch norms, residual Adds): the
+    automatic choice is incremental at 8 x 8 patches, the Adds of its early blocks are
+    windowed, and 56 x 56 patches (whose windows cover the map sooner) and 40 x 40 with
+    stride 24 (overlapping, not dividing 224) give the plain path's map."""
+    import resnet_ref
+    from attrkit.models import torchvision_resnet as R
+    from torch_writer import write_state_dict
+    path = str(tmp_path / "resnet18.pth")
+    write_state_dict(path, resnet_ref.reference_state("resnet18"), "zip")
+    model = R.TorchvisionResNet("resnet18", path, sess)
+    plan = incremental_plan(model.imgs, model.logits, 8, 224, 224)
+    assert plan.worth_it and "AddV2" in {op.type for op in plan.windowed}
+    X = images(1, 224, seed=5)
+    occ = Occlusion(sess, model.imgs, model.logits, None, progress=False)
+    logits = np.abs(sess.run(model.logits, {model.imgs: X})).max()
+    for size, stride in ((56, None), (40, 24)):
+        got = occ(X, superpixel_size=size, stride=stride, baseline="blur", incremental=True)
+        plain = occ(X, superpixel_size=size, stride=stride, baseline="blur", incremental=False)
+        np.testing.assert_allclose(got, plain, rtol=1e-4, atol=1e-5 * logits)

@@ -18,6 +18,9 @@ with ``X`` and keywords, on the engine of ``hw3_attribution``:
   ``XGradCAM``, ``LayerCAM``, ``HiResCAM``, ``EigenCAM``, ``ScoreCAM``, ``AblationCAM``):
   maps ``[N, H, W]``; Score-CAM's masked copies and Ablation-CAM's ablated activations are
   rows built in the graph.
+- ``incremental``: exact incremental occlusion (``Occlusion``'s ``incremental``): the
+  window each early layer recomputes for a patch, from the image's own activations, and
+  the rest of the model copied onto the spliced maps.
 - ``segmentation``: the one place that turns images into segments (the perturbation
   methods' ``segments`` argument as label maps; XRAI's Felzenszwalb segments, a
   ``segments`` argument parsed into masks).

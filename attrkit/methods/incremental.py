@@ -166,7 +166,7 @@ class IncrementalOps:
     def __init__(self, x, out, size, height, width, build=True):
         self.x, self.out, self.build = x, out, build
         self.down = descendants(x.op)
-        self.caches, self.gathers, self.windows = {}, [], {}
+        self.caches, self.gathers, self.windows, self.scope_of = {}, [], {}, {}
         positions = (np.arange(height - size + 1), np.arange(width - size + 1))
         rows, cols = (Axis(p, p + size - 1, n) for p, n in zip(positions, (height, width)))
         with tf1.name_scope("incremental"):
@@ -202,17 +202,17 @@ class IncrementalOps:
         return t.op is self.x.op or t.op in self.down
 
     def _windowed(self, op):
-        """Give ``op``'s output a window, if it can have one; True when it did."""
-        if op.type in SPATIAL:
-            window = self._spatial(op)
-        elif op.type in PADS:
-            window = self._padded(op)
-        elif op.type in ELEMENTWISE:
-            window = self._elementwise(op)
-        else:
-            window = None
+        """Give ``op``'s output a window, if it can have one; True when it did. The ops
+        built for it are in a name scope of its own (:attr:`scope_of`, for traces)."""
+        kind = (self._spatial if op.type in SPATIAL else self._padded if op.type in PADS
+                else self._elementwise if op.type in ELEMENTWISE else None)
+        if kind is None:
+            return False
+        with tf1.name_scope(op.name.replace("/", "_")) as scope:
+            window = kind(op)
         if window is not None:
             self.windows[op.outputs[0].name] = window
+            self.scope_of[op.name] = scope
         return window is not None
 
     def _spatial(self, op):
