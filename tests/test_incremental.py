@@ -226,3 +226,4 @@ def test_imported_torchvision_resnet18(sess, tmp_path):
         got = occ(X, superpixel_size=size, stride=stride, baseline="blur", incremental=True)
         plain = occ(X, superpixel_size=size, stride=stride, baseline="blur", incremental=False)
         np.testing.assert_allclose(got, plain, rtol=1e-4, atol=1e-5 * logits)
+

@@ -180,7 +180,8 @@ class IncrementalOps:
                 self.gathers.append(patch)
             self.windows[x.name] = Window(x, rows, cols, patch and patch.value)
             ops = _ops_between(x, [out])
-            self.windowed = [op for op in ops if self._windowed(op)]
+            plannable = static(x) and x.dtype == tf.float32
+            self.windowed = [op for op in ops if plannable and self._windowed(op)]
             self.rest = [op for op in ops if op not in set(self.windowed)]
             if build:
                 self._build_rest()
@@ -206,7 +207,7 @@ class IncrementalOps:
         built for it are in a name scope of its own (:attr:`scope_of`, for traces)."""
         kind = (self._spatial if op.type in SPATIAL else self._padded if op.type in PADS
                 else self._elementwise if op.type in ELEMENTWISE else None)
-        if kind is None:
+        if kind is None or not static(op.outputs[0]):
             return False
         with tf1.name_scope(op.name.replace("/", "_")) as scope:
             window = kind(op)
@@ -315,9 +316,10 @@ class IncrementalOps:
     def _macs(self, windowed, rest):
         """Multiply-adds per patch ``(incremental, full model)`` of the convolutions and
         dense layers."""
-        def full(op):
-            shape = op.outputs[0].shape.as_list()
-            return conv_macs(op, *(shape[1:3] if len(shape) == 4 else (1, 1)))
+        def full(op):      # a size the graph does not know counts as 1
+            shape = op.outputs[0].shape
+            dims = shape.as_list()[1:3] if shape.rank == 4 else (1, 1)
+            return conv_macs(op, *(d or 1 for d in dims))
         window = sum(conv_macs(op, self.windows[op.outputs[0].name].rows.size,
                                self.windows[op.outputs[0].name].cols.size) for op in windowed)
         rest_macs = sum(full(op) for op in rest)
@@ -355,6 +357,11 @@ class IncrementalOps:
                     out[k, start:start + len(i)] = runner.run(self.score, feed)
                     bar.update(len(i))
         return out
+
+
+def static(t):
+    """True for a float map ``[N, h, w, C]`` whose h, w and C the graph knows."""
+    return t.shape.rank == 4 and None not in t.shape.as_list()[1:]
 
 
 def per_channel(t):
