@@ -92,8 +92,11 @@ def traced_ms(sess, fetch, feed):
 
 
 def per_layer(sess, model, X, ops, size):
-    """Rows ``(layer, full ms/row, incremental ms/row, part)`` for the conv and pool ops of
-    the model: one traced run of a chunk of 16 rows each way."""
+    """Rows ``(layer, plain ms/row, incremental ms/row, part)`` per layer of the model (its
+    ops' first name component: VGG16's ``conv1_1``, ``pool1``, ``fc6``), from one traced run
+    of a chunk of 16 rows each way, and the whole runs' ms/row and the splicing gathers'.
+    TensorFlow fuses a convolution with its bias and ReLU into one kernel named after the
+    last of them, so times are summed per layer, not per op."""
     from hw3_attribution import patch_starts
     corners = np.array([(i, j) for i in patch_starts(224, size, size)
                         for j in patch_starts(224, size, size)])[:BATCH]
@@ -106,23 +109,32 @@ def per_layer(sess, model, X, ops, size):
     feed[ops.target] = np.zeros(BATCH, np.int32)
     inc = traced_ms(sess, ops.score, feed)
     full = traced_ms(sess, model.logits, {model.imgs: np.repeat(X[:1], BATCH, 0)})
-    rows = []
-    windowed = {op.name for op in ops.windowed}
-    for op in ops.windowed + ops.rest:
-        if op.type not in ("Conv2D", "DepthwiseConv2dNative", "MaxPool", "MatMul"):
-            continue
-        if op.name in windowed:
-            scope = ops.scope_of[op.name]
-            ms = sum(v for k, v in inc.items() if k.startswith(scope))
-            window = ops.windows[op.outputs[0].name]
-            part = f"window {window.rows.size}x{window.cols.size} of " \
-                   f"{window.rows.length}x{window.cols.length}"
+    layer_of = {scope: op.name.split("/")[0] for op in ops.windowed
+                for scope in [ops.scope_of[op.name]]}
+    plain_ms, inc_ms = collections.Counter(), collections.Counter()
+    for node, ms in full.items():
+        plain_ms[node.split("/")[0]] += ms
+    for node, ms in inc.items():
+        if node.startswith("incremental/rest/"):
+            inc_ms[node[len("incremental/rest/"):].split("/")[0]] += ms
         else:
-            ms = sum(v for k, v in inc.items() if k.startswith("incremental/rest/" + op.name)
-                     and k[len("incremental/rest/" + op.name):] in ("", "/"))
-            part = "full"
-        rows.append((op.name, full.get(op.name, 0.0) / BATCH, ms / BATCH, part))
-    gathers = sum(v for k, v in inc.items() if "GatherV2" in k or "/region" in k)
+            scope = next((sc for sc in layer_of if node.startswith(sc)), None)
+            inc_ms[layer_of[scope] if scope else "(splicing into full maps)"] += ms
+    parts = {}
+    for op in ops.windowed:
+        w = ops.windows[op.outputs[0].name]
+        parts[op.name.split("/")[0]] = (f"window {w.rows.size}x{w.cols.size} of "
+                                        f"{w.rows.length}x{w.cols.length}")
+    layers = []
+    for op in ops.windowed + ops.rest:
+        layer = op.name.split("/")[0]
+        if layer not in layers and (plain_ms[layer] or inc_ms[layer]):
+            layers.append(layer)
+    rows = [(layer, plain_ms[layer] / BATCH, inc_ms[layer] / BATCH, parts.get(layer, "full"))
+            for layer in layers]
+    rows.append(("(splicing into full maps)", 0.0,
+                 inc_ms["(splicing into full maps)"] / BATCH, "gathers"))
+    gathers = sum(v for k, v in inc.items() if "GatherV2" in k)
     return rows, sum(full.values()) / BATCH, sum(inc.values()) / BATCH, gathers / BATCH
 
 
@@ -153,8 +165,9 @@ def report(results, layers, size):
                   "TensorFlow's step stats, so they add up to a little more than the wall "
                   f"time). Whole run: plain {fmt(full_ms)} ms/row, incremental "
                   f"{fmt(inc_ms)} ms/row, of which the gathers that build the regions and "
-                  f"splice the windows {fmt(gather_ms)} ms/row. The windowed layers' figures "
-                  "include their region's gather.", "",
+                  f"splice the windows {fmt(gather_ms)} ms/row. A windowed layer's figure "
+                  "includes its region's gather; the last row is the splicing of the walk's "
+                  "last windows into full maps, where the rest of the model takes over.", "",
                   "| layer | plain | incremental | part |", "| --- | --- | --- | --- |"]
         for layer, full, inc, part in rows:
             lines.append(f"| {layer} | {fmt(full)} | {fmt(inc)} | {part} |")

@@ -263,3 +263,21 @@ def test_perturbation_rows_on_tiny_model(tiny):
         assert len(r["theirs"]) == len(r["ours"]) == 1
         if r["diff"] is not None:                  # LIME, KernelSHAP: the same estimates
             assert r["diff"] < 1e-6, (name, r["diff"])
+
+
+def test_occlusion_benchmark_on_the_default_model(default_model, sample_data):
+    """bench_occlusion's plumbing on the bundled model with 56-pixel patches (16 rows): the
+    ratios, the plan's multiply-adds and the per-layer table from traced runs, whose windowed
+    layers say their window and whose incremental time is below the plain one in total."""
+    import bench_occlusion as bo
+    model, sess = default_model
+    X = sample_data[0][:1].astype(np.float32)
+    ratios, ops = bo.measure("efficientnet_lite0", sess, model, X, 56, 1, True)
+    assert set(ratios) == {"incremental", "plain"} and all(len(r) == 1 for r in ratios.values())
+    with sess.graph.as_default():
+        layers = bo.per_layer(sess, model, X, ops, 56)
+    rows, plain_ms, inc_ms, gathers = layers
+    assert any(part.startswith("window") for *_, part in rows) and 0 < gathers < inc_ms
+    assert inc_ms > 0 and plain_ms > 0
+    text = bo.report({"efficientnet_lite0": (dict(ratios), ops, 16)}, layers, 56)
+    assert "| efficientnet_lite0 | incremental | 16 |" in text and "window " in text

@@ -23,9 +23,11 @@ import explain_dataset as ed
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # small budgets: IG 8 steps, SmoothGrad 4 samples, N_Ord M=5000, 28-px superpixels, 32
 # masked copies per image for LIME, KernelSHAP and RISE (lime's quickshift segments)
+# the test runs' budgets; the CAM layer is block6 (192 channels, where the default head has
+# 1,280), so that Score-CAM's row per channel keeps the runs short
 SMALL = ["--ig-steps", "8", "--sg-samples", "4", "--occlusion-size", "28", "--nord-m",
          "5000", "--curve-superpixel", "28", "--curve-step", "4", "--perturbation-samples",
-         "32", "--no-progress"]
+         "32", "--gradcam-layer", "block6", "--no-progress"]
 
 
 def run_cli(*args, timeout=600, env=None):
@@ -509,7 +511,7 @@ def api_rows(sess, model, X, digest):
         "ig": ig,
         "smoothgrad": ha.SmoothGrad(sess, x, logits, None, **kw)(X, samples=4),
         "gradient": ha.VanillaGradient(sess, x, logits, None, **kw)(X),
-        "gradcam": ha.GradCAM(sess, x, logits, None, model.layers["head"], **kw)(X),
+        "gradcam": ha.GradCAM(sess, x, logits, None, model.layers["block6"], **kw)(X),
         "occlusion": ha.Occlusion(sess, x, logits, None, **kw)(X, superpixel_size=28),
         "random": ha.RandomAttribution(sess, x, logits, None, seed=dp.image_seed(0, digest),
                                        **kw)(X),
