@@ -58,7 +58,8 @@ import traceback
 import numpy as np
 
 from attrkit.dataset.engine import (ADDRESS_ERROR, EXTRA_METRICS, LRP_RULES, MASK_METRICS,
-                                    METHODS, METRICS, PERTURBATION_METHODS, SEGMENT_KINDS, Explainer, is_done, make_qoi, model_spec,
+                                    METHODS, METRICS, PERTURBATION_METHODS, SEGMENT_KINDS,
+                                    Explainer, is_done, make_qoi, maps_path, model_spec,
                                     pixel_map, run_shards, shard_path, skimage_methods,
                                     start_ray)
 from attrkit.dataset.plan import (BUNDLED, Inputs, UsageError, default_shard_size,
@@ -544,7 +545,11 @@ class Job:
 
     def maps_of(self, method, indices, targets):
         """The pixel maps ``[n, H, W]`` of ``method`` for the items ``indices`` (for the
-        gallery: a few images, computed again here by the probe model)."""
+        gallery: a few images): those that this plan's shards saved (``--save-maps``, now or
+        in an earlier run) as they are, else computed again here by the probe model."""
+        saved = [self.saved_map(method, i) for i in indices]
+        if all(a is not None for a in saved):
+            return np.stack(saved)
         if not getattr(self, "_configured", False):
             self.probe.configure(self.settings)
             self._configured = True
@@ -552,6 +557,19 @@ class Job:
         A, _ = self.probe.attribute(method, self.images_of(indices), targets,
                                     [items[i] for i in indices])
         return pixel_map(A)
+
+    def saved_map(self, method, index):
+        """The pixel map of ``method`` for item ``index`` in its shard's maps file, or None
+        when the shard saved none."""
+        if not hasattr(self, "_shard_of"):
+            self._shard_of = {it["index"]: sh["name"] for sh in self.shards
+                              for it in sh["items"]}
+        path = maps_path(self.args.out, self._shard_of.get(index, ""))
+        if index not in self._shard_of or not os.path.isfile(path):
+            return None
+        with np.load(path, allow_pickle=False) as z:
+            key, where = f"map_{method}", np.flatnonzero(z["index"] == index)
+            return z[key][where[0]] if key in z.files and len(where) else None
 
     def stats(self, cols, skipped, metas, missing):
         return {"images": len(np.unique(cols["index"])), "rows": len(cols["index"]),

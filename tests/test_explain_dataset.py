@@ -22,9 +22,9 @@ import explain_dataset as ed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # small budgets: IG 8 steps, SmoothGrad 4 samples, N_Ord M=5000, 28-px superpixels, 32
-# masked copies per image for LIME, KernelSHAP and RISE (lime's quickshift segments)
-# the test runs' budgets; the CAM layer is block6 (192 channels, where the default head has
-# 1,280), so that Score-CAM's row per channel keeps the runs short
+# masked copies per image for LIME, KernelSHAP and RISE (lime's quickshift segments), and
+# the CAM family on block6 (192 channels, where the default head has 1,280), so that
+# Score-CAM's row per channel keeps the runs short
 SMALL = ["--ig-steps", "8", "--sg-samples", "4", "--occlusion-size", "28", "--nord-m",
          "5000", "--curve-superpixel", "28", "--curve-step", "4", "--perturbation-samples",
          "32", "--gradcam-layer", "block6", "--no-progress"]
@@ -332,6 +332,30 @@ def test_propagation_and_cam_methods_are_mapped_and_scored_without_ray(sess):
 
 # ------------------------------------------------------------------ fast: pieces
 
+def test_gallery_reads_the_maps_the_shards_saved(tmp_path):
+    """The gallery's maps are those the shards saved (--save-maps, now or in an earlier
+    run), picked by item; an item whose shard saved none is computed by the probe model."""
+    from types import SimpleNamespace
+    job = ed.Job.__new__(ed.Job)
+    job.args = SimpleNamespace(out=str(tmp_path))
+    job.shards = [{"name": "a", "items": [{"index": 3}, {"index": 7}]},
+                  {"name": "b", "items": [{"index": 9}]}]
+    (tmp_path / "maps").mkdir()
+    maps = np.random.RandomState(0).normal(size=(2, 4, 4)).astype(np.float32)
+    np.savez(tmp_path / "maps" / "a.npz", index=np.array([3, 7]), map_ig=maps)
+    np.testing.assert_array_equal(job.maps_of("ig", [7, 3], np.zeros(2, np.int32)),
+                                  maps[[1, 0]])
+    assert job.saved_map("ig", 9) is None and job.saved_map("lime", 3) is None
+    computed = []
+    job._configured = True
+    job.probe = SimpleNamespace(attribute=lambda m, X, t, items: (
+        computed.append((m, [it["index"] for it in items])) or np.ones(X.shape), None))
+    job.images_of = lambda idx: np.zeros((len(idx), 4, 4, 3), np.float32)
+    job.inputs = SimpleNamespace(items=[{"index": 3}, {"index": 7}, {"index": 9}])
+    got = job.maps_of("ig", [3, 9], np.zeros(2, np.int32))
+    assert computed == [("ig", [3, 9])] and got.shape == (2, 4, 4)
+
+
 def test_mean_ci_is_the_student_t_interval():
     n, mean, lo, hi = dr.mean_ci([1.0, 2.0, 3.0, 4.0, np.nan])
     # t_{0.975, 3} = 3.182446; s = 1.290994; half = t s / 2
@@ -635,11 +659,12 @@ def test_killed_worker_and_resume_give_the_clean_table(clean_run, tmp_path):
     out2 = tmp_path / "out2"
     shards = sorted(os.listdir(os.path.join(out, "shards")))
     assert len(shards) == 3             # tabby/chelsea.png and the two .npz photos
-    os.makedirs(out2 / "shards")
-    for f in shards[:1]:
-        shutil.copy(os.path.join(out, "shards", f), out2 / "shards" / f)
+    for folder in ("shards", "maps"):         # a shard is done with its maps (--save-maps)
+        os.makedirs(out2 / folder)
+        for f in shards[:1]:
+            shutil.copy(os.path.join(out, folder, f), out2 / folder / f)
     marker = tmp_path / "crashed"
-    argv = [a for a in args if a != "--save-maps"]
+    argv = list(args)
     argv[argv.index("--out") + 1] = str(out2)
     r = run_cli(*argv, "--_crash-once", str(marker))
     assert r.returncode == 0, r.stderr[-3000:]
