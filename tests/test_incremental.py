@@ -76,7 +76,8 @@ def mobile_shaped(seed=2):
     return Model(x, logits, name="mobile_shaped")
 
 
-GRAPHS = {"vgg": (vgg_shaped, SIZE), "resnet": (resnet_shaped, SIZE), "mobile": (mobile_shaped, SIZE),
+GRAPHS = {"vgg": (vgg_shaped, SIZE), "resnet": (resnet_shaped, SIZE),
+          "mobile": (mobile_shaped, SIZE),
           "resnet48": (lambda: resnet_shaped(size=48), 48)}   # its Add windowed
 CASES = [  # (superpixel_size, stride, baseline): sizes that divide 24 and not, strides below
     (4, None, "black"), (5, None, "black"), (5, 3, "blur"), (7, 2, "one"), (3, None, "each")]
