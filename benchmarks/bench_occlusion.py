@@ -174,6 +174,23 @@ def report(results, layers, size):
     return "\n".join(lines) + "\n"
 
 
+def occlusion_section(models, size=8, rounds=2, plain=True):
+    """The Markdown of :func:`report` for ``models`` (names of :data:`GOALS`), measured now;
+    VGG16 (when among them) in one round, with its per-layer table."""
+    results, layers = {}, None
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in models:
+            sess, model, X = resnet18(tmp) if name == "resnet18" else graph_model(name)
+            ratios, ops = measure(name, sess, model, X, size,
+                                  1 if name == "vgg16_random" else rounds, plain)
+            results[name] = (dict(ratios), ops, (224 // size) ** 2)
+            if name == "vgg16_random":
+                with sess.graph.as_default():
+                    layers = per_layer(sess, model, X, ops, size)
+            sess.close()
+    return report(results, layers, size)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="+", default=list(GOALS), choices=list(GOALS))
@@ -182,18 +199,7 @@ def main(argv=None):
     p.add_argument("--no-plain", action="store_true", help="skip the plain path's rows")
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "occlusion.md"))
     args = p.parse_args(argv)
-    results, layers = {}, None
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in args.models:
-            sess, model, X = resnet18(tmp) if name == "resnet18" else graph_model(name)
-            rounds = 1 if name == "vgg16_random" else args.rounds
-            ratios, ops = measure(name, sess, model, X, args.size, rounds, not args.no_plain)
-            results[name] = (dict(ratios), ops, (224 // args.size) ** 2)
-            if name == "vgg16_random":
-                with sess.graph.as_default():
-                    layers = per_layer(sess, model, X, ops, args.size)
-            sess.close()
-    emit(report(results, layers, args.size), args.out)
+    emit(occlusion_section(args.models, args.size, args.rounds, not args.no_plain), args.out)
 
 
 if __name__ == "__main__":

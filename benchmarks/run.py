@@ -20,7 +20,7 @@ whole table on a tiny model (``tests/test_benchmarks.py``); nothing here asserts
 See benchmarks/README.md for how each figure is measured. This file runs the table; each
 figure's measurement lives in its own module: ``bench_common`` (settings, the timed
 session, raw rates, models, ``--before``), ``bench_speed``, ``bench_pair``,
-``bench_pair_methods``, ``bench_perturbation``, ``bench_vc``, ``bench_memory``,
+``bench_pair_methods``, ``bench_perturbation``, ``bench_occlusion``, ``bench_vc``, ``bench_memory``,
 ``bench_completeness``.
 """
 import argparse
@@ -158,6 +158,9 @@ def parse_args(argv=None):
                    help="measure hw3_vc.py --quick instead of the full run")
     p.add_argument("--no-perturbation", action="store_true",
                    help="skip the perturbation methods' rows (bench_perturbation.py)")
+    p.add_argument("--no-occlusion", action="store_true",
+                   help="skip incremental occlusion's rows and VGG16's per-layer table "
+                        "(bench_occlusion.py; the table needs --vgg16)")
     p.add_argument("--no-completeness", action="store_true",
                    help="skip the completeness table (issue 8)")
     p.add_argument("--completeness-images", type=int, default=None,
@@ -236,6 +239,11 @@ def main(argv=None):
     t_start, cleanup = time.time(), []
     for name in ["efficientnet_lite0"] + (["vgg16_random"] if args.vgg16 else []):
         lines += model_section(name, args, s, before, cleanup)
+    if not args.no_occlusion:
+        from bench_occlusion import occlusion_section
+        log("=== occlusion (issue 24) ===")
+        models = ["efficientnet_lite0", "resnet18"] + (["vgg16_random"] if args.vgg16 else [])
+        lines += ["## " + occlusion_section(models, rounds=s.rounds).lstrip("# "), ""]
     for folder in cleanup:
         shutil.rmtree(folder, ignore_errors=True)
     lines.append(f"Total benchmark time: {(time.time() - t_start) / 60:.1f} min.")
