@@ -2292,9 +2292,14 @@ def weigh(rows, back, weights):
 
 def draw_noise(seeds, shape, dtype):
     """Unit Gaussian noise ``[S, ...]`` of one input's ``shape``: one
-    ``tf.random.stateless_normal`` per seed pair of ``seeds`` ``[S, 2]`` (none for S = 0)."""
-    return tf.map_fn(lambda s: tf.random.stateless_normal(shape, seed=s, dtype=dtype),
-                     seeds, fn_output_signature=dtype)
+    ``tf.random.stateless_normal`` per seed pair of ``seeds`` ``[S, 2]`` (none for S = 0:
+    an empty map_fn cannot stack when the graph does not know the input's size)."""
+    def draw():
+        return tf.map_fn(lambda s: tf.random.stateless_normal(shape, seed=s, dtype=dtype),
+                         seeds, fn_output_signature=dtype)
+
+    return tf.cond(tf.shape(seeds)[0] > 0, draw,
+                   lambda: tf.zeros(tf.concat([[0], shape], 0), dtype))
 
 
 def unit_noise(fed, drawn, noise_of):

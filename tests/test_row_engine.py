@@ -372,3 +372,30 @@ def test_adaptive_kink_correction_is_exact_for_one_kink():
         Kink(), np.array([0.0]), np.array([1.0]))
     np.testing.assert_allclose(Kink.X * mean_grad, [[4 / 7, 3 / 7]], atol=1e-6)
     assert info["uncorrected_error"][0] > 1e-3
+
+
+def test_a_model_of_unknown_image_size(sess):
+    """A fully convolutional model on ``[None, None, None, 3]``: the row engine's methods
+    (IG, SmoothGrad, Occlusion, also with incremental=True, which has no window to plan
+    without the map's size) give the maps of the same graph on a placeholder of known size
+    (the rows without noise used to fail: an empty map_fn of noise cannot stack an unknown
+    shape)."""
+    k = tf.constant(RNG.normal(0, 0.3, (3, 3, 3, 4)).astype(np.float32))
+    wd = tf.constant(RNG.normal(0, 1.0, (4, 3)).astype(np.float32))
+
+    def model(shape):
+        x = tf1.placeholder(tf.float32, shape)
+        feat = tf.reduce_mean(tf.nn.relu(tf.nn.conv2d(x / 255.0 - 0.5, k, 1, "SAME")), [1, 2])
+        return x, tf.matmul(feat, wd)
+
+    X = images(2)
+    maps = []
+    for shape in ([None, None, None, 3], [None, 16, 16, 3]):
+        x, out = model(shape)
+        maps.append([A.IntegratedGrad(sess, x, out, 1, progress=False)(X, num_steps=4),
+                     A.SmoothGrad(sess, x, out, 1, progress=False)(X, samples=3),
+                     A.Occlusion(sess, x, out, 1, progress=False)(X, superpixel_size=4,
+                                                                  incremental=True)])
+    for got, want in zip(*maps):
+        assert np.abs(want).max() > 0
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6 * np.abs(want).max())
