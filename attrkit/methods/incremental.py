@@ -27,7 +27,8 @@ caches, then one run per chunk of at most ``batch_size`` patches.
 import numpy as np
 import tensorflow as tf
 
-from hw3_attribution import _ops_between, cached_ops, copy_ops, descendants, tqdm
+from hw3_attribution import (_ops_between, cached_ops, chunk_slices, copy_ops,
+                             descendants, tqdm)
 
 tf1 = tf.compat.v1
 
@@ -341,21 +342,23 @@ class IncrementalOps:
         n, P = len(X), len(corners)
         out = np.empty((n, P), np.float32)
         H, W, C = X.shape[1:]
+        chunks = [(sl, {g.index: g.feed(*corners[sl].T) for g in self.gathers})
+                  for sl in chunk_slices(P, batch_size)]        # the same for every image
         with tqdm(total=n * P, desc=desc, unit="row", leave=False,
                   disable=(not runner.progress) or n * P <= batch_size) as bar:
             for k in range(n):
                 values = runner.run(fetch, {self.x: X[k:k + 1]})
                 feed = {self.caches[name]: v.reshape(-1, v.shape[-1])
                         for name, v in zip(names, values)}
-                base = (np.zeros((H * W, C), np.float32) if baselines is None
-                        else baselines[k if len(baselines) > 1 else 0].reshape(H * W, C))
-                feed[self.baseline] = base
-                for start in range(0, P, batch_size):
-                    i, j = corners[start:start + batch_size].T
-                    feed.update({g.index: g.feed(i, j) for g in self.gathers})
-                    feed[self.target] = np.full(len(i), targets[k], np.int32)
-                    out[k, start:start + len(i)] = runner.run(self.score, feed)
-                    bar.update(len(i))
+                feed[self.baseline] = (np.zeros((H * W, C), np.float32) if baselines is None
+                                       else baselines[min(k, len(baselines) - 1)]
+                                       .reshape(H * W, C))
+                for sl, index in chunks:
+                    rows = sl.stop - sl.start
+                    feed.update(index)
+                    feed[self.target] = np.full(rows, targets[k], np.int32)
+                    out[k, sl] = runner.run(self.score, feed)
+                    bar.update(rows)
         return out
 
 
